@@ -1,0 +1,397 @@
+/*
+ * Admin verbs over the HTTP API; see cli.h.
+ */
+#include "cli/cli.h"
+#include "core/util.h"
+
+#include <curl/curl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct api {
+	const char *gateway;
+	char *token;
+	bool json;
+} api;
+
+typedef struct body {
+	char *p;
+	size_t n;
+} body;
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	body *b = ud;
+	size_t n = size * nmemb;
+	if (b->n + n > (64u << 20))
+		return 0;
+	b->p = gw_xrealloc(b->p, b->n + n + 1);
+	memcpy(b->p + b->n, ptr, n);
+	b->n += n;
+	b->p[b->n] = 0;
+	return n;
+}
+
+static char *read_token_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "pgmoat: cannot read token file %s\n", path);
+		return NULL;
+	}
+	char buf[20000];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = 0;
+	return gw_xstrdup(buf);
+}
+
+/*
+ * Parse the options every API verb shares; removes them from argv.
+ * Returns 0, or 2 on a usage error.
+ */
+static int api_init(api *a, int *argc, char **argv)
+{
+	memset(a, 0, sizeof(*a));
+	a->gateway = getenv("PGMOAT_GATEWAY");
+	if (!a->gateway || !*a->gateway)
+		a->gateway = "http://127.0.0.1:8080";
+	const char *tf = NULL;
+	int out = 0;
+	for (int i = 0; i < *argc; i++) {
+		if ((!strcmp(argv[i], "--gateway") || !strcmp(argv[i], "--token-file")) && i + 1 < *argc) {
+			if (argv[i][2] == 'g')
+				a->gateway = argv[i + 1];
+			else
+				tf = argv[i + 1];
+			i++;
+			continue;
+		}
+		if (!strncmp(argv[i], "--gateway=", 10)) {
+			a->gateway = argv[i] + 10;
+			continue;
+		}
+		if (!strncmp(argv[i], "--token-file=", 13)) {
+			tf = argv[i] + 13;
+			continue;
+		}
+		if (!strcmp(argv[i], "--json")) {
+			a->json = true;
+			continue;
+		}
+		argv[out++] = argv[i];
+	}
+	*argc = out;
+	argv[out] = NULL;
+	if (tf) {
+		a->token = read_token_file(tf);
+		if (!a->token)
+			return 1;
+	} else if (getenv("PGMOAT_TOKEN") && *getenv("PGMOAT_TOKEN")) {
+		a->token = gw_xstrdup(getenv("PGMOAT_TOKEN"));
+	}
+	return 0;
+}
+
+static void api_free(api *a)
+{
+	if (a->token) {
+		memset(a->token, 0, strlen(a->token));
+		free(a->token);
+	}
+}
+
+/* Call the API. Returns the parsed JSON (or NULL on failure, message printed). */
+static json_t *call(api *a, const char *method, const char *path, json_t *in, long *status)
+{
+	CURL *c = curl_easy_init();
+	if (!c) {
+		fprintf(stderr, "pgmoat: cannot initialise libcurl\n");
+		return NULL;
+	}
+	char *url = gw_xasprintf("%s%s", a->gateway, path);
+	body b = {0};
+	struct curl_slist *h = NULL;
+	char *auth = NULL, *data = NULL;
+	if (a->token) {
+		auth = gw_xasprintf("Authorization: Bearer %s", a->token);
+		h = curl_slist_append(h, auth);
+	}
+	h = curl_slist_append(h, "Content-Type: application/json");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (in) {
+		data = json_dumps(in, JSON_COMPACT);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, data);
+	}
+	CURLcode rc = curl_easy_perform(c);
+	json_t *out = NULL;
+	*status = 0;
+	if (rc != CURLE_OK) {
+		fprintf(stderr, "pgmoat: cannot reach the gateway at %s: %s\n  (is `pgmoat serve` running? set --gateway or PGMOAT_GATEWAY)\n",
+			a->gateway, curl_easy_strerror(rc));
+	} else {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+		json_error_t je;
+		out = b.p ? json_loads(b.p, 0, &je) : NULL;
+		if (!out)
+			fprintf(stderr, "pgmoat: the gateway answered %ld with no JSON\n", *status);
+		else if (*status >= 400) {
+			const char *e = json_string_value(json_object_get(out, "error"));
+			fprintf(stderr, "pgmoat: %s\n", e ? e : "request failed");
+			json_decref(out);
+			out = NULL;
+		}
+	}
+	if (auth) {
+		memset(auth, 0, strlen(auth));
+		free(auth);
+	}
+	free(data);
+	free(b.p);
+	free(url);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return out;
+}
+
+static void print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2));
+	puts(s);
+	free(s);
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (json_is_null(v) || !v)
+		return "-";
+	return json_is_true(v) ? "yes" : json_is_false(v) ? "no" : "?";
+}
+
+static int finish(api *a, json_t *j)
+{
+	api_free(a);
+	if (!j)
+		return 1;
+	json_decref(j);
+	return 0;
+}
+
+static int usage_identity(void)
+{
+	fprintf(stderr,
+		"usage: pgmoat identity add NAME [--kind agent|human|relay] [--group G]...\n"
+		"       pgmoat identity list [--json]\n"
+		"       pgmoat identity disable NAME | enable NAME\n"
+		"common options: --gateway URL (PGMOAT_GATEWAY), --token-file F (PGMOAT_TOKEN)\n");
+	return 2;
+}
+
+int gw_cli_identity(int argc, char **argv)
+{
+	api a;
+	int rc = api_init(&a, &argc, argv);
+	if (rc)
+		return rc;
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		api_free(&a);
+		return argc >= 2 ? (usage_identity(), 0) : usage_identity();
+	}
+	long st;
+	const char *verb = argv[1];
+	if (!strcmp(verb, "list")) {
+		json_t *j = call(&a, "GET", "/v1/identities", NULL, &st);
+		if (j && a.json)
+			print_json(j);
+		else if (j) {
+			printf("%-32s %-6s %-30s %s\n", "NAME", "KIND", "GROUPS", "DISABLED");
+			size_t i;
+			json_t *o;
+			json_array_foreach(j, i, o) {
+				char groups[512] = "";
+				size_t k;
+				json_t *g;
+				json_array_foreach(json_object_get(o, "groups"), k, g) {
+					if (k)
+						strncat(groups, ",", sizeof(groups) - strlen(groups) - 1);
+					strncat(groups, json_string_value(g), sizeof(groups) - strlen(groups) - 1);
+				}
+				printf("%-32s %-6s %-30s %s\n", jstr(o, "name"), jstr(o, "kind"), *groups ? groups : "-", jstr(o, "disabled"));
+			}
+		}
+		return finish(&a, j);
+	}
+	if (!strcmp(verb, "add")) {
+		if (argc < 3 || argv[2][0] == '-') {
+			api_free(&a);
+			return usage_identity();
+		}
+		const char *kind = "agent";
+		json_t *groups = json_array();
+		for (int i = 3; i < argc; i++) {
+			if (!strcmp(argv[i], "--kind") && i + 1 < argc)
+				kind = argv[++i];
+			else if (!strcmp(argv[i], "--group") && i + 1 < argc)
+				json_array_append_new(groups, json_string(argv[++i]));
+			else {
+				json_decref(groups);
+				api_free(&a);
+				return usage_identity();
+			}
+		}
+		json_t *in = json_pack("{s:s,s:s,s:o}", "name", argv[2], "kind", kind, "groups", groups);
+		json_t *j = call(&a, "POST", "/v1/identities", in, &st);
+		json_decref(in);
+		if (j && a.json)
+			print_json(j);
+		else if (j)
+			printf("identity %s added (kind %s)\n", jstr(j, "name"), jstr(j, "kind"));
+		return finish(&a, j);
+	}
+	if ((!strcmp(verb, "disable") || !strcmp(verb, "enable")) && argc == 3) {
+		char *path = gw_xasprintf("/v1/identities/%s/%s", argv[2], verb);
+		json_t *j = call(&a, "POST", path, NULL, &st);
+		free(path);
+		if (j)
+			printf("identity %s %sd%s\n", argv[2], verb,
+				json_integer_value(json_object_get(j, "sessions_ended")) ? "; its live sessions were ended" : "");
+		return finish(&a, j);
+	}
+	api_free(&a);
+	return usage_identity();
+}
+
+static int usage_token(void)
+{
+	fprintf(stderr,
+		"usage: pgmoat token issue IDENTITY [--ttl 24h]   (prints the token once, on stdout)\n"
+		"       pgmoat token list [--json]\n"
+		"       pgmoat token revoke ID\n"
+		"common options: --gateway URL (PGMOAT_GATEWAY), --token-file F (PGMOAT_TOKEN)\n");
+	return 2;
+}
+
+int gw_cli_token(int argc, char **argv)
+{
+	api a;
+	int rc = api_init(&a, &argc, argv);
+	if (rc)
+		return rc;
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		api_free(&a);
+		return argc >= 2 ? (usage_token(), 0) : usage_token();
+	}
+	long st;
+	const char *verb = argv[1];
+	if (!strcmp(verb, "issue") && argc >= 3) {
+		const char *ttl = NULL;
+		for (int i = 3; i < argc; i++) {
+			if (!strcmp(argv[i], "--ttl") && i + 1 < argc)
+				ttl = argv[++i];
+			else {
+				api_free(&a);
+				return usage_token();
+			}
+		}
+		json_t *in = json_pack("{s:s,s:s}", "identity", argv[2], "ttl", ttl ? ttl : "");
+		json_t *j = call(&a, "POST", "/v1/tokens", in, &st);
+		json_decref(in);
+		if (j && a.json)
+			print_json(j);
+		else if (j) {
+			printf("%s\n", jstr(j, "token"));
+			fprintf(stderr, "token %s for %s issued (expires: %s); it is shown only once\n", jstr(j, "id"),
+				jstr(j, "identity"), jstr(j, "expires_at"));
+		}
+		return finish(&a, j);
+	}
+	if (!strcmp(verb, "list") && argc == 2) {
+		json_t *j = call(&a, "GET", "/v1/tokens", NULL, &st);
+		if (j && a.json)
+			print_json(j);
+		else if (j) {
+			printf("%-14s %-28s %-28s %-28s %s\n", "ID", "IDENTITY", "CREATED", "EXPIRES", "ACTIVE");
+			size_t i;
+			json_t *o;
+			json_array_foreach(j, i, o)
+				printf("%-14s %-28s %-28s %-28s %s\n", jstr(o, "id"), jstr(o, "identity"), jstr(o, "created_at"),
+					jstr(o, "expires_at"), jstr(o, "active"));
+		}
+		return finish(&a, j);
+	}
+	if (!strcmp(verb, "revoke") && argc == 3) {
+		char *path = gw_xasprintf("/v1/tokens/%s", argv[2]);
+		json_t *j = call(&a, "DELETE", path, NULL, &st);
+		free(path);
+		if (j)
+			printf("token %s revoked; %lld live session(s) ended\n", argv[2],
+				(long long)json_integer_value(json_object_get(j, "sessions_ended")));
+		return finish(&a, j);
+	}
+	api_free(&a);
+	return usage_token();
+}
+
+int gw_cli_sessions(int argc, char **argv)
+{
+	api a;
+	int rc = api_init(&a, &argc, argv);
+	if (rc)
+		return rc;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--active"))
+			continue; /* every listed session is live */
+		api_free(&a);
+		fprintf(stderr, "usage: pgmoat sessions [--active] [--json] [--gateway URL] [--token-file F]\n");
+		return (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) ? 0 : 2;
+	}
+	long st;
+	json_t *j = call(&a, "GET", "/v1/sessions", NULL, &st);
+	if (j && a.json)
+		print_json(j);
+	else if (j) {
+		printf("%-36s %-20s %-16s %-15s %-8s %-7s %10s %s\n", "ID", "IDENTITY", "CONNECTION", "CLIENT", "TLS",
+			"STATE", "STATEMENTS", "STARTED");
+		size_t i;
+		json_t *o;
+		json_array_foreach(j, i, o)
+			printf("%-36s %-20s %-16s %-15s %-8s %-7s %10lld %s\n", jstr(o, "id"), jstr(o, "identity"),
+				jstr(o, "connection"), jstr(o, "client_addr"), jstr(o, "tls"), jstr(o, "state"),
+				(long long)json_integer_value(json_object_get(o, "statements")), jstr(o, "started_at"));
+	}
+	return finish(&a, j);
+}
+
+int gw_cli_kill(int argc, char **argv)
+{
+	api a;
+	int rc = api_init(&a, &argc, argv);
+	if (rc)
+		return rc;
+	if (argc != 2 || argv[1][0] == '-') {
+		api_free(&a);
+		fprintf(stderr, "usage: pgmoat kill SESSION_ID [--gateway URL] [--token-file F]\n");
+		return argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
+	}
+	long st;
+	char *path = gw_xasprintf("/v1/sessions/%s", argv[1]);
+	json_t *j = call(&a, "DELETE", path, NULL, &st);
+	free(path);
+	if (j)
+		printf("session %s ended\n", argv[1]);
+	return finish(&a, j);
+}

@@ -1,0 +1,17 @@
+/*
+ * CLI: the admin and agent verbs (`identity`, `token`, `sessions`, `kill`)
+ * as clients of a running gateway's HTTP API.
+ *
+ * Owns: option parsing for those verbs, the bearer token lookup
+ * (--token-file, PGMOAT_TOKEN), HTTP calls (libcurl) and printing results as
+ * tables or JSON. Exit codes: 0 ok, 1 refused/failed, 2 usage.
+ */
+#ifndef GW_CLI_CLI_H
+#define GW_CLI_CLI_H
+
+int gw_cli_identity(int argc, char **argv);
+int gw_cli_token(int argc, char **argv);
+int gw_cli_sessions(int argc, char **argv);
+int gw_cli_kill(int argc, char **argv);
+
+#endif

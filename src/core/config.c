@@ -1,0 +1,566 @@
+/*
+ * pgmoat.yaml → gw_config.
+ *
+ * The YAML document is loaded whole with libyaml (it keeps line numbers), then
+ * walked section by section through keyword tables: each table lists the keys a
+ * mapping may hold and how to parse each one into the config struct. A key
+ * that is in no table is an error, and every error names file:line.
+ */
+#include "core/config.h"
+#include "core/util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+typedef struct cfg_ctx {
+	yaml_document_t doc;
+	const char *file;
+	char *errors;
+	size_t errlen;
+	int nerr;
+} cfg_ctx;
+
+typedef void (*kw_fn)(cfg_ctx *, yaml_node_t *, void *dst, const char *key);
+
+typedef struct cfg_kw {
+	const char *name;
+	kw_fn parse;
+	size_t off;
+} cfg_kw;
+
+__attribute__((format(printf, 3, 4))) static void cfg_err(cfg_ctx *c, yaml_node_t *n, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	char line[700];
+	int len = snprintf(line, sizeof(line), "%s:%lu: %s\n", c->file, n ? (unsigned long)n->start_mark.line + 1 : 0ul, msg);
+	if (len < 0)
+		return;
+	c->errors = gw_xrealloc(c->errors, c->errlen + (size_t)len + 1);
+	memcpy(c->errors + c->errlen, line, (size_t)len + 1);
+	c->errlen += (size_t)len;
+	c->nerr++;
+}
+
+static yaml_node_t *node_at(cfg_ctx *c, int idx) { return yaml_document_get_node(&c->doc, idx); }
+
+static const char *scalar(cfg_ctx *c, yaml_node_t *n, const char *key)
+{
+	if (!n || n->type != YAML_SCALAR_NODE) {
+		cfg_err(c, n, "%s: expected a single value", key);
+		return NULL;
+	}
+	return (const char *)n->data.scalar.value;
+}
+
+/* Walk a mapping against a keyword table. */
+static void walk(cfg_ctx *c, yaml_node_t *map, const cfg_kw *kws, size_t nkw, void *dst, const char *section)
+{
+	if (!map || map->type != YAML_MAPPING_NODE) {
+		cfg_err(c, map, "%s: expected a mapping of keys", section);
+		return;
+	}
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = node_at(c, p->key), *v = node_at(c, p->value);
+		if (!k || k->type != YAML_SCALAR_NODE) {
+			cfg_err(c, k, "%s: keys must be plain names", section);
+			continue;
+		}
+		const char *name = (const char *)k->data.scalar.value;
+		bool seen = false;
+		for (size_t i = 0; i < nkw; i++) {
+			if (!strcmp(kws[i].name, name)) {
+				char full[128];
+				snprintf(full, sizeof(full), "%s%s%s", section, *section ? "." : "", name);
+				kws[i].parse(c, v, (char *)dst + kws[i].off, full);
+				seen = true;
+				break;
+			}
+		}
+		if (!seen) {
+			char known[512] = "";
+			for (size_t i = 0; i < nkw; i++) {
+				strncat(known, i ? ", " : "", sizeof(known) - strlen(known) - 1);
+				strncat(known, kws[i].name, sizeof(known) - strlen(known) - 1);
+			}
+			cfg_err(c, k, "unknown key '%s%s%s' (known here: %s)", section, *section ? "." : "", name, known);
+		}
+	}
+}
+
+static void kw_str(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	char **out = dst;
+	free(*out);
+	*out = gw_xstrdup(s);
+}
+
+static void kw_bool(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	bool *out = dst;
+	if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on"))
+		*out = true;
+	else if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off"))
+		*out = false;
+	else
+		cfg_err(c, n, "%s: expected true or false, got '%s'", key, s);
+}
+
+static void kw_int(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < 0 || v > 1000000000) {
+		cfg_err(c, n, "%s: expected a whole number, got '%s'", key, s);
+		return;
+	}
+	*(int *)dst = (int)v;
+}
+
+static void kw_size(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	unsigned long long mult = 1;
+	if (!strcmp(end, "kB") || !strcmp(end, "KiB") || !strcmp(end, "k"))
+		mult = 1024;
+	else if (!strcmp(end, "MB") || !strcmp(end, "MiB") || !strcmp(end, "M"))
+		mult = 1024 * 1024;
+	else if (!strcmp(end, "GB") || !strcmp(end, "GiB") || !strcmp(end, "G"))
+		mult = 1024ull * 1024 * 1024;
+	else if (*end)
+		mult = 0;
+	if (end == s || mult == 0 || v == 0 || v > (1ull << 40) / mult) {
+		cfg_err(c, n, "%s: expected a size such as 16kB, 64MB or 1GB, got '%s'", key, s);
+		return;
+	}
+	*(size_t *)dst = (size_t)(v * mult);
+}
+
+static void kw_duration(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	if (!gw_parse_duration(s, dst))
+		cfg_err(c, n, "%s: expected a duration such as 30s, 15m, 2h or 7d, got '%s'", key, s);
+}
+
+static char *read_small_file(const char *path, char *why, size_t whylen)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	char *buf = gw_xmalloc(65537);
+	size_t n = fread(buf, 1, 65536, f);
+	fclose(f);
+	buf[n] = 0;
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = 0;
+	return buf;
+}
+
+/* A secret: env:VAR or file:PATH, never inline. */
+static void kw_secret(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	char **out = dst;
+	if (!strncmp(s, "env:", 4)) {
+		const char *v = getenv(s + 4);
+		if (!v || !*v) {
+			cfg_err(c, n, "%s: environment variable %s is not set", key, s + 4);
+			return;
+		}
+		free(*out);
+		*out = gw_xstrdup(v);
+	} else if (!strncmp(s, "file:", 5)) {
+		char why[300];
+		char *v = read_small_file(s + 5, why, sizeof(why));
+		if (!v) {
+			cfg_err(c, n, "%s: %s", key, why);
+			return;
+		}
+		free(*out);
+		*out = v;
+	} else {
+		cfg_err(c, n, "%s: secrets are never written inline; use env:VARIABLE or file:PATH", key);
+	}
+}
+
+/* A file that is not secret: file:PATH or a plain path. */
+static void kw_path(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	if (!strncmp(s, "file:", 5))
+		s += 5;
+	else if (!strncmp(s, "env:", 4)) {
+		cfg_err(c, n, "%s: expected a path (file:PATH or PATH)", key);
+		return;
+	}
+	char **out = dst;
+	free(*out);
+	*out = gw_xstrdup(s);
+}
+
+typedef struct hostport {
+	char host[256];
+	int port;
+} hostport;
+
+static void parse_hostport(cfg_ctx *c, yaml_node_t *n, char *host, int *port, const char *key)
+{
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	if (!gw_split_hostport(s, host, 256, port))
+		cfg_err(c, n, "%s: expected HOST:PORT, got '%s'", key, s);
+}
+
+static void kw_listen_pg(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_config *cfg = dst;
+	parse_hostport(c, n, cfg->pg_host, &cfg->pg_port, key);
+}
+
+static void kw_listen_http(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_config *cfg = dst;
+	parse_hostport(c, n, cfg->http_host, &cfg->http_port, key);
+}
+
+static void kw_not_yet(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	cfg_err(c, n, "%s: not supported by this version of pgmoat (see README, \"Status\"); remove it", key);
+}
+
+static const cfg_kw listen_kws[] = {
+	{"postgres", kw_listen_pg, 0},
+	{"http", kw_listen_http, 0},
+	{"relay", kw_not_yet, 0},
+};
+
+static void kw_listen(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	walk(c, n, listen_kws, GW_ARRAY_LEN(listen_kws), dst, key);
+}
+
+static const cfg_kw tls_kws[] = {
+	{"cert", kw_path, offsetof(gw_config, tls_cert)},
+	{"key", kw_secret, offsetof(gw_config, tls_key)},
+	{"client_ca", kw_not_yet, 0},
+	{"crl", kw_not_yet, 0},
+	{"allow_plaintext_loopback", kw_bool, offsetof(gw_config, allow_plaintext_loopback)},
+};
+
+static void kw_tls(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	walk(c, n, tls_kws, GW_ARRAY_LEN(tls_kws), dst, key);
+}
+
+static const cfg_kw identity_kws[] = {
+	{"tokens", kw_bool, offsetof(gw_config, identity_tokens)},
+	{"oidc", kw_not_yet, 0},
+	{"mtls", kw_not_yet, 0},
+	{"session_follows_token_expiry", kw_not_yet, 0},
+};
+
+static void kw_identity(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	walk(c, n, identity_kws, GW_ARRAY_LEN(identity_kws), dst, key);
+}
+
+static void kw_str_list(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_config *cfg = dst;
+	if (!n || n->type != YAML_SEQUENCE_NODE) {
+		cfg_err(c, n, "%s: expected a list, such as [group:dba, identity:alice]", key);
+		return;
+	}
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		yaml_node_t *v = node_at(c, *it);
+		const char *s = scalar(c, v, key);
+		if (!s)
+			continue;
+		if (strncmp(s, "group:", 6) && strncmp(s, "identity:", 9)) {
+			cfg_err(c, v, "%s: '%s' must be group:NAME or identity:NAME", key, s);
+			continue;
+		}
+		cfg->admins = gw_xrealloc(cfg->admins, (cfg->n_admins + 1) * sizeof(char *));
+		cfg->admins[cfg->n_admins++] = gw_xstrdup(s);
+	}
+}
+
+static void kw_state(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_config *cfg = dst;
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	if (!strncmp(s, "sqlite:", 7) && s[7]) {
+		free(cfg->state);
+		free(cfg->state_path);
+		cfg->state = gw_xstrdup(s);
+		cfg->state_path = gw_xstrdup(s + 7);
+	} else if (!strncmp(s, "postgresql://", 13) || !strncmp(s, "postgres://", 11)) {
+		cfg_err(c, n, "%s: a PostgreSQL state store is not supported by this version; use sqlite:PATH", key);
+	} else {
+		cfg_err(c, n, "%s: expected sqlite:PATH, got '%s'", key, s);
+	}
+}
+
+static void kw_sslmode(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	static const char *const modes[] = {"disable", "prefer", "require", "verify-ca", "verify-full"};
+	for (int i = 0; i < 5; i++)
+		if (!strcmp(s, modes[i])) {
+			*(enum gw_sslmode *)dst = (enum gw_sslmode)i;
+			return;
+		}
+	cfg_err(c, n, "%s: expected disable, prefer, require, verify-ca or verify-full, got '%s'", key, s);
+}
+
+static const cfg_kw pool_kws[] = {
+	{"size", kw_int, offsetof(gw_conn_cfg, pool_size)},
+};
+
+static void kw_pool(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	walk(c, n, pool_kws, GW_ARRAY_LEN(pool_kws), dst, key);
+}
+
+static const cfg_kw conn_kws[] = {
+	{"name", kw_str, offsetof(gw_conn_cfg, name)},
+	{"host", kw_str, offsetof(gw_conn_cfg, host)},
+	{"port", kw_int, offsetof(gw_conn_cfg, port)},
+	{"database", kw_str, offsetof(gw_conn_cfg, database)},
+	{"user", kw_str, offsetof(gw_conn_cfg, user)},
+	{"password", kw_secret, offsetof(gw_conn_cfg, password)},
+	{"sslmode", kw_sslmode, offsetof(gw_conn_cfg, sslmode)},
+	{"sslrootcert", kw_path, offsetof(gw_conn_cfg, sslrootcert)},
+	{"pool", kw_pool, 0},
+	{"relay", kw_not_yet, 0},
+	{"target", kw_not_yet, 0},
+};
+
+static void kw_connections(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_config *cfg = dst;
+	if (!n || n->type != YAML_SEQUENCE_NODE) {
+		cfg_err(c, n, "%s: expected a list of connections", key);
+		return;
+	}
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		yaml_node_t *v = node_at(c, *it);
+		cfg->conns = gw_xrealloc(cfg->conns, (cfg->n_conns + 1) * sizeof(gw_conn_cfg));
+		gw_conn_cfg *cc = &cfg->conns[cfg->n_conns++];
+		memset(cc, 0, sizeof(*cc));
+		cc->port = 5432;
+		cc->sslmode = GW_SSL_PREFER;
+		cc->pool_size = 20;
+		cc->line = v ? (int)v->start_mark.line + 1 : 0;
+		walk(c, v, conn_kws, GW_ARRAY_LEN(conn_kws), cc, key);
+		if (!cc->name || !*cc->name)
+			cfg_err(c, v, "%s: every connection needs a name", key);
+		else {
+			for (const char *p = cc->name; *p; p++)
+				if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
+					cfg_err(c, v, "%s: connection name '%s' may use letters, digits, '-', '_' and '.' only", key, cc->name);
+					break;
+				}
+			for (size_t i = 0; i + 1 < cfg->n_conns; i++)
+				if (cfg->conns[i].name && !strcmp(cfg->conns[i].name, cc->name))
+					cfg_err(c, v, "%s: connection '%s' is defined twice", key, cc->name);
+		}
+		if (!cc->host)
+			cfg_err(c, v, "%s: connection '%s' needs a host", key, cc->name ? cc->name : "?");
+		if (!cc->database)
+			cfg_err(c, v, "%s: connection '%s' needs a database", key, cc->name ? cc->name : "?");
+		if (!cc->user)
+			cfg_err(c, v, "%s: connection '%s' needs a user (the registered upstream role)", key, cc->name ? cc->name : "?");
+		if (cc->port < 1 || cc->port > 65535)
+			cfg_err(c, v, "%s: port must be 1-65535", key);
+		if (cc->pool_size < 1 || cc->pool_size > 10000)
+			cfg_err(c, v, "%s: pool.size must be 1-10000", key);
+		if ((cc->sslmode == GW_SSL_VERIFY_CA || cc->sslmode == GW_SSL_VERIFY_FULL) && !cc->sslrootcert)
+			cfg_err(c, v, "%s: sslmode %s needs sslrootcert: file:CA.pem", key, gw_sslmode_str(cc->sslmode));
+	}
+}
+
+static const cfg_kw limits_kws[] = {
+	{"max_message_size", kw_size, offsetof(gw_config, max_message_size)},
+	{"max_startup_size", kw_size, offsetof(gw_config, max_startup_size)},
+	{"auth_timeout", kw_duration, offsetof(gw_config, auth_timeout_us)},
+	{"pool_wait_timeout", kw_duration, offsetof(gw_config, pool_wait_timeout_us)},
+	{"connect_timeout", kw_duration, offsetof(gw_config, connect_timeout_us)},
+	{"max_clients", kw_int, offsetof(gw_config, max_clients)},
+	{"auth_failures_per_minute", kw_int, offsetof(gw_config, auth_failures_per_minute)},
+	{"workers", kw_int, offsetof(gw_config, workers)},
+};
+
+static void kw_limits(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	walk(c, n, limits_kws, GW_ARRAY_LEN(limits_kws), dst, key);
+}
+
+static void kw_log_level(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	int l = -1;
+	if (!strcmp(s, "debug")) l = 0;
+	else if (!strcmp(s, "info")) l = 1;
+	else if (!strcmp(s, "warn")) l = 2;
+	else if (!strcmp(s, "error")) l = 3;
+	if (l < 0)
+		cfg_err(c, n, "%s: expected debug, info, warn or error", key);
+	else
+		*(int *)dst = l;
+}
+
+static const cfg_kw top_kws[] = {
+	{"listen", kw_listen, 0},
+	{"tls", kw_tls, 0},
+	{"state", kw_state, 0},
+	{"admin_token", kw_secret, offsetof(gw_config, admin_token)},
+	{"admins", kw_str_list, 0},
+	{"identity", kw_identity, 0},
+	{"connections", kw_connections, 0},
+	{"limits", kw_limits, 0},
+	{"log_level", kw_log_level, offsetof(gw_config, log_level)},
+	{"policies", kw_not_yet, 0},
+	{"masking", kw_not_yet, 0},
+	{"audit", kw_not_yet, 0},
+	{"notify", kw_not_yet, 0},
+};
+
+const char *gw_sslmode_str(enum gw_sslmode m)
+{
+	static const char *const modes[] = {"disable", "prefer", "require", "verify-ca", "verify-full"};
+	return modes[m];
+}
+
+gw_config *gw_config_load(const char *file, char **errors)
+{
+	*errors = NULL;
+	cfg_ctx c = {.file = file};
+	FILE *f = fopen(file, "rb");
+	if (!f) {
+		*errors = gw_xasprintf("%s: cannot open: %s\n", file, strerror(errno));
+		return NULL;
+	}
+	yaml_parser_t parser;
+	yaml_parser_initialize(&parser);
+	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_load(&parser, &c.doc)) {
+		*errors = gw_xasprintf("%s:%lu: YAML syntax error: %s\n", file,
+			(unsigned long)parser.problem_mark.line + 1, parser.problem ? parser.problem : "unknown");
+		yaml_parser_delete(&parser);
+		fclose(f);
+		return NULL;
+	}
+	yaml_parser_delete(&parser);
+	fclose(f);
+
+	gw_config *cfg = gw_xcalloc(1, sizeof(*cfg));
+	cfg->path = gw_xstrdup(file);
+	snprintf(cfg->pg_host, sizeof(cfg->pg_host), "0.0.0.0");
+	cfg->pg_port = 6432;
+	snprintf(cfg->http_host, sizeof(cfg->http_host), "127.0.0.1");
+	cfg->http_port = 8080;
+	cfg->identity_tokens = true;
+	cfg->max_message_size = 1024ul * 1024 * 1024;
+	cfg->max_startup_size = 10000;
+	cfg->auth_timeout_us = 10 * 1000000ull;
+	cfg->pool_wait_timeout_us = 30 * 1000000ull;
+	cfg->connect_timeout_us = 10 * 1000000ull;
+	cfg->max_clients = 10000;
+	cfg->auth_failures_per_minute = 20;
+	cfg->log_level = 1;
+
+	yaml_node_t *root = yaml_document_get_root_node(&c.doc);
+	if (!root)
+		cfg_err(&c, NULL, "the file is empty; see README for a minimal pgmoat.yaml");
+	else
+		walk(&c, root, top_kws, GW_ARRAY_LEN(top_kws), cfg, "");
+	if (root && !cfg->state_path)
+		cfg_err(&c, root, "state: missing; for example  state: \"sqlite:/var/lib/pgmoat/state.db\"");
+	if (root && (!cfg->tls_cert) != (!cfg->tls_key))
+		cfg_err(&c, root, "tls: cert and key go together");
+	if (root && !cfg->tls_cert && !cfg->allow_plaintext_loopback)
+		cfg_err(&c, root, "tls: no cert/key and allow_plaintext_loopback is off, so no client could log in");
+	yaml_document_delete(&c.doc);
+	if (c.nerr) {
+		*errors = c.errors;
+		gw_config_free(cfg);
+		return NULL;
+	}
+	free(c.errors);
+	return cfg;
+}
+
+void gw_config_free(gw_config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->path);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
+	free(cfg->tls_client_ca);
+	free(cfg->tls_crl);
+	free(cfg->state);
+	free(cfg->state_path);
+	free(cfg->admin_token);
+	for (size_t i = 0; i < cfg->n_admins; i++)
+		free(cfg->admins[i]);
+	free(cfg->admins);
+	for (size_t i = 0; i < cfg->n_conns; i++) {
+		gw_conn_cfg *cc = &cfg->conns[i];
+		free(cc->name);
+		free(cc->host);
+		free(cc->database);
+		free(cc->user);
+		free(cc->password);
+		free(cc->sslrootcert);
+	}
+	free(cfg->conns);
+	free(cfg);
+}
+
+const gw_conn_cfg *gw_config_conn(const gw_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_conns; i++)
+		if (!strcmp(cfg->conns[i].name, name))
+			return &cfg->conns[i];
+	return NULL;
+}

@@ -1,0 +1,207 @@
+/*
+ * `pgmoat serve`: build the gateway, run one event loop per core, stop on
+ * SIGINT/SIGTERM. See gateway.h.
+ *
+ * Each worker has its own listening socket on the same address
+ * (SO_REUSEPORT), so the kernel spreads new connections over the workers
+ * and no lock sits on the accept path.
+ */
+#include "gateway/gateway.h"
+#include "admin/http.h"
+#include "client/client.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "session/registry.h"
+#include "session/session.h"
+#include "upstream/upstream.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+gw_pool *gw_gateway_pool(gw_gateway *gw, const char *name)
+{
+	for (size_t i = 0; i < gw->cfg->n_conns; i++)
+		if (!strcmp(gw->cfg->conns[i].name, name))
+			return gw->pools[i];
+	return NULL;
+}
+
+static int listen_socket(const char *host, int port, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+	char ps[16];
+	snprintf(ps, sizeof(ps), "%d", port);
+	int rc = getaddrinfo(host, ps, &hints, &res);
+	if (rc) {
+		snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(rc));
+		return -1;
+	}
+	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd >= 0) {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	}
+	if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+		snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+static void on_accept(gw_io *io, uint32_t events)
+{
+	gw_worker *wk = io->ud;
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(io->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				gw_warn("accept: %s", strerror(errno));
+			return;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		gw_client_accept(wk, fd, &ss);
+	}
+}
+
+static void on_tick(void *arg)
+{
+	gw_worker *wk = arg;
+	gw_client_tick(wk);
+	gw_session_tick(wk);
+	for (size_t i = 0; i < wk->gw->cfg->n_conns; i++)
+		gw_pool_tick(wk->gw->pools[i], wk->loop);
+}
+
+static void *worker_main(void *arg)
+{
+	gw_worker *wk = arg;
+	gw_loop_run(wk->loop);
+	gw_client_close_all(wk);
+	gw_session_close_all(wk);
+	return NULL;
+}
+
+int gw_serve(const char *config_path)
+{
+	char *errors = NULL;
+	gw_config *cfg = gw_config_load(config_path, &errors);
+	if (!cfg) {
+		fprintf(stderr, "%s", errors);
+		fprintf(stderr, "pgmoat: the configuration has errors; nothing was started\n");
+		free(errors);
+		return 1;
+	}
+	gw_log_set_level((enum gw_log_level)cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+
+	gw_gateway gw_s;
+	memset(&gw_s, 0, sizeof(gw_s));
+	gw_gateway *gw = &gw_s;
+	gw->cfg = cfg;
+	gw->started_wall_us = gw_wall_us();
+	char err[512] = "";
+	int rc = 1;
+	gw->store = gw_store_open(cfg->state_path, err, sizeof(err));
+	if (!gw->store)
+		goto out;
+	if (cfg->tls_cert) {
+		gw->tls = gw_tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
+		if (!gw->tls)
+			goto out;
+	}
+	gw->rl = gw_ratelimit_new(cfg->auth_failures_per_minute);
+	gw->reg = gw_registry_new();
+	gw->pools = gw_xcalloc(cfg->n_conns + 1, sizeof(gw_pool *));
+	for (size_t i = 0; i < cfg->n_conns; i++) {
+		gw->pools[i] = gw_pool_new(&cfg->conns[i], cfg->connect_timeout_us, err, sizeof(err));
+		if (!gw->pools[i])
+			goto out;
+	}
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	gw->nworkers = cfg->workers > 0 ? cfg->workers : (int)(ncpu > 0 ? ncpu : 1);
+	gw->workers = gw_xcalloc((size_t)gw->nworkers, sizeof(gw_worker));
+	for (int i = 0; i < gw->nworkers; i++) {
+		gw_worker *wk = &gw->workers[i];
+		wk->gw = gw;
+		wk->index = i;
+		wk->loop = gw_loop_new(i);
+		wk->listen_io.fd = listen_socket(cfg->pg_host, cfg->pg_port, err, sizeof(err));
+		if (wk->listen_io.fd < 0) {
+			gw->nworkers = i + 1;
+			goto out;
+		}
+		wk->listen_io.cb = on_accept;
+		wk->listen_io.ud = wk;
+		gw_loop_watch(wk->loop, &wk->listen_io, EPOLLIN);
+		gw_loop_set_tick(wk->loop, 100000, on_tick, wk);
+	}
+	gw_admin *admin = NULL;
+	if (cfg->http_port) {
+		admin = gw_admin_start(gw, err, sizeof(err));
+		if (!admin)
+			goto out;
+	}
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	for (int i = 0; i < gw->nworkers; i++)
+		pthread_create(&gw->workers[i].thread, NULL, worker_main, &gw->workers[i]);
+	gw_info("pgmoat serving: postgres on %s:%d, http on %s:%d, %d workers, %zu connections, tls %s",
+		cfg->pg_host, cfg->pg_port, cfg->http_host, cfg->http_port, gw->nworkers, cfg->n_conns,
+		gw->tls ? "on" : "off (plaintext loopback only)");
+	for (;;) {
+		int sig = 0;
+		sigwait(&set, &sig);
+		if (sig == SIGHUP) {
+			gw_info("SIGHUP: nothing to reopen");
+			continue;
+		}
+		gw_info("signal %d: shutting down", sig);
+		break;
+	}
+	gw_admin_stop(admin);
+	for (int i = 0; i < gw->nworkers; i++)
+		gw_loop_stop(gw->workers[i].loop);
+	for (int i = 0; i < gw->nworkers; i++)
+		pthread_join(gw->workers[i].thread, NULL);
+	rc = 0;
+out:
+	if (rc)
+		fprintf(stderr, "pgmoat: %s\n", err);
+	for (int i = 0; gw->workers && i < gw->nworkers; i++) {
+		if (gw->workers[i].listen_io.fd > 0)
+			close(gw->workers[i].listen_io.fd);
+		gw_loop_free(gw->workers[i].loop);
+	}
+	free(gw->workers);
+	for (size_t i = 0; gw->pools && i < cfg->n_conns; i++)
+		gw_pool_free(gw->pools[i]);
+	free(gw->pools);
+	gw_registry_free(gw->reg);
+	gw_ratelimit_free(gw->rl);
+	gw_tls_ctx_free(gw->tls);
+	gw_store_close(gw->store);
+	gw_config_free(cfg);
+	return rc;
+}

@@ -1,0 +1,54 @@
+/*
+ * The running gateway: what `pgmoat serve` builds once and every worker
+ * shares read-only (config, TLS context, store, pools, registry).
+ *
+ * Owns: worker threads and their listening sockets, and start-up/shutdown
+ * order. Each worker runs one event loop; a client stays on the worker that
+ * accepted it for its whole life.
+ */
+#ifndef GW_GATEWAY_GATEWAY_H
+#define GW_GATEWAY_GATEWAY_H
+
+#include "core/config.h"
+#include "identity/identity.h"
+#include "net/loop.h"
+#include "net/tls.h"
+#include "state/store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+typedef struct gw_pool gw_pool;
+typedef struct gw_registry gw_registry;
+typedef struct gw_gateway gw_gateway;
+typedef struct gw_client gw_client;
+typedef struct gw_session gw_session;
+
+typedef struct gw_worker {
+	gw_gateway *gw;
+	gw_loop *loop;
+	int index;
+	pthread_t thread;
+	gw_io listen_io;
+	gw_client *clients;     /* logging in */
+	gw_session *sessions;   /* logged in */
+} gw_worker;
+
+struct gw_gateway {
+	const gw_config *cfg;
+	gw_store *store;
+	gw_tls_ctx *tls;        /* NULL: no TLS configured */
+	gw_ratelimit *rl;
+	gw_pool **pools;        /* one per cfg->conns[i] */
+	gw_registry *reg;
+	gw_worker *workers;
+	int nworkers;
+	atomic_int nclients;
+	uint64_t started_wall_us;
+};
+
+/* `pgmoat serve -c FILE`: returns the process exit code. */
+int gw_serve(const char *config_path);
+gw_pool *gw_gateway_pool(gw_gateway *gw, const char *name);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * gw_conn — one socket, plain or TLS, with a receive and a send buffer.
+ *
+ * Owns: the fd, its TLS session and both buffers. Plain and TLS transports
+ * sit behind one small ops table, so nothing above this file knows which one
+ * a connection uses. Buffers are allocated on demand and released when
+ * empty, so an idle connection holds no buffer memory.
+ */
+#ifndef GW_NET_CONN_H
+#define GW_NET_CONN_H
+
+#include "core/buf.h"
+#include "net/loop.h"
+#include "net/tls.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct gw_conn_ops gw_conn_ops;
+
+typedef struct gw_conn {
+	gw_io io;
+	gw_tls *tls;
+	const gw_conn_ops *ops;
+	gw_buf rx, tx;
+	uint64_t bytes_in, bytes_out;
+	bool want_write;     /* the transport needs writability to progress a read */
+	char err[160];
+} gw_conn;
+
+/* Set up c on a connected non-blocking fd (plain transport). */
+void gw_conn_init(gw_conn *c, int fd);
+/* Switch c to TLS (after SSLRequest was answered 'S' / by the server). */
+int gw_conn_start_tls(gw_conn *c, gw_tls_ctx *ctx, bool server, const char *host);
+/* Drive the TLS handshake: 1 done, 0 in progress, -1 failed (c->err). */
+int gw_conn_handshake(gw_conn *c);
+
+/*
+ * Read what the socket has, up to max bytes, into c->rx.
+ * Returns > 0 bytes read, 0 nothing available now, -1 closed or failed
+ * (c->err says which; empty on a clean close).
+ */
+ssize_t gw_conn_recv(gw_conn *c, size_t max);
+/* True when the transport holds decrypted bytes epoll cannot see. */
+bool gw_conn_has_pending(const gw_conn *c);
+/*
+ * Write c->tx out. Returns 0 when all of it went, 1 when the socket is full
+ * (wait for EPOLLOUT), -1 on failure.
+ */
+int gw_conn_flush(gw_conn *c);
+/* Close the fd, free TLS and buffers; the gw_conn itself is the caller's. */
+void gw_conn_close(gw_conn *c);
+/* Bytes written directly (bypassing tx), only when tx is empty; like write(2). */
+ssize_t gw_conn_write_direct(gw_conn *c, const void *p, size_t n);
+
+#endif

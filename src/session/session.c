@@ -1,0 +1,803 @@
+/*
+ * The per-session message pipeline; see session.h.
+ *
+ *   client socket --rx--> frame --> client_message() --> upstream tx --> server
+ *   server socket --rx--> frame --> server_message() --> client tx   --> client
+ *
+ * Each direction is framed into whole messages and dispatched on the type
+ * byte (one switch per side). A message larger than STREAM_MIN whose type
+ * needs no inspection (DataRow, CopyData) is streamed: its header is passed
+ * on at once and its body as it arrives, so a 100 MB value never sits in
+ * memory whole. When a destination buffer passes HIGH_WATER the source is
+ * no longer read until it drains (back-pressure both ways).
+ *
+ * A server goes back to its pool only at a sync point: every Query/Sync/
+ * FunctionCall answered by ReadyForQuery, no extended-protocol message
+ * after the last Sync, nothing half-streamed. Otherwise it is closed.
+ */
+#include "session/session.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "session/registry.h"
+#include "upstream/upstream.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HIGH_WATER (1u << 20)
+#define STREAM_MIN (64u * 1024)
+#define READ_CHUNK (256u * 1024)
+#define UPSTREAM_MAX_MSG (1024u * 1024 * 1024 + 1024)
+#define CLOSE_GRACE_US (5u * 1000000u)
+
+typedef struct frame {
+	bool streaming;
+	uint8_t type;
+	size_t remaining;
+} frame;
+
+struct gw_session {
+	gw_worker *wk;
+	gw_gateway *gw;
+	gw_loop *loop;
+	gw_conn cl;
+	struct sockaddr_storage addr;
+	gw_identity ident;
+	gw_pool *pool;
+	gw_server *srv;
+	gw_conn *up;
+	gw_pool_wait *wait;
+	uint64_t wait_since;
+	gw_reg_entry *reg;
+	char **set_kv;         /* startup parameters to apply: k, v, k, v, ..., NULL */
+	size_t nset;
+	frame cf, sf;
+	int pending_rfq;
+	bool unsynced;
+	int prelude_rfq;
+	bool login_done;
+	bool closing;
+	bool ended;
+	uint64_t close_deadline;
+	char txstatus;
+	struct gw_session *prev, *next;
+};
+
+static void session_client_io(gw_io *io, uint32_t events);
+static void session_server_io(gw_io *io, uint32_t events);
+static void run(gw_session *s);
+
+/* ---- lifetime ---- */
+
+static void session_free(void *p)
+{
+	gw_session *s = p;
+	for (size_t i = 0; i < 2 * s->nset; i++)
+		free(s->set_kv[i]);
+	free(s->set_kv);
+	free(s);
+}
+
+static bool in_sync(const gw_session *s)
+{
+	return s->pending_rfq == 0 && !s->unsynced && !s->cf.streaming && !s->sf.streaming &&
+		s->prelude_rfq == 0 && (!s->up || gw_buf_len(&s->up->rx) == 0);
+}
+
+/* End the session now: give back or close the server, close the client. */
+static void session_end(gw_session *s)
+{
+	if (s->ended)
+		return;
+	s->ended = true;
+	if (s->wait) {
+		gw_pool_cancel(s->wait);
+		s->wait = NULL;
+	}
+	if (s->srv) {
+		bool reusable = in_sync(s);
+		if (!reusable && s->pending_rfq > 0)
+			gw_upstream_cancel(gw_pool_cfg(s->pool), gw_server_pid(s->srv), gw_server_key(s->srv));
+		gw_loop_unwatch(&s->up->io);
+		gw_pool_release(s->srv, s->loop, reusable);
+		s->srv = NULL;
+		s->up = NULL;
+	}
+	if (s->reg) {
+		atomic_store(&s->reg->bytes_in, s->cl.bytes_in);
+		atomic_store(&s->reg->bytes_out, s->cl.bytes_out);
+		gw_info("session %s closed: identity=%s connection=%s bytes_in=%llu bytes_out=%llu statements=%llu",
+			s->reg->id, s->ident.name, gw_pool_cfg(s->pool)->name, (unsigned long long)s->cl.bytes_in,
+			(unsigned long long)s->cl.bytes_out, (unsigned long long)atomic_load(&s->reg->statements));
+		gw_registry_remove(s->gw->reg, s->reg);
+		s->reg = NULL;
+	}
+	gw_conn_close(&s->cl);
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (s->wk->sessions == s)
+		s->wk->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	atomic_fetch_sub(&s->gw->nclients, 1);
+	gw_loop_defer_free(s->loop, session_free, s);
+}
+
+/* Send a FATAL error and end the session once it is written (or after a grace period). */
+__attribute__((format(printf, 3, 4))) static void session_fatal(gw_session *s, const char *sqlstate, const char *fmt, ...)
+{
+	if (s->ended || s->closing)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	gw_info("session %s: FATAL %s %s", s->reg ? s->reg->id : "-", sqlstate, msg);
+	gw_pg_error(&s->cl.tx, "FATAL", sqlstate, msg, NULL, NULL);
+	/* The server is of no more use to this client. */
+	if (s->wait) {
+		gw_pool_cancel(s->wait);
+		s->wait = NULL;
+	}
+	if (s->srv) {
+		bool reusable = in_sync(s);
+		if (!reusable && s->pending_rfq > 0)
+			gw_upstream_cancel(gw_pool_cfg(s->pool), gw_server_pid(s->srv), gw_server_key(s->srv));
+		gw_loop_unwatch(&s->up->io);
+		gw_pool_release(s->srv, s->loop, reusable);
+		s->srv = NULL;
+		s->up = NULL;
+	}
+	int r = gw_conn_flush(&s->cl);
+	if (r != 1) {
+		session_end(s);
+		return;
+	}
+	s->closing = true;
+	s->close_deadline = gw_mono_us() + CLOSE_GRACE_US;
+	gw_loop_watch(s->loop, &s->cl.io, EPOLLOUT);
+}
+
+/* ---- login tail and attaching a server ---- */
+
+static void send_login_tail(gw_session *s)
+{
+	gw_pool_param_status(s->pool, &s->cl.tx, (const char *const *)s->set_kv);
+	gw_pg_backend_key(&s->cl.tx, s->reg->cancel_pid, s->reg->cancel_key);
+	gw_pg_ready(&s->cl.tx, 'I');
+	s->login_done = true;
+}
+
+/* Append value as a SQL string literal (E'' form: safe under either standard_conforming_strings). */
+static void append_literal(gw_buf *b, const char *v)
+{
+	gw_buf_append(b, "E'", 2);
+	for (const char *p = v; *p; p++) {
+		if (*p == '\'' || *p == '\\')
+			gw_buf_append(b, p, 1);
+		gw_buf_append(b, p, 1);
+	}
+	gw_buf_append(b, "'", 1);
+}
+
+static void attach(gw_session *s, gw_server *srv)
+{
+	s->srv = srv;
+	s->up = gw_server_conn(srv);
+	s->up->io.cb = session_server_io;
+	s->up->io.ud = s;
+	s->pending_rfq = 0;
+	s->unsynced = false;
+	memset(&s->sf, 0, sizeof(s->sf));
+	gw_registry_set_upstream(s->gw->reg, s->reg, gw_pool_cfg(s->pool), gw_server_pid(srv), gw_server_key(srv));
+	/* Prelude: apply the client's startup parameters that the server does not already have. */
+	gw_buf sql = {0};
+	for (size_t i = 0; i < s->nset; i++) {
+		const char *k = s->set_kv[2 * i], *v = s->set_kv[2 * i + 1];
+		const char *cur = gw_server_param(srv, k);
+		if (cur && !strcmp(cur, v))
+			continue;
+		gw_buf_append(&sql, "SET ", 4);
+		gw_buf_append(&sql, k, strlen(k));
+		gw_buf_append(&sql, " = ", 3);
+		append_literal(&sql, v);
+		gw_buf_append(&sql, "; ", 2);
+	}
+	if (gw_buf_len(&sql)) {
+		gw_buf_put_u8(&sql, 0);
+		gw_pg_query(&s->up->tx, (const char *)gw_buf_rd(&sql));
+		s->prelude_rfq = 1;
+	}
+	gw_buf_free(&sql);
+	gw_loop_watch(s->loop, &s->up->io, EPOLLIN);
+	atomic_store(&s->reg->state, 1);
+}
+
+static void on_server(void *arg, gw_server *srv, const char *err)
+{
+	gw_session *s = arg;
+	s->wait = NULL;
+	if (!srv) {
+		session_fatal(s, "08006", "pgmoat: upstream for connection \"%s\" is unreachable: %s",
+			gw_pool_cfg(s->pool)->name, err ? err : "unknown error");
+		return;
+	}
+	attach(s, srv);
+	if (!s->login_done)
+		send_login_tail(s);
+	run(s);
+}
+
+static void acquire(gw_session *s)
+{
+	if (s->srv || s->wait)
+		return;
+	atomic_store(&s->reg->state, 2);
+	s->wait_since = gw_mono_us();
+	gw_server *srv = gw_pool_acquire(s->pool, s->loop, on_server, s, &s->wait);
+	if (srv)
+		attach(s, srv);
+}
+
+/* ---- client -> server ---- */
+
+static bool client_streamable(uint8_t type)
+{
+	return type == 'd';
+}
+
+/* One whole client message. Returns 0, or -1 when the session ended. */
+static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_t m)
+{
+	switch (type) {
+	case 'X':
+		session_end(s);
+		return -1;
+	case 'Q':
+	case 'F':
+		s->pending_rfq++;
+		atomic_fetch_add(&s->reg->statements, 1);
+		break;
+	case 'S':
+		s->pending_rfq++;
+		s->unsynced = false;
+		break;
+	case 'E':
+		atomic_fetch_add(&s->reg->statements, 1);
+		s->unsynced = true;
+		break;
+	case 'P':
+	case 'B':
+	case 'D':
+	case 'C':
+	case 'H':
+		s->unsynced = true;
+		break;
+	case 'd':
+	case 'c':
+	case 'f':
+		break;
+	default:
+		session_fatal(s, "08P01", "pgmoat: invalid frontend message type %d", type);
+		return -1;
+	}
+	gw_buf_append(&s->up->tx, msg, m);
+	return 0;
+}
+
+/* Returns 1 when it moved bytes, 0 when not, -1 when the session ended. */
+static int process_client(gw_session *s)
+{
+	gw_buf *rx = &s->cl.rx;
+	if (!gw_buf_len(rx))
+		return 0;
+	if (!s->srv) {
+		acquire(s);
+		if (!s->srv)
+			return 0;
+	}
+	int moved = 0;
+	size_t max = s->gw->cfg->max_message_size;
+	while (gw_buf_len(rx) && gw_buf_len(&s->up->tx) < HIGH_WATER) {
+		moved = 1;
+		if (s->cf.streaming) {
+			size_t n = gw_buf_len(rx) < s->cf.remaining ? gw_buf_len(rx) : s->cf.remaining;
+			gw_buf_append(&s->up->tx, gw_buf_rd(rx), n);
+			gw_buf_consume(rx, n);
+			s->cf.remaining -= n;
+			if (!s->cf.remaining)
+				s->cf.streaming = false;
+			continue;
+		}
+		uint8_t type;
+		uint32_t len;
+		long m = gw_pg_frame(gw_buf_rd(rx), gw_buf_len(rx), max, &type, &len);
+		if (m < 0) {
+			session_fatal(s, "08P01", "pgmoat: invalid message length %u (type %d); the limit is %zu bytes",
+				len, type, max);
+			return -1;
+		}
+		if (m == 0) {
+			if (gw_buf_len(rx) >= 5 && (size_t)len + 1 > STREAM_MIN && client_streamable(type)) {
+				gw_buf_append(&s->up->tx, gw_buf_rd(rx), 5);
+				gw_buf_consume(rx, 5);
+				s->cf.streaming = true;
+				s->cf.type = type;
+				s->cf.remaining = len - 4;
+				continue;
+			}
+			break;
+		}
+		if (client_message(s, type, gw_buf_rd(rx), (size_t)m) < 0)
+			return -1;
+		gw_buf_consume(rx, (size_t)m);
+	}
+	return moved;
+}
+
+/* ---- server -> client ---- */
+
+static bool server_streamable(uint8_t type)
+{
+	return type == 'D' || type == 'd';
+}
+
+static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_t m)
+{
+	const uint8_t *body = msg + 5;
+	size_t n = m - 5;
+	switch (type) {
+	case 'Z':
+		s->txstatus = n ? (char)body[0] : 'I';
+		if (s->prelude_rfq) {
+			s->prelude_rfq--;
+			return 0;
+		}
+		if (s->pending_rfq > 0)
+			s->pending_rfq--;
+		break;
+	case 'C':
+		if (s->prelude_rfq)
+			return 0;
+		break;
+	case 'E':
+		if (s->prelude_rfq) {
+			char text[300] = "", code[8] = "08P01";
+			gw_pg_error_field(body, n, 'M', text, sizeof(text));
+			gw_pg_error_field(body, n, 'C', code, sizeof(code));
+			session_fatal(s, code, "%s", text);
+			return -1;
+		}
+		break;
+	case 'S': {
+		const uint8_t *kend = memchr(body, 0, n);
+		if (kend && memchr(kend + 1, 0, n - (size_t)(kend + 1 - body)))
+			gw_server_set_param(s->srv, (const char *)body, (const char *)kend + 1);
+		break;
+	}
+	case 'K':
+	case 'R':
+		session_fatal(s, "08006", "pgmoat: unexpected message '%c' from the upstream server", type);
+		return -1;
+	default:
+		break;
+	}
+	gw_buf_append(&s->cl.tx, msg, m);
+	return 0;
+}
+
+static int process_server(gw_session *s)
+{
+	if (!s->srv)
+		return 0;
+	gw_buf *rx = &s->up->rx;
+	int moved = 0;
+	while (gw_buf_len(rx) && gw_buf_len(&s->cl.tx) < HIGH_WATER) {
+		moved = 1;
+		if (s->sf.streaming) {
+			size_t n = gw_buf_len(rx) < s->sf.remaining ? gw_buf_len(rx) : s->sf.remaining;
+			gw_buf_append(&s->cl.tx, gw_buf_rd(rx), n);
+			gw_buf_consume(rx, n);
+			s->sf.remaining -= n;
+			if (!s->sf.remaining)
+				s->sf.streaming = false;
+			continue;
+		}
+		uint8_t type;
+		uint32_t len;
+		long m = gw_pg_frame(gw_buf_rd(rx), gw_buf_len(rx), UPSTREAM_MAX_MSG, &type, &len);
+		if (m < 0) {
+			session_fatal(s, "08006", "pgmoat: malformed message from the upstream server");
+			return -1;
+		}
+		if (m == 0) {
+			if (gw_buf_len(rx) >= 5 && (size_t)len + 1 > STREAM_MIN && server_streamable(type)) {
+				gw_buf_append(&s->cl.tx, gw_buf_rd(rx), 5);
+				gw_buf_consume(rx, 5);
+				s->sf.streaming = true;
+				s->sf.type = type;
+				s->sf.remaining = len - 4;
+				continue;
+			}
+			break;
+		}
+		if (server_message(s, type, gw_buf_rd(rx), (size_t)m) < 0)
+			return -1;
+		if (s->srv)
+			gw_buf_consume(rx, (size_t)m);
+	}
+	return moved;
+}
+
+/* ---- I/O ---- */
+
+static bool may_read_client(const gw_session *s)
+{
+	if (s->srv)
+		return gw_buf_len(&s->up->tx) < HIGH_WATER && gw_buf_len(&s->cl.rx) < HIGH_WATER;
+	return gw_buf_len(&s->cl.rx) < HIGH_WATER;
+}
+
+static bool may_read_server(const gw_session *s)
+{
+	return s->srv && gw_buf_len(&s->cl.tx) < HIGH_WATER && gw_buf_len(&s->up->rx) < HIGH_WATER;
+}
+
+/* Read the client; -1 when the client is gone (session ended). */
+static int read_client(gw_session *s)
+{
+	ssize_t r = gw_conn_recv(&s->cl, READ_CHUNK);
+	if (r < 0) {
+		if (s->cl.err[0])
+			gw_debug("session %s: client: %s", s->reg->id, s->cl.err);
+		session_end(s);
+		return -1;
+	}
+	return r > 0;
+}
+
+static int read_server(gw_session *s)
+{
+	ssize_t r = gw_conn_recv(s->up, READ_CHUNK);
+	if (r < 0) {
+		/* Pass on what the server said last (often a FATAL of its own). */
+		process_server(s);
+		if (s->ended || s->closing)
+			return -1;
+		session_fatal(s, "08006", "pgmoat: the upstream connection was lost%s%s",
+			s->up && s->up->err[0] ? ": " : "", s->up ? s->up->err : "");
+		return -1;
+	}
+	return r > 0;
+}
+
+static void update_watch(gw_session *s)
+{
+	uint32_t ev = 0;
+	if (may_read_client(s))
+		ev |= EPOLLIN;
+	if (gw_buf_len(&s->cl.tx) || s->cl.want_write)
+		ev |= EPOLLOUT;
+	gw_loop_watch(s->loop, &s->cl.io, ev ? ev : EPOLLIN);
+	if (s->srv) {
+		ev = 0;
+		if (may_read_server(s))
+			ev |= EPOLLIN;
+		if (gw_buf_len(&s->up->tx) || s->up->want_write)
+			ev |= EPOLLOUT;
+		gw_loop_watch(s->loop, &s->up->io, ev ? ev : EPOLLIN);
+	}
+	if (s->reg) {
+		atomic_store(&s->reg->bytes_in, s->cl.bytes_in);
+		atomic_store(&s->reg->bytes_out, s->cl.bytes_out);
+	}
+}
+
+/* Move everything that can move, then flush both sides. */
+static void run(gw_session *s)
+{
+	for (int round = 0; round < 64; round++) {
+		int progress = 0, r;
+		if ((r = process_client(s)) < 0)
+			return;
+		progress |= r;
+		if ((r = process_server(s)) < 0)
+			return;
+		progress |= r;
+		if (may_read_client(s) && gw_conn_has_pending(&s->cl)) {
+			if ((r = read_client(s)) < 0)
+				return;
+			progress |= r;
+		}
+		if (may_read_server(s) && gw_conn_has_pending(s->up)) {
+			if ((r = read_server(s)) < 0)
+				return;
+			progress |= r;
+		}
+		if (s->srv && gw_buf_len(&s->up->tx) && gw_conn_flush(s->up) < 0) {
+			session_fatal(s, "08006", "pgmoat: cannot write to the upstream server: %s", s->up->err);
+			return;
+		}
+		if (gw_buf_len(&s->cl.tx) && gw_conn_flush(&s->cl) < 0) {
+			session_end(s);
+			return;
+		}
+		if (!progress)
+			break;
+	}
+	update_watch(s);
+}
+
+static void closing_io(gw_session *s)
+{
+	int r = gw_conn_flush(&s->cl);
+	if (r != 1)
+		session_end(s);
+}
+
+static void session_client_io(gw_io *io, uint32_t events)
+{
+	gw_session *s = io->ud;
+	if (s->ended)
+		return;
+	if (s->closing) {
+		closing_io(s);
+		return;
+	}
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && may_read_client(s) && read_client(s) < 0)
+		return;
+	if ((events & EPOLLOUT) && gw_conn_flush(&s->cl) < 0) {
+		session_end(s);
+		return;
+	}
+	run(s);
+}
+
+static void session_server_io(gw_io *io, uint32_t events)
+{
+	gw_session *s = io->ud;
+	if (s->ended || s->closing || !s->srv)
+		return;
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && may_read_server(s) && read_server(s) < 0)
+		return;
+	if ((events & EPOLLOUT) && gw_conn_flush(s->up) < 0) {
+		session_fatal(s, "08006", "pgmoat: cannot write to the upstream server: %s", s->up->err);
+		return;
+	}
+	run(s);
+}
+
+/* ---- start, tick, kill ---- */
+
+static bool guc_name_ok(const char *k)
+{
+	if (!*k || strlen(k) > 63)
+		return false;
+	bool start = true;
+	for (const char *p = k; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '.' && !start) {
+			start = true;
+			continue;
+		}
+		if (!(isalpha(c) || c == '_' || (!start && (isdigit(c) || c == '$'))))
+			return false;
+		start = false;
+	}
+	return !start;
+}
+
+static void add_set(gw_session *s, const char *k, const char *v)
+{
+	for (size_t i = 0; i < s->nset; i++)
+		if (!strcasecmp(s->set_kv[2 * i], k)) {
+			free(s->set_kv[2 * i + 1]);
+			s->set_kv[2 * i + 1] = gw_xstrdup(v);
+			return;
+		}
+	s->set_kv = gw_xrealloc(s->set_kv, (2 * s->nset + 3) * sizeof(char *));
+	char *lk = gw_xstrdup(k);
+	for (char *p = lk; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	s->set_kv[2 * s->nset] = lk;
+	s->set_kv[2 * s->nset + 1] = gw_xstrdup(v);
+	s->nset++;
+	s->set_kv[2 * s->nset] = NULL;
+}
+
+/*
+ * Split libpq's "options" (-c name=value, --name=value; backslash escapes a
+ * space) into parameters. Returns NULL, or the offending word.
+ */
+static const char *parse_options(gw_session *s, const char *opts, char *bad, size_t badlen)
+{
+	const char *p = opts;
+	bool want_c_arg = false;
+	while (*p) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			break;
+		char word[1024];
+		size_t wl = 0;
+		while (*p && *p != ' ' && *p != '\t') {
+			if (*p == '\\' && p[1])
+				p++;
+			if (wl + 1 < sizeof(word))
+				word[wl++] = *p;
+			p++;
+		}
+		word[wl] = 0;
+		const char *assign = NULL;
+		if (want_c_arg) {
+			assign = word;
+			want_c_arg = false;
+		} else if (!strcmp(word, "-c")) {
+			want_c_arg = true;
+			continue;
+		} else if (!strncmp(word, "-c", 2)) {
+			assign = word + 2;
+		} else if (!strncmp(word, "--", 2)) {
+			assign = word + 2;
+		} else {
+			snprintf(bad, badlen, "%s", word);
+			return bad;
+		}
+		char *eq = strchr(assign, '=');
+		if (!eq) {
+			snprintf(bad, badlen, "%s", word);
+			return bad;
+		}
+		*eq = 0;
+		char name[128];
+		snprintf(name, sizeof(name), "%s", assign);
+		for (char *q = name; *q; q++)
+			if (*q == '-')
+				*q = '_';
+		if (!guc_name_ok(name)) {
+			snprintf(bad, badlen, "%s", name);
+			return bad;
+		}
+		add_set(s, name, eq + 1);
+	}
+	if (want_c_arg) {
+		snprintf(bad, badlen, "-c");
+		return bad;
+	}
+	return NULL;
+}
+
+void gw_session_start(gw_worker *wk, gw_conn *conn, const struct sockaddr_storage *addr,
+	const gw_identity *ident, gw_pool *pool, gw_pg_startup *startup, const char *auth_method)
+{
+	gw_session *s = gw_xcalloc(1, sizeof(*s));
+	s->wk = wk;
+	s->gw = wk->gw;
+	s->loop = wk->loop;
+	s->cl = *conn;
+	memset(conn, 0, sizeof(*conn));
+	conn->io.fd = -1;
+	s->cl.io.cb = session_client_io;
+	s->cl.io.ud = s;
+	s->cl.io.events = 0;
+	s->addr = *addr;
+	s->ident = *ident;
+	s->pool = pool;
+	s->txstatus = 'I';
+	s->next = wk->sessions;
+	if (wk->sessions)
+		wk->sessions->prev = s;
+	wk->sessions = s;
+
+	gw_reg_entry tmpl;
+	memset(&tmpl, 0, sizeof(tmpl));
+	snprintf(tmpl.identity, sizeof(tmpl.identity), "%s", ident->name);
+	snprintf(tmpl.connection, sizeof(tmpl.connection), "%s", gw_pool_cfg(pool)->name);
+	gw_addr_str(addr, tmpl.client_addr, sizeof(tmpl.client_addr));
+	const char *app = gw_pg_startup_get(startup, "application_name");
+	snprintf(tmpl.application_name, sizeof(tmpl.application_name), "%s", app ? app : "");
+	snprintf(tmpl.tls, sizeof(tmpl.tls), "%s", s->cl.tls ? gw_tls_version(s->cl.tls) : "none");
+	snprintf(tmpl.token_id, sizeof(tmpl.token_id), "%s", ident->token_id);
+	tmpl.session = s;
+	tmpl.loop = s->loop;
+	s->reg = gw_registry_add(s->gw->reg, &tmpl);
+
+	gw_info("session %s opened: identity=%s kind=%s connection=%s client=%s tls=%s auth=%s application_name=%s",
+		s->reg->id, ident->name, ident->kind, tmpl.connection, tmpl.client_addr, tmpl.tls, auth_method,
+		tmpl.application_name);
+
+	gw_pg_auth(&s->cl.tx, PG_AUTH_OK, NULL, 0);
+	for (size_t i = 0; i < startup->nparams; i++) {
+		const char *k = startup->params[i].key, *v = startup->params[i].value;
+		if (!strcmp(k, "user") || !strcmp(k, "database"))
+			continue;
+		if (!strcmp(k, "options")) {
+			char bad[128];
+			if (parse_options(s, v, bad, sizeof(bad))) {
+				session_fatal(s, "0A000", "pgmoat: unsupported startup option \"%s\": only -c name=value is passed on", bad);
+				return;
+			}
+			continue;
+		}
+		if (!strcmp(k, "replication")) {
+			session_fatal(s, "0A000", "pgmoat: replication connections are not supported through the gateway");
+			return;
+		}
+		if (!strncmp(k, "_pq_.", 5))
+			continue;
+		if (!guc_name_ok(k)) {
+			session_fatal(s, "42704", "pgmoat: unrecognized configuration parameter \"%s\"", k);
+			return;
+		}
+		add_set(s, k, v);
+	}
+	if (gw_pool_has_params(s->pool)) {
+		/* Known parameters: finish the login now, take a server at the first query. */
+		send_login_tail(s);
+	} else {
+		acquire(s);
+		if (s->srv)
+			send_login_tail(s);
+	}
+	run(s);
+}
+
+void gw_session_tick(gw_worker *wk)
+{
+	uint64_t now = gw_mono_us();
+	uint64_t wait_max = wk->gw->cfg->pool_wait_timeout_us;
+	for (gw_session *s = wk->sessions, *next; s; s = next) {
+		next = s->next;
+		if (s->closing && now >= s->close_deadline) {
+			session_end(s);
+			continue;
+		}
+		if (s->wait && now - s->wait_since > wait_max) {
+			const gw_conn_cfg *cc = gw_pool_cfg(s->pool);
+			session_fatal(s, "53300", "pgmoat: no upstream connection for \"%s\" became free in time "
+				"(pool size %d is in use); try again later or raise pool.size", cc->name, cc->pool_size);
+		}
+	}
+}
+
+typedef struct kill_task {
+	gw_gateway *gw;
+	gw_session *s;
+	char id[40];
+} kill_task;
+
+static void do_kill(void *arg)
+{
+	kill_task *k = arg;
+	if (gw_registry_alive(k->gw->reg, k->id, k->s))
+		session_fatal(k->s, "57P01", "pgmoat: session terminated by an administrator");
+	free(k);
+}
+
+int gw_session_kill(gw_gateway *gw, const char *id)
+{
+	gw_loop *loop;
+	gw_session *s;
+	if (!gw_registry_locate(gw->reg, id, &loop, &s))
+		return -1;
+	kill_task *k = gw_xcalloc(1, sizeof(*k));
+	k->gw = gw;
+	k->s = s;
+	snprintf(k->id, sizeof(k->id), "%s", id);
+	gw_loop_post(loop, do_kill, k);
+	return 0;
+}
+
+void gw_session_close_all(gw_worker *wk)
+{
+	while (wk->sessions) {
+		gw_session *s = wk->sessions;
+		gw_pg_error(&s->cl.tx, "FATAL", "57P01", "pgmoat: the gateway is shutting down", NULL, NULL);
+		gw_conn_flush(&s->cl);
+		session_end(s);
+	}
+}
