@@ -1,0 +1,396 @@
+"""Test harness: a real PostgreSQL 15, the real gateway, real clients.
+
+Everything a test starts is stopped by pid in a finally/atexit, even when the
+test fails. Used with Debian's /usr/bin/python3 (psycopg 3 from python3-psycopg).
+"""
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+import urllib.error
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, os.environ.get("PGMOAT_BUILD", "build"))
+PGMOAT = os.path.join(BUILD, "pgmoat")
+PGBIN = "/usr/lib/postgresql/15/bin"
+IS_ROOT = os.geteuid() == 0
+
+_cleanups = []
+
+
+def at_exit(fn):
+    _cleanups.append(fn)
+    return fn
+
+
+@atexit.register
+def _run_cleanups():
+    while _cleanups:
+        fn = _cleanups.pop()
+        try:
+            fn()
+        except Exception:
+            pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=15.0, host="127.0.0.1", proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s before listening on %d" % (proc.returncode, port))
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listening on %s:%d after %.0fs" % (host, port, timeout))
+
+
+def make_tempdir(prefix):
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o755)
+    at_exit(lambda: shutil.rmtree(d, ignore_errors=True))
+    return d
+
+
+def as_postgres(cmd):
+    """Run a server-side binary as the postgres OS user when we are root."""
+    if IS_ROOT:
+        return ["runuser", "-u", "postgres", "--"] + cmd
+    return cmd
+
+
+class Certs:
+    """A test CA and a server certificate for localhost/127.0.0.1, made with the openssl CLI."""
+
+    def __init__(self, d=None):
+        self.dir = d or make_tempdir("pgmoat-certs-")
+        self.ca = os.path.join(self.dir, "ca.crt")
+        self.ca_key = os.path.join(self.dir, "ca.key")
+        self.cert = os.path.join(self.dir, "server.crt")
+        self.key = os.path.join(self.dir, "server.key")
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True)
+        run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", self.ca_key, "-out", self.ca, "-days", "2", "-subj", "/CN=pgmoat test CA")
+        csr = os.path.join(self.dir, "server.csr")
+        run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", self.key, "-out", csr, "-subj", "/CN=localhost")
+        ext = os.path.join(self.dir, "ext.cnf")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+        run("openssl", "x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.ca_key, "-CAcreateserial",
+            "-out", self.cert, "-days", "2", "-extfile", ext)
+        for p in (self.key, self.ca_key):
+            os.chmod(p, 0o600)
+
+
+class Postgres:
+    """A throwaway PostgreSQL 15 cluster on a free loopback port."""
+
+    SUPERUSER = "postgres"
+
+    def __init__(self, ssl_certs=None, hba_extra="", conf_extra=""):
+        self.dir = make_tempdir("pgmoat-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.sock = self.dir
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.ssl_certs = ssl_certs
+        self.hba_extra = hba_extra
+        self.conf_extra = conf_extra
+        self.pid = None
+        if IS_ROOT:
+            shutil.chown(self.dir, "postgres", "postgres")
+
+    def start(self):
+        pw = os.path.join(self.dir, "pw")
+        with open(pw, "w") as f:
+            f.write("postgres\n")
+        if IS_ROOT:
+            shutil.chown(pw, "postgres", "postgres")
+        subprocess.run(as_postgres([PGBIN + "/initdb", "-D", self.data, "-U", self.SUPERUSER, "-A", "trust",
+                                    "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]),
+                       check=True, capture_output=True)
+        conf = os.path.join(self.data, "postgresql.conf")
+        with open(conf, "a") as f:
+            f.write("listen_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = '%s'\n"
+                    "max_connections = 300\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                    "shared_buffers = 128MB\nlog_min_messages = warning\nlc_messages = 'C'\n"
+                    % (self.port, self.sock))
+            if self.ssl_certs:
+                for src, name in ((self.ssl_certs.cert, "server.crt"), (self.ssl_certs.key, "server.key")):
+                    dst = os.path.join(self.data, name)
+                    shutil.copy(src, dst)
+                    os.chmod(dst, 0o600)
+                    if IS_ROOT:
+                        shutil.chown(dst, "postgres", "postgres")
+                f.write("ssl = on\n")
+            f.write(self.conf_extra)
+        hba = os.path.join(self.data, "pg_hba.conf")
+        with open(hba, "w") as f:
+            f.write("local all all trust\n")
+            f.write(self.hba_extra)
+            f.write("host all gw_plain 127.0.0.1/32 password\n")
+            f.write("host all gw_md5 127.0.0.1/32 md5\n")
+            f.write("host all all 127.0.0.1/32 scram-sha-256\n")
+        log = os.path.join(self.dir, "log")
+        if IS_ROOT:
+            open(log, "a").close()
+            shutil.chown(log, "postgres", "postgres")
+        subprocess.run(as_postgres([PGBIN + "/pg_ctl", "-D", self.data, "-l", log, "-w", "-t", "60", "start"]),
+                       check=True, capture_output=True)
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            self.pid = int(f.readline())
+        at_exit(self.stop)
+        self.sql("ALTER SYSTEM SET password_encryption = 'scram-sha-256'")
+        return self
+
+    def stop(self):
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGINT)  # fast shutdown
+            except ProcessLookupError:
+                pass
+            for _ in range(200):
+                try:
+                    os.kill(self.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+            else:
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.pid = None
+
+    def psql_args(self, db="postgres", user=None):
+        return ["psql", "-X", "-h", self.sock, "-p", str(self.port), "-U", user or self.SUPERUSER, "-d", db]
+
+    def sql(self, query, db="postgres", check=True):
+        r = subprocess.run(self.psql_args(db) + ["-v", "ON_ERROR_STOP=1", "-qAt", "-c", query],
+                           capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise RuntimeError("psql failed: %s" % r.stderr)
+        return r.stdout.strip()
+
+    def sql_file(self, path, db="postgres"):
+        r = subprocess.run(self.psql_args(db) + ["-v", "ON_ERROR_STOP=1", "-q", "-f", path],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("psql -f %s failed: %s" % (path, r.stderr))
+
+    def setup_roles(self, db="app"):
+        """The standard test database and upstream roles (scram, md5, password)."""
+        self.sql("CREATE DATABASE %s" % db)
+        self.sql("SET password_encryption='scram-sha-256'; CREATE ROLE gw_scram LOGIN PASSWORD 'scram-pw'")
+        self.sql("SET password_encryption='md5'; CREATE ROLE gw_md5 LOGIN PASSWORD 'md5-pw'")
+        self.sql("SET password_encryption='scram-sha-256'; CREATE ROLE gw_plain LOGIN PASSWORD 'plain-pw'")
+        for r in ("gw_scram", "gw_md5", "gw_plain"):
+            self.sql("GRANT ALL ON DATABASE %s TO %s" % (db, r))
+            self.sql("GRANT ALL ON SCHEMA public TO %s" % r, db=db)
+        return self
+
+
+class Gateway:
+    """build/pgmoat serve with a generated config."""
+
+    def __init__(self, pg=None, connections=None, tls=None, plaintext_loopback=True, extra="", workers=None,
+                 db="app", env=None):
+        self.dir = make_tempdir("pgmoat-gw-")
+        self.port = free_port()
+        self.http_port = free_port()
+        self.admin_token = "adm-" + os.urandom(16).hex()
+        self.certs = tls
+        self.proc = None
+        self.log = os.path.join(self.dir, "gateway.log")
+        self.env = dict(os.environ, PGMOAT_ADMIN_TOKEN=self.admin_token, **(env or {}))
+        if connections is None:
+            connections = [dict(name="main", host="127.0.0.1", port=pg.port, database=db, user="gw_scram",
+                                password="env:GW_SCRAM_PW", sslmode="disable")]
+            self.env["GW_SCRAM_PW"] = "scram-pw"
+        lines = ["listen:", "  postgres: \"127.0.0.1:%d\"" % self.port, "  http: \"127.0.0.1:%d\"" % self.http_port,
+                 "tls:"]
+        if tls:
+            lines += ["  cert: file:%s" % tls.cert, "  key: file:%s" % tls.key]
+        lines += ["  allow_plaintext_loopback: %s" % ("true" if plaintext_loopback else "false"),
+                  "state: \"sqlite:%s/state.db\"" % self.dir,
+                  "admin_token: env:PGMOAT_ADMIN_TOKEN",
+                  "admins: [group:dba]"]
+        if workers:
+            lines += ["limits:", "  workers: %d" % workers]
+        lines.append("connections:")
+        for c in connections:
+            lines.append("  - name: %s" % c["name"])
+            for k, v in c.items():
+                if k == "name":
+                    continue
+                if k == "pool":
+                    lines.append("    pool: {size: %d}" % v)
+                else:
+                    lines.append("    %s: %s" % (k, json.dumps(v) if isinstance(v, str) and ":" not in v else v))
+        self.config_text = "\n".join(lines) + "\n" + extra
+        self.config = os.path.join(self.dir, "pgmoat.yaml")
+        with open(self.config, "w") as f:
+            f.write(self.config_text)
+
+    def start(self):
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([PGMOAT, "serve", "-c", self.config], stdout=logf, stderr=logf, env=self.env)
+        logf.close()
+        at_exit(self.stop)
+        try:
+            wait_port(self.port, proc=self.proc)
+            wait_port(self.http_port, proc=self.proc)
+        except Exception:
+            raise RuntimeError("gateway did not start:\n" + self.read_log())
+        return self
+
+    def read_log(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode if self.proc else None
+        self.proc = None
+        return rc
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.http_port
+
+    def api(self, method, path, body=None, token=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", "Bearer " + (token or self.admin_token))
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def add_identity(self, name, kind="agent", groups=()):
+        st, body = self.api("POST", "/v1/identities", {"name": name, "kind": kind, "groups": list(groups)})
+        assert st == 201, (st, body)
+        return body
+
+    def issue_token(self, identity, ttl=None):
+        body = {"identity": identity}
+        if ttl:
+            body["ttl"] = ttl
+        st, out = self.api("POST", "/v1/tokens", body)
+        assert st == 201, (st, out)
+        return out["token"]
+
+    def agent(self, name="agent-1", groups=()):
+        """An identity with a fresh token: returns (name, token)."""
+        self.add_identity(name, groups=groups)
+        return name, self.issue_token(name)
+
+    def dsn(self, user, password, dbname="main", sslmode=None, **kw):
+        if sslmode is None:
+            sslmode = "require" if self.certs else "disable"
+        parts = dict(host="127.0.0.1", port=self.port, dbname=dbname, user=user, password=password,
+                     sslmode=sslmode, **kw)
+        if self.certs and sslmode in ("verify-ca", "verify-full"):
+            parts.setdefault("sslrootcert", self.certs.ca)
+        return " ".join("%s=%s" % (k, _quote(v)) for k, v in parts.items())
+
+    def cli(self, *args, token=None, check=True, input=None):
+        env = dict(os.environ, PGMOAT_GATEWAY=self.url, PGMOAT_TOKEN=token or self.admin_token)
+        r = subprocess.run([PGMOAT] + list(args), capture_output=True, text=True, env=env, input=input, timeout=60)
+        if check and r.returncode != 0:
+            raise AssertionError("pgmoat %s failed (%d): %s" % (" ".join(args), r.returncode, r.stderr))
+        return r
+
+
+def _quote(v):
+    v = str(v)
+    if v == "" or any(c in v for c in " '\\"):
+        return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return v
+
+
+def psql(dsn, sql=None, file=None, args=(), input=None, check=False, timeout=120, env=None):
+    cmd = ["psql", "-X", dsn] + list(args)
+    if sql is not None:
+        cmd += ["-c", sql]
+    if file is not None:
+        cmd += ["-f", file]
+    e = dict(os.environ, PGCONNECT_TIMEOUT="10", **(env or {}))
+    r = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout, env=e)
+    if check and r.returncode != 0:
+        raise AssertionError("psql failed (%d): %s" % (r.returncode, r.stderr))
+    return r
+
+
+# ---- a tiny test runner: each module runs its test_* functions in order ----
+
+_shared = {}
+
+
+def shared_postgres():
+    """One cluster per test module (started lazily, stopped at exit)."""
+    if "pg" not in _shared:
+        _shared["pg"] = Postgres().start().setup_roles()
+    return _shared["pg"]
+
+
+def main(module_globals):
+    name = os.path.splitext(os.path.basename(module_globals["__file__"]))[0]
+    only = os.environ.get("PGMOAT_TEST_ONLY")
+    tests = [(k, v) for k, v in module_globals.items() if k.startswith("test_") and callable(v)]
+    passed = failed = 0
+    setup = module_globals.get("setup_module")
+    try:
+        if setup:
+            setup()
+    except Exception:
+        print("FAIL %s::setup_module\n%s" % (name, _indent(traceback.format_exc())), flush=True)
+        print("RESULT %d %d" % (0, len(tests)), flush=True)
+        _run_cleanups()
+        sys.exit(1)
+    for tname, fn in tests:
+        if only and only not in tname:
+            continue
+        t0 = time.time()
+        try:
+            fn()
+            passed += 1
+            print("ok   %s::%s (%.2fs)" % (name, tname, time.time() - t0), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %s::%s (%.2fs)\n%s" % (name, tname, time.time() - t0, _indent(traceback.format_exc())),
+                  flush=True)
+    _run_cleanups()
+    print("RESULT %d %d" % (passed, failed), flush=True)
+    sys.exit(1 if failed else 0)
+
+
+def _indent(s):
+    return "\n".join("     " + line for line in s.rstrip().splitlines())
