@@ -93,6 +93,7 @@ static void *worker_main(void *arg)
 {
 	gw_worker *wk = arg;
 	gw_loop_run(wk->loop);
+	wk->stopping = true;
 	gw_client_close_all(wk);
 	gw_session_close_all(wk);
 	return NULL;

@@ -32,6 +32,7 @@ typedef struct gw_worker {
 	gw_io listen_io;
 	gw_client *clients;     /* logging in */
 	gw_session *sessions;   /* logged in */
+	bool stopping;          /* shutting down: servers are closed, not pooled */
 } gw_worker;
 
 struct gw_gateway {

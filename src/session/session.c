@@ -83,7 +83,7 @@ static void session_free(void *p)
 
 static bool in_sync(const gw_session *s)
 {
-	return s->pending_rfq == 0 && !s->unsynced && !s->cf.streaming && !s->sf.streaming &&
+	return !s->wk->stopping && s->pending_rfq == 0 && !s->unsynced && !s->cf.streaming && !s->sf.streaming &&
 		s->prelude_rfq == 0 && (!s->up || gw_buf_len(&s->up->rx) == 0);
 }
 

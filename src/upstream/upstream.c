@@ -144,6 +144,17 @@ void gw_pool_free(gw_pool *p)
 		p->idle = s->next;
 		server_free(s);
 	}
+	while (p->busy) {
+		gw_server *s = p->busy;
+		p->busy = s->next;
+		free(s->w);
+		server_free(s);
+	}
+	while (p->wq_head) {
+		gw_pool_wait *w = p->wq_head;
+		p->wq_head = w->next;
+		free(w);
+	}
 	kv_clear(p->cache, &p->ncache);
 	gw_tls_ctx_free(p->tls);
 	pthread_mutex_destroy(&p->lock);

@@ -218,7 +218,9 @@ class Gateway:
         self.certs = tls
         self.proc = None
         self.log = os.path.join(self.dir, "gateway.log")
-        self.env = dict(os.environ, PGMOAT_ADMIN_TOKEN=self.admin_token, **(env or {}))
+        self.env = dict(os.environ, PGMOAT_ADMIN_TOKEN=self.admin_token,
+                        ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0",
+                        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1", **(env or {}))
         if connections is None:
             connections = [dict(name="main", host="127.0.0.1", port=pg.port, database=db, user="gw_scram",
                                 password="env:GW_SCRAM_PW", sslmode="disable")]
@@ -277,6 +279,10 @@ class Gateway:
                 self.proc.wait()
         rc = self.proc.returncode if self.proc else None
         self.proc = None
+        log = self.read_log()
+        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "pgmoat: fatal:"):
+            if marker in log:
+                raise AssertionError("gateway reported %r; log:\n%s" % (marker, log[-6000:]))
         return rc
 
     @property
