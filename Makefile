@@ -36,17 +36,20 @@ deps:
 	@sh scripts/deps.sh
 
 $(BUILD)/pgmoat: $(OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LD    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/unit_tests: $(TEST_OBJS) $(LIB_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LD    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/%: tests/clients/%.c
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lpq
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC    $<"
+	@$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 test: all $(BUILD)/unit_tests $(LIBPQ_TESTS)
 	@PGMOAT_BUILD=$(BUILD) /usr/bin/python3 tests/run.py $(TESTS)
