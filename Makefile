@@ -23,7 +23,8 @@ LDFLAGS :=
 endif
 
 SRCS      := $(filter-out %_test.c,$(wildcard src/*/*.c)) src/main.c
-OBJS      := $(SRCS:%.c=$(BUILD)/obj/%.o)
+EMBED     := src/demo/shop.sql
+OBJS      := $(SRCS:%.c=$(BUILD)/obj/%.o) $(EMBED:%=$(BUILD)/obj/%.o)
 LIB_OBJS  := $(filter-out $(BUILD)/obj/src/main.o,$(OBJS))
 TEST_SRCS := $(wildcard src/*/*_test.c) tests/unit/run.c
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -45,6 +46,12 @@ $(BUILD)/unit_tests: $(TEST_OBJS) $(LIB_OBJS)
 
 $(BUILD)/%: tests/clients/%.c
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lpq
+
+# Data files linked into the binary (symbols _binary_src_demo_shop_sql_start/_end).
+$(BUILD)/obj/%.sql.o: %.sql
+	@mkdir -p $(dir $@)
+	@echo "  EMBED $<"
+	@ld -r -b binary -z noexecstack -o $@ $<
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
