@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""make bench: pgbench against PostgreSQL directly, through pgbouncer (session
+pool) and through pgmoat, runs alternated, medians and ratios printed; then
+RSS per idle TLS client session with 5,000 idle sessions.
+
+Options: --time S (per run, default 5), --rounds N (default 3), --quick
+(1 round of 2 s), --skip-idle, --idle N (default 5000).
+"""
+import argparse
+import os
+import re
+import resource
+import socket
+import ssl
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
+import harness  # noqa: E402
+from harness import Certs, Gateway, Postgres, free_port, wait_port, make_tempdir, at_exit, IS_ROOT, PGBIN  # noqa: E402
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def start_pgbouncer(pg, pool_size):
+    d = make_tempdir("pgmoat-bench-bouncer-")
+    port = free_port()
+    users = os.path.join(d, "userlist.txt")
+    with open(users, "w") as f:
+        f.write('"gw_scram" "scram-pw"\n')
+    ini = os.path.join(d, "pgbouncer.ini")
+    with open(ini, "w") as f:
+        f.write("[databases]\nmain = host=127.0.0.1 port=%d dbname=app user=gw_scram password=scram-pw\n"
+                "[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = %d\nunix_socket_dir =\n"
+                "auth_type = plain\nauth_file = %s\npool_mode = session\ndefault_pool_size = %d\n"
+                "max_client_conn = 12000\nlogfile = %s/pgbouncer.log\npidfile = %s/pgbouncer.pid\n"
+                "log_connections = 0\nlog_disconnections = 0\n"
+                % (pg.port, port, users, pool_size, d, d))
+    if IS_ROOT:
+        import shutil
+        for p in (d, users, ini):
+            shutil.chown(p, "postgres", "postgres")
+    proc = subprocess.Popen(harness.as_postgres(["/usr/sbin/pgbouncer", ini]), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+    def stop():
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    at_exit(stop)
+    wait_port(port, proc=proc)
+    return port, proc
+
+
+def pgbench(env, args, seconds):
+    cmd = [PGBIN + "/pgbench", "-n", "-T", str(seconds)] + args
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 60)
+    m = re.search(r"tps = ([0-9.]+) \((?:without|excluding) initial", r.stdout) or \
+        re.search(r"tps = ([0-9.]+)", r.stdout)
+    if r.returncode != 0 or not m:
+        raise RuntimeError("pgbench %s failed: %s %s" % (" ".join(args), r.stdout[-500:], r.stderr[-1500:]))
+    failed = re.search(r"number of failed transactions: (\d+)", r.stdout)
+    if failed and int(failed.group(1)):
+        raise RuntimeError("pgbench reported failed transactions: %s" % r.stdout[-500:])
+    return float(m.group(1))
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def v3_login(sock, user, password, dbname):
+    params = b"user\0" + user.encode() + b"\0database\0" + dbname.encode() + b"\0\0"
+    sock.sendall(struct.pack("!II", 8 + len(params), 196608) + params)
+    buf = b""
+    while True:
+        while len(buf) < 5:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise RuntimeError("closed during login")
+            buf += chunk
+        t, ln = buf[0:1], struct.unpack("!I", buf[1:5])[0]
+        while len(buf) < 1 + ln:
+            buf += sock.recv(65536)
+        body, buf = buf[5:1 + ln], buf[1 + ln:]
+        if t == b"R" and struct.unpack("!I", body[:4])[0] == 3:
+            pw = password.encode() + b"\0"
+            sock.sendall(b"p" + struct.pack("!I", 4 + len(pw)) + pw)
+        elif t == b"E":
+            raise RuntimeError("login refused: %r" % body)
+        elif t == b"Z":
+            return
+
+
+def idle_sessions(gw, user, token, n):
+    """Open n TLS sessions that log in and stay idle; return KiB RSS per session."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ctx = ssl.create_default_context(cafile=gw.certs.ca)
+    socks = []
+    time.sleep(0.5)
+    base = rss_kib(gw.proc.pid)
+    t0 = time.time()
+    for i in range(n):
+        raw = socket.create_connection(("127.0.0.1", gw.port))
+        raw.sendall(struct.pack("!II", 8, 80877103))
+        if raw.recv(1) != b"S":
+            raise RuntimeError("gateway refused TLS")
+        s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        v3_login(s, user, token, "main")
+        socks.append(s)
+        if (i + 1) % 1000 == 0:
+            log("  %d idle TLS sessions open (%.1fs)" % (i + 1, time.time() - t0))
+    time.sleep(1.0)
+    after = rss_kib(gw.proc.pid)
+    for s in socks:
+        try:
+            s.close()
+        except OSError:
+            pass
+    return base, after, (after - base) / n
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--time", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--skip-idle", action="store_true")
+    ap.add_argument("--idle", type=int, default=5000)
+    ap.add_argument("--clients", default="1,8,32")
+    a = ap.parse_args()
+    if a.quick:
+        a.time, a.rounds, a.idle = 2, 1, 1000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 65536)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+    log("bench: starting PostgreSQL 15, pgbouncer and pgmoat on loopback")
+    pg = Postgres(conf_extra="max_connections = 200\n").start().setup_roles()
+    env0 = dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(pg.port), PGUSER="gw_scram", PGPASSWORD="scram-pw",
+                PGDATABASE="app", PGSSLMODE="disable")
+    subprocess.run([PGBIN + "/pgbench", "-i", "-q", "-s", "10"], env=env0, check=True, capture_output=True)
+    pool = 64
+    bport, bproc = start_pgbouncer(pg, pool)
+    certs = Certs()
+    gw = Gateway(pg, tls=certs, connections=[dict(name="main", host="127.0.0.1", port=pg.port, database="app",
+                                                  user="gw_scram", password="env:GW_SCRAM_PW", sslmode="disable",
+                                                  pool=pool)]).start()
+    user, token = gw.agent("bench-agent")
+    targets = {
+        "direct": dict(env0),
+        "pgbouncer": dict(env0, PGPORT=str(bport), PGDATABASE="main"),
+        "pgmoat": dict(env0, PGPORT=str(gw.port), PGDATABASE="main", PGUSER=user, PGPASSWORD=token),
+    }
+    names = list(targets)
+    clients = [int(c) for c in a.clients.split(",")]
+    cells = [("-S -M simple", ["-S", "-M", "simple"], c) for c in clients] + \
+            [("-S -M prepared", ["-S", "-M", "prepared"], c) for c in clients] + \
+            [("-S -C (churn)", ["-S", "-C"], 8)]
+    results = {}
+    for label, args, c in cells:
+        key = (label, c)
+        results[key] = {n: [] for n in names}
+        for r in range(a.rounds):
+            order = names[r % 3:] + names[:r % 3]
+            for n in order:
+                tps = pgbench(targets[n], args + ["-c", str(c), "-j", str(min(c, 2))], a.time)
+                results[key][n].append(tps)
+        med = {n: statistics.median(v) for n, v in results[key].items()}
+        log("  %-16s c=%-3d direct %9.0f  pgbouncer %9.0f  pgmoat %9.0f   pgmoat/pgbouncer %.2f  pgmoat/direct %.2f"
+            % (label, c, med["direct"], med["pgbouncer"], med["pgmoat"], med["pgmoat"] / med["pgbouncer"],
+               med["pgmoat"] / med["direct"]))
+
+    log("")
+    log("pgbench TPS, median of %d alternated runs of %d s each (2 cores shared by pgbench, servers and PostgreSQL)"
+        % (a.rounds, a.time))
+    log("| workload | clients | direct | pgbouncer | pgmoat | pgmoat/pgbouncer | pgmoat/direct |")
+    log("|---|---|---|---|---|---|---|")
+    for (label, c), v in results.items():
+        med = {n: statistics.median(x) for n, x in v.items()}
+        log("| %s | %d | %.0f | %.0f | %.0f | %.2f | %.2f |" % (label, c, med["direct"], med["pgbouncer"], med["pgmoat"],
+                                                            med["pgmoat"] / med["pgbouncer"], med["pgmoat"] / med["direct"]))
+    if not a.skip_idle:
+        log("")
+        log("idle sessions: opening %d TLS sessions through pgmoat" % a.idle)
+        base, after, per = idle_sessions(gw, user, token, a.idle)
+        log("pgmoat RSS: %d KiB before, %d KiB with %d idle TLS sessions: %.1f KiB per session"
+            % (base, after, a.idle, per))
+    gw.stop()
+    log("bench: done")
+
+
+if __name__ == "__main__":
+    main()
