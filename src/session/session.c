@@ -495,6 +495,10 @@ static void update_watch(gw_session *s)
 		atomic_store(&s->reg->bytes_in, s->cl.bytes_in);
 		atomic_store(&s->reg->bytes_out, s->cl.bytes_out);
 	}
+	/* Idle sessions keep no buffer memory. */
+	gw_buf_release(&s->cl.rx);
+	if (s->up)
+		gw_buf_release(&s->up->rx);
 }
 
 /* Move everything that can move, then flush both sides. */
