@@ -191,6 +191,15 @@ static int finish(api *a, json_t *j)
 	return 0;
 }
 
+/* --help or -h anywhere after the command (`identity add --help` too). */
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+	return false;
+}
+
 static int usage_identity(void)
 {
 	fprintf(stderr,
@@ -207,7 +216,7 @@ int gw_cli_identity(int argc, char **argv)
 	int rc = api_init(&a, &argc, argv);
 	if (rc)
 		return rc;
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+	if (argc < 2 || wants_help(argc, argv)) {
 		api_free(&a);
 		return argc >= 2 ? (usage_identity(), 0) : usage_identity();
 	}
@@ -291,7 +300,7 @@ int gw_cli_token(int argc, char **argv)
 	int rc = api_init(&a, &argc, argv);
 	if (rc)
 		return rc;
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+	if (argc < 2 || wants_help(argc, argv)) {
 		api_free(&a);
 		return argc >= 2 ? (usage_token(), 0) : usage_token();
 	}

@@ -61,6 +61,7 @@ struct gw_session {
 	bool login_done;
 	bool closing;
 	bool ended;
+	bool upstream_fatal;   /* a FATAL from the server was passed on: the client knows why it ends */
 	uint64_t close_deadline;
 	char txstatus;
 	struct gw_session *prev, *next;
@@ -137,7 +138,8 @@ __attribute__((format(printf, 3, 4))) static void session_fatal(gw_session *s, c
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	gw_info("session %s: FATAL %s %s", s->reg ? s->reg->id : "-", sqlstate, msg);
-	gw_pg_error(&s->cl.tx, "FATAL", sqlstate, msg, NULL, NULL);
+	if (!s->upstream_fatal) /* a second FATAL after the server's own would be noise */
+		gw_pg_error(&s->cl.tx, "FATAL", sqlstate, msg, NULL, NULL);
 	/* The server is of no more use to this client. */
 	if (s->wait) {
 		gw_pool_cancel(s->wait);
@@ -353,6 +355,7 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 	switch (type) {
 	case 'Z':
 		s->txstatus = n ? (char)body[0] : 'I';
+		gw_server_set_txstatus(s->srv, s->txstatus);
 		if (s->prelude_rfq) {
 			s->prelude_rfq--;
 			return 0;
@@ -371,6 +374,13 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 			gw_pg_error_field(body, n, 'C', code, sizeof(code));
 			session_fatal(s, code, "%s", text);
 			return -1;
+		}
+		{
+			char sev[16] = "";
+			if (!gw_pg_error_field(body, n, 'V', sev, sizeof(sev)))
+				gw_pg_error_field(body, n, 'S', sev, sizeof(sev));
+			if (!strcmp(sev, "FATAL") || !strcmp(sev, "PANIC"))
+				s->upstream_fatal = true;
 		}
 		break;
 	case 'S': {
@@ -435,16 +445,29 @@ static int process_server(gw_session *s)
 
 /* ---- I/O ---- */
 
+/*
+ * True when rx starts with an incomplete message that is not being streamed
+ * (a Query, Bind, ErrorResponse... larger than HIGH_WATER): only reading on
+ * completes it, so the rx limit must not stop the read. Its size is bounded
+ * by the frame limit checked when it is framed.
+ */
+static bool rx_partial(const gw_buf *rx, const frame *f)
+{
+	return !f->streaming && gw_buf_len(rx) >= 5 && (size_t)gw_get_u32(gw_buf_rd(rx) + 1) + 1 > gw_buf_len(rx);
+}
+
 static bool may_read_client(const gw_session *s)
 {
 	if (s->srv)
-		return gw_buf_len(&s->up->tx) < HIGH_WATER && gw_buf_len(&s->cl.rx) < HIGH_WATER;
+		return gw_buf_len(&s->up->tx) < HIGH_WATER &&
+			(gw_buf_len(&s->cl.rx) < HIGH_WATER || rx_partial(&s->cl.rx, &s->cf));
 	return gw_buf_len(&s->cl.rx) < HIGH_WATER;
 }
 
 static bool may_read_server(const gw_session *s)
 {
-	return s->srv && gw_buf_len(&s->cl.tx) < HIGH_WATER && gw_buf_len(&s->up->rx) < HIGH_WATER;
+	return s->srv && gw_buf_len(&s->cl.tx) < HIGH_WATER &&
+		(gw_buf_len(&s->up->rx) < HIGH_WATER || rx_partial(&s->up->rx, &s->sf));
 }
 
 /* Read the client; -1 when the client is gone (session ended). */

@@ -67,5 +67,7 @@ uint32_t gw_server_key(const gw_server *srv);
 const char *gw_server_param(const gw_server *srv, const char *key);
 /* Record a ParameterStatus the session saw (also refreshes the pool cache). */
 void gw_server_set_param(gw_server *srv, const char *key, const char *value);
+/* Record the transaction status of the session's last ReadyForQuery ('I', 'T' or 'E'): release rolls back unless 'I'. */
+void gw_server_set_txstatus(gw_server *srv, char txstatus);
 
 #endif

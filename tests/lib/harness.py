@@ -33,12 +33,15 @@ def at_exit(fn):
 
 @atexit.register
 def _run_cleanups():
+    """Run every cleanup (newest first); return the messages of those that failed."""
+    errors = []
     while _cleanups:
         fn = _cleanups.pop()
         try:
             fn()
-        except Exception:
-            pass
+        except Exception as e:  # a sanitizer report from Gateway.stop() lands here
+            errors.append("%s: %s" % (getattr(fn, "__qualname__", fn), e))
+    return errors
 
 
 def free_port():
@@ -393,7 +396,9 @@ def main(module_globals):
             failed += 1
             print("FAIL %s::%s (%.2fs)\n%s" % (name, tname, time.time() - t0, _indent(traceback.format_exc())),
                   flush=True)
-    _run_cleanups()
+    for err in _run_cleanups():
+        failed += 1
+        print("FAIL %s::cleanup\n%s" % (name, _indent(err)), flush=True)
     print("RESULT %d %d" % (passed, failed), flush=True)
     sys.exit(1 if failed else 0)
 
