@@ -200,15 +200,18 @@ static bool wants_help(int argc, char **argv)
 	return false;
 }
 
-static int usage_identity(void)
+/* Usage on stderr with exit 2 (a mistake), or on stdout with exit 0 (asked for). */
+static int usage_identity_to(FILE *out, int rc)
 {
-	fprintf(stderr,
+	fprintf(out,
 		"usage: pgmoat identity add NAME [--kind agent|human|relay] [--group G]...\n"
 		"       pgmoat identity list [--json]\n"
 		"       pgmoat identity disable NAME | enable NAME\n"
 		"common options: --gateway URL (PGMOAT_GATEWAY), --token-file F (PGMOAT_TOKEN)\n");
-	return 2;
+	return rc;
 }
+
+static int usage_identity(void) { return usage_identity_to(stderr, 2); }
 
 int gw_cli_identity(int argc, char **argv)
 {
@@ -218,7 +221,7 @@ int gw_cli_identity(int argc, char **argv)
 		return rc;
 	if (argc < 2 || wants_help(argc, argv)) {
 		api_free(&a);
-		return argc >= 2 ? (usage_identity(), 0) : usage_identity();
+		return argc >= 2 ? usage_identity_to(stdout, 0) : usage_identity();
 	}
 	long st;
 	const char *verb = argv[1];
@@ -284,15 +287,17 @@ int gw_cli_identity(int argc, char **argv)
 	return usage_identity();
 }
 
-static int usage_token(void)
+static int usage_token_to(FILE *out, int rc)
 {
-	fprintf(stderr,
+	fprintf(out,
 		"usage: pgmoat token issue IDENTITY [--ttl 24h]   (prints the token once, on stdout)\n"
 		"       pgmoat token list [--json]\n"
 		"       pgmoat token revoke ID\n"
 		"common options: --gateway URL (PGMOAT_GATEWAY), --token-file F (PGMOAT_TOKEN)\n");
-	return 2;
+	return rc;
 }
+
+static int usage_token(void) { return usage_token_to(stderr, 2); }
 
 int gw_cli_token(int argc, char **argv)
 {
@@ -302,7 +307,7 @@ int gw_cli_token(int argc, char **argv)
 		return rc;
 	if (argc < 2 || wants_help(argc, argv)) {
 		api_free(&a);
-		return argc >= 2 ? (usage_token(), 0) : usage_token();
+		return argc >= 2 ? usage_token_to(stdout, 0) : usage_token();
 	}
 	long st;
 	const char *verb = argv[1];
@@ -365,8 +370,9 @@ int gw_cli_sessions(int argc, char **argv)
 		if (!strcmp(argv[i], "--active"))
 			continue; /* every listed session is live */
 		api_free(&a);
-		fprintf(stderr, "usage: pgmoat sessions [--active] [--json] [--gateway URL] [--token-file F]\n");
-		return (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) ? 0 : 2;
+		bool help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+		fprintf(help ? stdout : stderr, "usage: pgmoat sessions [--active] [--json] [--gateway URL] [--token-file F]\n");
+		return help ? 0 : 2;
 	}
 	long st;
 	json_t *j = call(&a, "GET", "/v1/sessions", NULL, &st);
@@ -393,8 +399,9 @@ int gw_cli_kill(int argc, char **argv)
 		return rc;
 	if (argc != 2 || argv[1][0] == '-') {
 		api_free(&a);
-		fprintf(stderr, "usage: pgmoat kill SESSION_ID [--gateway URL] [--token-file F]\n");
-		return argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
+		bool help = argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+		fprintf(help ? stdout : stderr, "usage: pgmoat kill SESSION_ID [--gateway URL] [--token-file F]\n");
+		return help ? 0 : 2;
 	}
 	long st;
 	char *path = gw_xasprintf("/v1/sessions/%s", argv[1]);
