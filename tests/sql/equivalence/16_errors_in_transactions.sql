@@ -1,0 +1,88 @@
+-- Errors inside transactions: aborted state (25P02), recovery by ROLLBACK / ROLLBACK TO, ON_ERROR_ROLLBACK.
+CREATE SCHEMA eq_txerr;
+SET search_path = eq_txerr;
+CREATE TABLE t (id int PRIMARY KEY, v text);
+BEGIN;
+INSERT INTO t VALUES (1, 'one');
+SELECT 1 / 0;
+SELECT 'ignored';
+INSERT INTO t VALUES (2, 'two');
+COMMIT;
+SELECT count(*) AS after_failed_commit FROM t;
+BEGIN;
+INSERT INTO t VALUES (1, 'one');
+SAVEPOINT a;
+INSERT INTO t VALUES (1, 'dup');
+SELECT 'aborted';
+ROLLBACK TO SAVEPOINT a;
+INSERT INTO t VALUES (2, 'two');
+RELEASE SAVEPOINT a;
+COMMIT;
+SELECT * FROM t ORDER BY id;
+BEGIN;
+SELECT * FROM no_such_table;
+ROLLBACK;
+BEGIN;
+SELECT 1 / 0;
+END;
+BEGIN;
+SELECT nope;
+ROLLBACK TO SAVEPOINT never_made;
+ROLLBACK;
+COMMIT;
+ROLLBACK;
+SAVEPOINT outside;
+RELEASE SAVEPOINT outside;
+BEGIN;
+BEGIN;
+COMMIT;
+BEGIN;
+SAVEPOINT s1;
+SELECT 1 / 0;
+RELEASE SAVEPOINT s1;
+ROLLBACK TO s1;
+SELECT 'recovered at s1';
+COMMIT;
+\set ON_ERROR_ROLLBACK on
+BEGIN;
+INSERT INTO t VALUES (3, 'three');
+INSERT INTO t VALUES (3, 'dup');
+SELECT 1 / 0;
+INSERT INTO t VALUES (4, 'four');
+COMMIT;
+\set ON_ERROR_ROLLBACK off
+SELECT * FROM t ORDER BY id;
+\set AUTOCOMMIT off
+INSERT INTO t VALUES (5, 'five');
+SELECT 1 / 0;
+SELECT 'in aborted implicit transaction';
+ROLLBACK;
+INSERT INTO t VALUES (6, 'six');
+COMMIT;
+\set AUTOCOMMIT on
+SELECT * FROM t ORDER BY id;
+\echo :LAST_ERROR_SQLSTATE :LAST_ERROR_MESSAGE
+SELECT 1 / 0;
+\echo :ERROR :SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT 'fine' \g
+\echo :ERROR :SQLSTATE :ROW_COUNT
+BEGIN;
+DO $$ BEGIN RAISE EXCEPTION 'boom in DO'; END $$;
+SELECT 'x';
+ROLLBACK;
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT count(*) FROM t;
+SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
+ROLLBACK;
+BEGIN;
+CREATE TABLE rolled_back (x int);
+INSERT INTO rolled_back VALUES (1);
+ROLLBACK;
+SELECT * FROM rolled_back;
+-- An error in a multi-statement query string rolls back the whole implicit transaction.
+INSERT INTO t VALUES (7, 'seven') \; SELECT 1 / 0 \; INSERT INTO t VALUES (8, 'eight');
+SELECT id FROM t WHERE id >= 7 ORDER BY id;
+INSERT INTO t VALUES (7, 'seven') \; COMMIT \; SELECT 1 / 0;
+SELECT id FROM t WHERE id >= 7 ORDER BY id;
+DROP TABLE t;
+DROP SCHEMA eq_txerr CASCADE;
