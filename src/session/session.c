@@ -138,7 +138,13 @@ __attribute__((format(printf, 3, 4))) static void session_fatal(gw_session *s, c
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	gw_info("session %s: FATAL %s %s", s->reg ? s->reg->id : "-", sqlstate, msg);
-	if (!s->upstream_fatal) /* a second FATAL after the server's own would be noise */
+	/*
+	 * No second FATAL after the server's own (noise), and none while a server
+	 * message is half passed on (a streamed DataRow or CopyData): it would
+	 * land inside that message's body. The client sees the stream end
+	 * instead, as when a server dies mid-message.
+	 */
+	if (!s->upstream_fatal && !s->sf.streaming)
 		gw_pg_error(&s->cl.tx, "FATAL", sqlstate, msg, NULL, NULL);
 	/* The server is of no more use to this client. */
 	if (s->wait) {
@@ -505,14 +511,19 @@ static void update_watch(gw_session *s)
 		ev |= EPOLLIN;
 	if (gw_buf_len(&s->cl.tx) || s->cl.want_write)
 		ev |= EPOLLOUT;
-	gw_loop_watch(s->loop, &s->cl.io, ev ? ev : EPOLLIN);
+	/*
+	 * Nothing to read or write (back-pressure): watch errors only. EPOLLIN on
+	 * a socket holding data we may not read yet would fire at once, every
+	 * time (level-triggered), and spin the worker until the other side drains.
+	 */
+	gw_loop_watch(s->loop, &s->cl.io, ev ? ev : EPOLLERR);
 	if (s->srv) {
 		ev = 0;
 		if (may_read_server(s))
 			ev |= EPOLLIN;
 		if (gw_buf_len(&s->up->tx) || s->up->want_write)
 			ev |= EPOLLOUT;
-		gw_loop_watch(s->loop, &s->up->io, ev ? ev : EPOLLIN);
+		gw_loop_watch(s->loop, &s->up->io, ev ? ev : EPOLLERR);
 	}
 	if (s->reg) {
 		atomic_store(&s->reg->bytes_in, s->cl.bytes_in);
@@ -823,7 +834,8 @@ void gw_session_close_all(gw_worker *wk)
 {
 	while (wk->sessions) {
 		gw_session *s = wk->sessions;
-		gw_pg_error(&s->cl.tx, "FATAL", "57P01", "pgmoat: the gateway is shutting down", NULL, NULL);
+		if (!s->sf.streaming) /* not inside a half-passed server message */
+			gw_pg_error(&s->cl.tx, "FATAL", "57P01", "pgmoat: the gateway is shutting down", NULL, NULL);
 		gw_conn_flush(&s->cl);
 		session_end(s);
 	}
