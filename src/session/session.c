@@ -62,6 +62,7 @@ struct gw_session {
 	bool closing;
 	bool ended;
 	bool upstream_fatal;   /* a FATAL from the server was passed on: the client knows why it ends */
+	bool terminated;       /* the client sent Terminate: what it sent before still runs */
 	uint64_t close_deadline;
 	char txstatus;
 	struct gw_session *prev, *next;
@@ -100,7 +101,7 @@ static void session_end(gw_session *s)
 	}
 	if (s->srv) {
 		bool reusable = in_sync(s);
-		if (!reusable && s->pending_rfq > 0)
+		if (!reusable && s->pending_rfq > 0 && !s->terminated)
 			gw_upstream_cancel(gw_pool_cfg(s->pool), gw_server_pid(s->srv), gw_server_key(s->srv));
 		gw_loop_unwatch(&s->up->io);
 		gw_pool_release(s->srv, s->loop, reusable);
@@ -263,6 +264,14 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 {
 	switch (type) {
 	case 'X':
+		/*
+		 * Terminate. As with PostgreSQL, what the client sent before it
+		 * still runs: pass it on now and do not cancel it. The server is
+		 * closed unless in sync; its backend finishes that work, then exits.
+		 */
+		s->terminated = true;
+		if (gw_buf_len(&s->up->tx))
+			gw_conn_flush(s->up);
 		session_end(s);
 		return -1;
 	case 'Q':
@@ -629,6 +638,29 @@ static bool guc_name_ok(const char *k)
 	return !start;
 }
 
+/*
+ * Startup parameters a client may set on the server. Everything else is
+ * refused: role, session_authorization and default_transaction_read_only
+ * would change who the session runs as or lift a read-only floor, and an
+ * unknown name could be any setting at all.
+ */
+static bool startup_param_allowed(const char *k)
+{
+	static const char *const allowed[] = {
+		"application_name", "client_encoding", "datestyle", "intervalstyle", "timezone",
+		"extra_float_digits", "search_path", "statement_timeout", "lock_timeout",
+		"idle_in_transaction_session_timeout", "idle_session_timeout", "standard_conforming_strings",
+		"bytea_output", "default_transaction_isolation", "geqo", "jit", "work_mem",
+		"client_min_messages", "lc_messages", "lc_monetary", "lc_numeric", "lc_time", "timezone_abbreviations",
+		"default_text_search_config", "xmlbinary", "xmloption", "row_security", "enable_seqscan",
+		"plan_cache_mode", "join_collapse_limit", "from_collapse_limit", "temp_buffers", "maintenance_work_mem",
+	};
+	for (size_t i = 0; i < GW_ARRAY_LEN(allowed); i++)
+		if (!strcasecmp(k, allowed[i]))
+			return true;
+	return false;
+}
+
 static void add_set(gw_session *s, const char *k, const char *v)
 {
 	for (size_t i = 0; i < s->nset; i++)
@@ -696,7 +728,7 @@ static const char *parse_options(gw_session *s, const char *opts, char *bad, siz
 		for (char *q = name; *q; q++)
 			if (*q == '-')
 				*q = '_';
-		if (!guc_name_ok(name)) {
+		if (!guc_name_ok(name) || !startup_param_allowed(name)) {
 			snprintf(bad, badlen, "%s", name);
 			return bad;
 		}
@@ -756,7 +788,8 @@ void gw_session_start(gw_worker *wk, gw_conn *conn, const struct sockaddr_storag
 		if (!strcmp(k, "options")) {
 			char bad[128];
 			if (parse_options(s, v, bad, sizeof(bad))) {
-				session_fatal(s, "0A000", "pgmoat: unsupported startup option \"%s\": only -c name=value is passed on", bad);
+				session_fatal(s, "0A000", "pgmoat: unsupported startup option \"%s\": only -c name=value "
+					"for session settings such as statement_timeout is passed on", bad);
 				return;
 			}
 			continue;
@@ -767,8 +800,8 @@ void gw_session_start(gw_worker *wk, gw_conn *conn, const struct sockaddr_storag
 		}
 		if (!strncmp(k, "_pq_.", 5))
 			continue;
-		if (!guc_name_ok(k)) {
-			session_fatal(s, "42704", "pgmoat: unrecognized configuration parameter \"%s\"", k);
+		if (!guc_name_ok(k) || !startup_param_allowed(k)) {
+			session_fatal(s, "42501", "pgmoat: startup parameter \"%s\" cannot be set through the gateway", k);
 			return;
 		}
 		add_set(s, k, v);

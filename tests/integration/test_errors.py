@@ -269,6 +269,21 @@ def test_session_usable_after_sql_error():
     assert "division by zero" in r.stderr and r.stdout.strip() == "after", (r.stdout, r.stderr)
 
 
+def test_startup_parameters_that_change_identity_refused():
+    """role / session_authorization / read-only floor cannot be set from the startup packet."""
+    for params in ({"role": "postgres"}, {"session_authorization": "postgres"},
+                   {"default_transaction_read_only": "off"}, {"some_unknown_setting": "1"}):
+        kind, f = raw_login(S["gw"], S["ident"], S["token"], params=params)
+        assert kind == "error" and f.get("C") == "42501", (params, f)
+        assert f["M"].startswith("pgmoat: startup parameter"), f
+    kind, f = raw_login(S["gw"], S["ident"], S["token"], params={"options": "-c role=postgres"})
+    assert kind == "error" and f.get("C") == "0A000" and "role" in f["M"], f
+    # Ordinary session settings still pass.
+    kind, f = raw_login(S["gw"], S["ident"], S["token"],
+                        params={"application_name": "x", "options": "-c statement_timeout=5s -c search_path=public"})
+    assert kind == "ok", f
+
+
 def test_gateway_stops_cleanly():
     """Last: SIGTERM ends the gateway with exit 0 and no sanitizer report in its log."""
     assert S["gw"].stop() == 0
