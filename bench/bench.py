@@ -157,7 +157,7 @@ def main():
     certs = Certs()
     gw = Gateway(pg, tls=certs, connections=[dict(name="main", host="127.0.0.1", port=pg.port, database="app",
                                                   user="gw_scram", password="env:GW_SCRAM_PW", sslmode="disable",
-                                                  pool=pool)]).start()
+                                                  pool=pool)], env={"GW_SCRAM_PW": "scram-pw"}).start()
     user, token = gw.agent("bench-agent")
     targets = {
         "direct": dict(env0),
@@ -165,6 +165,9 @@ def main():
         "pgmoat": dict(env0, PGPORT=str(gw.port), PGDATABASE="main", PGUSER=user, PGPASSWORD=token),
     }
     names = list(targets)
+    # Warm up every target (page cache, backends, pool) so the first measured run is not a cold one.
+    for n in names:
+        pgbench(targets[n], ["-S", "-c", "8", "-j", "2"], max(2, a.time // 2))
     clients = [int(c) for c in a.clients.split(",")]
     cells = [("-S -M simple", ["-S", "-M", "simple"], c) for c in clients] + \
             [("-S -M prepared", ["-S", "-M", "prepared"], c) for c in clients] + \
