@@ -70,6 +70,7 @@ static void client_close(gw_client *c)
 	unlink_client(c);
 	gw_conn_close(&c->conn);
 	atomic_fetch_sub(&c->wk->gw->nclients, 1);
+	atomic_fetch_sub(&c->wk->nconns, 1);
 	gw_loop_defer_free(c->wk->loop, client_free, c);
 }
 

@@ -15,7 +15,10 @@
 
 #include <sys/socket.h>
 
-/* Take a freshly accepted non-blocking socket (fd is owned from here on). */
+/*
+ * Take a freshly accepted non-blocking socket (fd is owned from here on).
+ * The caller has already counted it in wk->nconns.
+ */
 void gw_client_accept(gw_worker *wk, int fd, const struct sockaddr_storage *addr);
 /* Close clients whose login is overdue; call from the worker's tick. */
 void gw_client_tick(gw_worker *wk);

@@ -425,6 +425,7 @@ static const cfg_kw limits_kws[] = {
 	{"max_clients", kw_int, offsetof(gw_config, max_clients)},
 	{"auth_failures_per_minute", kw_int, offsetof(gw_config, auth_failures_per_minute)},
 	{"workers", kw_int, offsetof(gw_config, workers)},
+	{"worker_fill", kw_int, offsetof(gw_config, worker_fill)},
 };
 
 static void kw_limits(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
@@ -507,6 +508,7 @@ gw_config *gw_config_load(const char *file, char **errors)
 	cfg->max_clients = 10000;
 	cfg->auth_failures_per_minute = 20;
 	cfg->log_level = 1;
+	cfg->worker_fill = 16;
 
 	yaml_node_t *root = yaml_document_get_root_node(&c.doc);
 	if (!root)

@@ -55,6 +55,7 @@ typedef struct gw_config {
 	int max_clients;
 	int auth_failures_per_minute;
 	int workers;             /* 0: one per core */
+	int worker_fill;         /* a worker takes new clients up to this many before the next one does; 0: spread */
 	int log_level;
 } gw_config;
 

@@ -33,6 +33,7 @@ typedef struct gw_worker {
 	gw_client *clients;     /* logging in */
 	gw_session *sessions;   /* logged in */
 	bool stopping;          /* shutting down: servers are closed, not pooled */
+	atomic_int nconns;      /* client connections this worker owns (read by the acceptor) */
 } gw_worker;
 
 struct gw_gateway {

@@ -89,25 +89,35 @@ static bool in_sync(const gw_session *s)
 		s->prelude_rfq == 0 && (!s->up || gw_buf_len(&s->up->rx) == 0);
 }
 
+/*
+ * Let go of the upstream side: withdraw a pool wait, and give the server
+ * back — pooled when in sync, otherwise closed (and its running statement
+ * cancelled, unless the client itself said Terminate after sending it).
+ */
+static void drop_upstream(gw_session *s)
+{
+	if (s->wait) {
+		gw_pool_cancel(s->wait);
+		s->wait = NULL;
+	}
+	if (!s->srv)
+		return;
+	bool reusable = in_sync(s);
+	if (!reusable && s->pending_rfq > 0 && !s->terminated)
+		gw_upstream_cancel(gw_pool_cfg(s->pool), gw_server_pid(s->srv), gw_server_key(s->srv));
+	gw_loop_unwatch(&s->up->io);
+	gw_pool_release(s->srv, s->loop, reusable);
+	s->srv = NULL;
+	s->up = NULL;
+}
+
 /* End the session now: give back or close the server, close the client. */
 static void session_end(gw_session *s)
 {
 	if (s->ended)
 		return;
 	s->ended = true;
-	if (s->wait) {
-		gw_pool_cancel(s->wait);
-		s->wait = NULL;
-	}
-	if (s->srv) {
-		bool reusable = in_sync(s);
-		if (!reusable && s->pending_rfq > 0 && !s->terminated)
-			gw_upstream_cancel(gw_pool_cfg(s->pool), gw_server_pid(s->srv), gw_server_key(s->srv));
-		gw_loop_unwatch(&s->up->io);
-		gw_pool_release(s->srv, s->loop, reusable);
-		s->srv = NULL;
-		s->up = NULL;
-	}
+	drop_upstream(s);
 	if (s->reg) {
 		atomic_store(&s->reg->bytes_in, s->cl.bytes_in);
 		atomic_store(&s->reg->bytes_out, s->cl.bytes_out);
@@ -125,6 +135,7 @@ static void session_end(gw_session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	atomic_fetch_sub(&s->gw->nclients, 1);
+	atomic_fetch_sub(&s->wk->nconns, 1);
 	gw_loop_defer_free(s->loop, session_free, s);
 }
 
@@ -148,19 +159,7 @@ __attribute__((format(printf, 3, 4))) static void session_fatal(gw_session *s, c
 	if (!s->upstream_fatal && !s->sf.streaming)
 		gw_pg_error(&s->cl.tx, "FATAL", sqlstate, msg, NULL, NULL);
 	/* The server is of no more use to this client. */
-	if (s->wait) {
-		gw_pool_cancel(s->wait);
-		s->wait = NULL;
-	}
-	if (s->srv) {
-		bool reusable = in_sync(s);
-		if (!reusable && s->pending_rfq > 0)
-			gw_upstream_cancel(gw_pool_cfg(s->pool), gw_server_pid(s->srv), gw_server_key(s->srv));
-		gw_loop_unwatch(&s->up->io);
-		gw_pool_release(s->srv, s->loop, reusable);
-		s->srv = NULL;
-		s->up = NULL;
-	}
+	drop_upstream(s);
 	int r = gw_conn_flush(&s->cl);
 	if (r != 1) {
 		session_end(s);
