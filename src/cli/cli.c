@@ -200,18 +200,27 @@ static bool wants_help(int argc, char **argv)
 	return false;
 }
 
-/* Usage on stderr with exit 2 (a mistake), or on stdout with exit 0 (asked for). */
-static int usage_identity_to(FILE *out, int rc)
+#define COMMON_OPTIONS "common options: --gateway URL (PGMOAT_GATEWAY), --token-file F (PGMOAT_TOKEN)\n"
+
+static const char identity_usage[] =
+	"usage: pgmoat identity add NAME [--kind agent|human|relay] [--group G]...\n"
+	"       pgmoat identity list [--json]\n"
+	"       pgmoat identity disable NAME | enable NAME\n" COMMON_OPTIONS;
+
+static const char token_usage[] =
+	"usage: pgmoat token issue IDENTITY [--ttl 24h]   (prints the token once, on stdout)\n"
+	"       pgmoat token list [--json]\n"
+	"       pgmoat token revoke ID\n" COMMON_OPTIONS;
+
+/* A verb's usage: on stdout with exit 0 when asked for, else on stderr with exit 2 (a mistake). */
+static int usage(const char *text, bool asked)
 {
-	fprintf(out,
-		"usage: pgmoat identity add NAME [--kind agent|human|relay] [--group G]...\n"
-		"       pgmoat identity list [--json]\n"
-		"       pgmoat identity disable NAME | enable NAME\n"
-		"common options: --gateway URL (PGMOAT_GATEWAY), --token-file F (PGMOAT_TOKEN)\n");
-	return rc;
+	fputs(text, asked ? stdout : stderr);
+	return asked ? 0 : 2;
 }
 
-static int usage_identity(void) { return usage_identity_to(stderr, 2); }
+static int usage_identity(void) { return usage(identity_usage, false); }
+static int usage_token(void) { return usage(token_usage, false); }
 
 int gw_cli_identity(int argc, char **argv)
 {
@@ -221,7 +230,7 @@ int gw_cli_identity(int argc, char **argv)
 		return rc;
 	if (argc < 2 || wants_help(argc, argv)) {
 		api_free(&a);
-		return argc >= 2 ? usage_identity_to(stdout, 0) : usage_identity();
+		return usage(identity_usage, argc >= 2);
 	}
 	long st;
 	const char *verb = argv[1];
@@ -287,17 +296,6 @@ int gw_cli_identity(int argc, char **argv)
 	return usage_identity();
 }
 
-static int usage_token_to(FILE *out, int rc)
-{
-	fprintf(out,
-		"usage: pgmoat token issue IDENTITY [--ttl 24h]   (prints the token once, on stdout)\n"
-		"       pgmoat token list [--json]\n"
-		"       pgmoat token revoke ID\n"
-		"common options: --gateway URL (PGMOAT_GATEWAY), --token-file F (PGMOAT_TOKEN)\n");
-	return rc;
-}
-
-static int usage_token(void) { return usage_token_to(stderr, 2); }
 
 int gw_cli_token(int argc, char **argv)
 {
@@ -307,7 +305,7 @@ int gw_cli_token(int argc, char **argv)
 		return rc;
 	if (argc < 2 || wants_help(argc, argv)) {
 		api_free(&a);
-		return argc >= 2 ? usage_token_to(stdout, 0) : usage_token();
+		return usage(token_usage, argc >= 2);
 	}
 	long st;
 	const char *verb = argv[1];

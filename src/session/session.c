@@ -251,6 +251,29 @@ static void acquire(gw_session *s)
 		attach(s, srv);
 }
 
+/* ---- streaming of large messages (either direction) ---- */
+
+/* Pass on a large message's header now and stream its body as it comes. */
+static void stream_start(frame *f, gw_buf *rx, gw_buf *dst, uint8_t type, uint32_t len)
+{
+	gw_buf_append(dst, gw_buf_rd(rx), 5);
+	gw_buf_consume(rx, 5);
+	f->streaming = true;
+	f->type = type;
+	f->remaining = len - 4;
+}
+
+/* Pass on as much of the streamed message's body as has arrived. */
+static void stream_on(frame *f, gw_buf *rx, gw_buf *dst)
+{
+	size_t n = gw_buf_len(rx) < f->remaining ? gw_buf_len(rx) : f->remaining;
+	gw_buf_append(dst, gw_buf_rd(rx), n);
+	gw_buf_consume(rx, n);
+	f->remaining -= n;
+	if (!f->remaining)
+		f->streaming = false;
+}
+
 /* ---- client -> server ---- */
 
 static bool client_streamable(uint8_t type)
@@ -321,12 +344,7 @@ static int process_client(gw_session *s)
 	while (gw_buf_len(rx) && gw_buf_len(&s->up->tx) < HIGH_WATER) {
 		moved = 1;
 		if (s->cf.streaming) {
-			size_t n = gw_buf_len(rx) < s->cf.remaining ? gw_buf_len(rx) : s->cf.remaining;
-			gw_buf_append(&s->up->tx, gw_buf_rd(rx), n);
-			gw_buf_consume(rx, n);
-			s->cf.remaining -= n;
-			if (!s->cf.remaining)
-				s->cf.streaming = false;
+			stream_on(&s->cf, rx, &s->up->tx);
 			continue;
 		}
 		uint8_t type;
@@ -339,11 +357,7 @@ static int process_client(gw_session *s)
 		}
 		if (m == 0) {
 			if (gw_buf_len(rx) >= 5 && (size_t)len + 1 > STREAM_MIN && client_streamable(type)) {
-				gw_buf_append(&s->up->tx, gw_buf_rd(rx), 5);
-				gw_buf_consume(rx, 5);
-				s->cf.streaming = true;
-				s->cf.type = type;
-				s->cf.remaining = len - 4;
+				stream_start(&s->cf, rx, &s->up->tx, type, len);
 				continue;
 			}
 			break;
@@ -423,12 +437,7 @@ static int process_server(gw_session *s)
 	while (gw_buf_len(rx) && gw_buf_len(&s->cl.tx) < HIGH_WATER) {
 		moved = 1;
 		if (s->sf.streaming) {
-			size_t n = gw_buf_len(rx) < s->sf.remaining ? gw_buf_len(rx) : s->sf.remaining;
-			gw_buf_append(&s->cl.tx, gw_buf_rd(rx), n);
-			gw_buf_consume(rx, n);
-			s->sf.remaining -= n;
-			if (!s->sf.remaining)
-				s->sf.streaming = false;
+			stream_on(&s->sf, rx, &s->cl.tx);
 			continue;
 		}
 		uint8_t type;
@@ -440,11 +449,7 @@ static int process_server(gw_session *s)
 		}
 		if (m == 0) {
 			if (gw_buf_len(rx) >= 5 && (size_t)len + 1 > STREAM_MIN && server_streamable(type)) {
-				gw_buf_append(&s->cl.tx, gw_buf_rd(rx), 5);
-				gw_buf_consume(rx, 5);
-				s->sf.streaming = true;
-				s->sf.type = type;
-				s->sf.remaining = len - 4;
+				stream_start(&s->sf, rx, &s->cl.tx, type, len);
 				continue;
 			}
 			break;

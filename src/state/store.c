@@ -126,15 +126,15 @@ int gw_store_identity_add(gw_store *st, const gw_identity_rec *rec, char *err, s
 	return out;
 }
 
-int gw_store_identity_get(gw_store *st, const char *name, gw_identity_rec *out)
+/* One row by primary key through a prepared statement: 0 found, -1 none, -2 store error. */
+static int get_row(gw_store *st, sqlite3_stmt *s, const char *key, void (*read)(sqlite3_stmt *, void *), void *out)
 {
 	pthread_mutex_lock(&st->lock);
-	sqlite3_stmt *s = st->get_identity;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(s);
 	int ret = -2;
 	if (rc == SQLITE_ROW) {
-		read_identity(s, out);
+		read(s, out);
 		ret = 0;
 	} else if (rc == SQLITE_DONE) {
 		ret = -1;
@@ -143,6 +143,14 @@ int gw_store_identity_get(gw_store *st, const char *name, gw_identity_rec *out)
 	sqlite3_clear_bindings(s);
 	pthread_mutex_unlock(&st->lock);
 	return ret;
+}
+
+static void read_identity_v(sqlite3_stmt *s, void *out) { read_identity(s, out); }
+static void read_token_v(sqlite3_stmt *s, void *out) { read_token(s, out); }
+
+int gw_store_identity_get(gw_store *st, const char *name, gw_identity_rec *out)
+{
+	return get_row(st, st->get_identity, name, read_identity_v, out);
 }
 
 /* Run one parameterised write; returns rows changed or -2. */
@@ -241,21 +249,7 @@ int gw_store_token_add(gw_store *st, const gw_token_rec *rec, char *err, size_t 
 
 int gw_store_token_get(gw_store *st, const char *id, gw_token_rec *out)
 {
-	pthread_mutex_lock(&st->lock);
-	sqlite3_stmt *s = st->get_token;
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	int ret = -2;
-	if (rc == SQLITE_ROW) {
-		read_token(s, out);
-		ret = 0;
-	} else if (rc == SQLITE_DONE) {
-		ret = -1;
-	}
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	pthread_mutex_unlock(&st->lock);
-	return ret;
+	return get_row(st, st->get_token, id, read_token_v, out);
 }
 
 int gw_store_token_revoke(gw_store *st, const char *id, int64_t when)
