@@ -335,6 +335,11 @@ static int process_client(gw_session *s)
 	if (!gw_buf_len(rx))
 		return 0;
 	if (!s->srv) {
+		/* A client that only says goodbye (health checks) needs no server. */
+		if (gw_buf_rd(rx)[0] == 'X' && !s->wait) {
+			session_end(s);
+			return -1;
+		}
 		acquire(s);
 		if (!s->srv)
 			return 0;

@@ -202,6 +202,16 @@ def test_pool_churn_reuses_backends():
     assert pool_gauge("reuse", "total") <= 4
 
 
+def test_login_without_query_takes_no_server():
+    """Health checks that log in and leave at once do not touch the pool."""
+    wait_for(lambda: pool_gauge("reuse", "idle") == pool_gauge("reuse", "total"), what="an idle pool")
+    before = pool_gauge("reuse", "total")
+    for i in range(10):
+        connect("reuse").close()
+    assert pool_gauge("reuse", "total") == before
+    assert pool_gauge("reuse", "idle") == before
+
+
 def test_pool_size_limit_makes_second_session_wait():
     a = connect("single", autocommit=True)
     pid_a = a.execute("SELECT pg_backend_pid()").fetchone()[0]
