@@ -336,7 +336,7 @@ static int process_client(gw_session *s)
 		return 0;
 	if (!s->srv) {
 		/* A client that only says goodbye (health checks) needs no server. */
-		if (gw_buf_rd(rx)[0] == 'X' && !s->wait) {
+		if (!s->wait && gw_buf_len(rx) >= 5 && gw_buf_rd(rx)[0] == 'X' && gw_get_u32(gw_buf_rd(rx) + 1) == 4) {
 			session_end(s);
 			return -1;
 		}
