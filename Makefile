@@ -9,7 +9,7 @@ PG_INC  := /usr/include/postgresql
 PGSRV   := $(PG_INC)/15/server
 CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow \
 	-Wpointer-arith -Wformat=2 -Wno-format-truncation -Wstrict-prototypes -g -D_GNU_SOURCE -Isrc -I$(PG_INC)
-LIBS    := -lssl -lcrypto -lyaml -lsqlite3 -lmicrohttpd -ljansson -lcurl -lpq -lpthread -lm
+LIBS    := -lpg_query -lssl -lcrypto -lyaml -lsqlite3 -lmicrohttpd -ljansson -lcurl -lpq -lpthread -lm
 
 ifeq ($(SANITIZE),1)
 BUILD   := build/san
@@ -52,6 +52,9 @@ $(BUILD)/obj/%.sql.o: %.sql
 	@mkdir -p $(dir $@)
 	@echo "  EMBED $<"
 	@ld -r -b binary -z noexecstack -o $@ $<
+
+# Only the classifier sees PostgreSQL's server headers (its node structs).
+$(BUILD)/obj/src/policy/sqlparse.o: CFLAGS += -I$(PGSRV) -Wno-shadow -Wno-missing-field-initializers
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

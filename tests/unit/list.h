@@ -14,4 +14,6 @@
 	X(config_errors_have_lines) \
 	X(config_secret_inline_refused) \
 	X(identity_token_roundtrip) \
-	X(identity_admin_groups)
+	X(identity_admin_groups) \
+	X(sql_classes_and_flags) \
+	X(sql_relations_functions_and_errors)

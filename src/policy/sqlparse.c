@@ -1,0 +1,692 @@
+/*
+ * Statement classification on the raw parse tree; see sqlparse.h.
+ *
+ * The walker visits every node of a statement. Statement nodes set the base
+ * class; expression nodes are searched for side-effecting functions, row
+ * locks, sub-statements and relations. A node type not handled below sets
+ * GW_SQL_F_UNKNOWN (fail closed).
+ */
+#include "postgres.h"
+#include "nodes/parsenodes.h"
+#include "nodes/pg_list.h"
+#include <pg_query.h>
+#include <pg_query/pg_query_internal.h>
+
+/* PostgreSQL's port.h renames the printf family; this file wants libc's. */
+#undef snprintf
+#undef vsnprintf
+#undef strerror
+
+#include "policy/sqlparse.h"
+#include "core/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct walk {
+	gw_sql_stmt *st;
+	int depth;
+} walk;
+
+static void visit(walk *w, const Node *n);
+
+static void raise_class(walk *w, enum gw_sql_class c)
+{
+	if (c > w->st->cls)
+		w->st->cls = c;
+}
+
+static void unknown(walk *w)
+{
+	w->st->flags |= GW_SQL_F_UNKNOWN;
+	raise_class(w, GW_SQL_ADMIN);
+}
+
+static void add_name(char ***arr, size_t *n, const char *a, const char *b)
+{
+	char *name = b ? gw_xasprintf("%s.%s", a, b) : gw_xstrdup(a);
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp((*arr)[i], name)) {
+			free(name);
+			return;
+		}
+	*arr = gw_xrealloc(*arr, (*n + 1) * sizeof(char *));
+	(*arr)[(*n)++] = name;
+}
+
+static void visit_list(walk *w, const List *l)
+{
+	const ListCell *lc;
+	foreach(lc, l)
+		visit(w, lfirst(lc));
+}
+
+static void relation(walk *w, const RangeVar *rv)
+{
+	if (!rv || !rv->relname)
+		return;
+	add_name(&w->st->relations, &w->st->nrelations, rv->schemaname ? rv->schemaname : rv->relname,
+		rv->schemaname ? rv->relname : NULL);
+}
+
+/* Built-in functions with side effects, and the class they need. */
+typedef struct fn_rule {
+	const char *name;
+	bool prefix;
+	enum gw_sql_class cls;
+} fn_rule;
+
+static const fn_rule fn_rules[] = {
+	{"nextval", false, GW_SQL_WRITE}, {"setval", false, GW_SQL_WRITE},
+	{"pg_advisory_", true, GW_SQL_WRITE}, {"pg_try_advisory_", true, GW_SQL_WRITE},
+	{"pg_notify", false, GW_SQL_WRITE}, {"txid_current", false, GW_SQL_WRITE},
+	{"pg_current_xact_id", false, GW_SQL_WRITE},
+	{"lo_", true, GW_SQL_ADMIN}, {"loread", false, GW_SQL_ADMIN}, {"lowrite", false, GW_SQL_ADMIN},
+	{"set_config", false, GW_SQL_ADMIN}, {"pg_terminate_backend", false, GW_SQL_ADMIN},
+	{"pg_cancel_backend", false, GW_SQL_ADMIN}, {"pg_reload_conf", false, GW_SQL_ADMIN},
+	{"pg_rotate_logfile", false, GW_SQL_ADMIN}, {"pg_read_file", false, GW_SQL_ADMIN},
+	{"pg_read_binary_file", false, GW_SQL_ADMIN}, {"pg_ls_", true, GW_SQL_ADMIN},
+	{"pg_stat_file", false, GW_SQL_ADMIN}, {"pg_file_", true, GW_SQL_ADMIN},
+	{"dblink", true, GW_SQL_ADMIN}, {"pg_switch_wal", false, GW_SQL_ADMIN},
+	{"pg_promote", false, GW_SQL_ADMIN}, {"pg_create_", true, GW_SQL_ADMIN},
+	{"pg_drop_replication_slot", false, GW_SQL_ADMIN}, {"pg_replication_", true, GW_SQL_ADMIN},
+	{"pg_logical_", true, GW_SQL_ADMIN}, {"pg_backup_", true, GW_SQL_ADMIN},
+	{"pg_start_backup", false, GW_SQL_ADMIN}, {"pg_stop_backup", false, GW_SQL_ADMIN},
+	{"pg_stat_reset", true, GW_SQL_ADMIN}, {"pg_import_system_collations", false, GW_SQL_ADMIN},
+	{"pg_log_backend_memory_contexts", false, GW_SQL_ADMIN}, {"pg_sleep", true, GW_SQL_READ},
+};
+
+static void func_call(walk *w, const FuncCall *fc)
+{
+	const char *schema = NULL, *name = NULL;
+	int n = list_length(fc->funcname);
+	if (n >= 1)
+		name = strVal(llast(fc->funcname));
+	if (n >= 2)
+		schema = strVal(list_nth(fc->funcname, n - 2));
+	if (name) {
+		bool builtin_schema = !schema || !strcmp(schema, "pg_catalog");
+		bool matched = false;
+		for (size_t i = 0; builtin_schema && i < GW_ARRAY_LEN(fn_rules); i++) {
+			const fn_rule *r = &fn_rules[i];
+			if (r->prefix ? !strncmp(name, r->name, strlen(r->name)) : !strcmp(name, r->name)) {
+				raise_class(w, r->cls);
+				matched = true;
+				break;
+			}
+		}
+		if (!matched)
+			add_name(&w->st->functions, &w->st->nfunctions, schema ? schema : name, schema ? name : NULL);
+	}
+	visit_list(w, fc->args);
+	visit_list(w, fc->agg_order);
+	visit(w, fc->agg_filter);
+	if (fc->over) {
+		visit_list(w, fc->over->partitionClause);
+		visit_list(w, fc->over->orderClause);
+	}
+}
+
+static void select_stmt(walk *w, const SelectStmt *s)
+{
+	if (s->withClause)
+		visit(w, (const Node *)s->withClause);
+	if (s->intoClause) {
+		raise_class(w, GW_SQL_DDL);          /* SELECT INTO creates a table */
+		relation(w, s->intoClause->rel);
+	}
+	if (s->lockingClause)
+		raise_class(w, GW_SQL_WRITE);        /* FOR UPDATE / SHARE */
+	visit_list(w, s->distinctClause);
+	visit_list(w, s->targetList);
+	visit_list(w, s->fromClause);
+	visit(w, s->whereClause);
+	visit_list(w, s->groupClause);
+	visit(w, s->havingClause);
+	visit_list(w, s->windowClause);
+	const ListCell *lc;
+	foreach(lc, s->valuesLists)
+		visit_list(w, lfirst(lc));
+	visit_list(w, s->sortClause);
+	visit(w, s->limitOffset);
+	visit(w, s->limitCount);
+	if (s->larg)
+		select_stmt(w, s->larg);
+	if (s->rarg)
+		select_stmt(w, s->rarg);
+}
+
+/* Settings a read session may change (SPEC: "harmless SET"). */
+static bool harmless_setting(const char *name)
+{
+	static const char *const ok[] = {
+		"application_name", "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
+		"timezone", "datestyle", "intervalstyle", "search_path", "client_encoding", "extra_float_digits",
+		"bytea_output", "client_min_messages", "work_mem", "jit", "enable_seqscan", "enable_indexscan",
+		"enable_bitmapscan", "enable_hashjoin", "enable_mergejoin", "enable_nestloop", "plan_cache_mode",
+		"standard_conforming_strings", "lc_messages", "lc_numeric", "lc_time", "lc_monetary",
+		"default_transaction_isolation", "transaction_isolation", "geqo", "random_page_cost",
+		"row_security", "timezone_abbreviations", "xmloption", "xmlbinary", "default_text_search_config",
+	};
+	for (size_t i = 0; i < GW_ARRAY_LEN(ok); i++)
+		if (!strcasecmp(name, ok[i]))
+			return true;
+	return false;
+}
+
+static bool is_read_only_setting(const char *name)
+{
+	return !strcasecmp(name, "default_transaction_read_only") || !strcasecmp(name, "transaction_read_only");
+}
+
+/* A SET whose value could turn read-only off (anything but a literal true/on). */
+static bool sets_read_write(const List *args)
+{
+	if (list_length(args) != 1)
+		return true;
+	const Node *a = linitial(args);
+	if (!IsA(a, A_Const))
+		return true;
+	const A_Const *c = (const A_Const *)a;
+	if (c->isnull)
+		return true;
+	if (IsA(&c->val, String)) {
+		const char *v = strVal(&c->val);
+		return strcasecmp(v, "on") && strcasecmp(v, "true") && strcasecmp(v, "yes") && strcmp(v, "1");
+	}
+	if (IsA(&c->val, Integer))
+		return intVal(&c->val) == 0;
+	if (IsA(&c->val, Boolean))
+		return !boolVal(&c->val);
+	return true;
+}
+
+static void variable_set(walk *w, const VariableSetStmt *v)
+{
+	snprintf(w->st->tag, sizeof(w->st->tag), v->kind == VAR_RESET || v->kind == VAR_RESET_ALL ? "RESET" : "SET");
+	switch (v->kind) {
+	case VAR_RESET_ALL:
+		w->st->flags |= GW_SQL_F_SESSION_RESET;
+		return;
+	case VAR_SET_MULTI:
+		/* SET TRANSACTION / SESSION CHARACTERISTICS: a list of DefElem */
+		if (v->name && !strcmp(v->name, "TRANSACTION")) {
+			const ListCell *lc;
+			foreach(lc, v->args) {
+				const DefElem *d = lfirst(lc);
+				if (IsA(d, DefElem) && !strcmp(d->defname, "transaction_read_only") && d->arg &&
+					sets_read_write(list_make1(d->arg)))
+					w->st->flags |= GW_SQL_F_READ_WRITE;
+			}
+			return;
+		}
+		if (v->name && !strcmp(v->name, "SESSION CHARACTERISTICS")) {
+			w->st->flags |= GW_SQL_F_READ_WRITE;
+			raise_class(w, GW_SQL_ADMIN);
+			return;
+		}
+		raise_class(w, GW_SQL_ADMIN);
+		return;
+	default:
+		break;
+	}
+	if (!v->name) {
+		unknown(w);
+		return;
+	}
+	if (!strcasecmp(v->name, "search_path"))
+		w->st->flags |= GW_SQL_F_SEARCH_PATH;
+	if (is_read_only_setting(v->name)) {
+		if (v->kind != VAR_SET_VALUE || sets_read_write(v->args))
+			w->st->flags |= GW_SQL_F_READ_WRITE;
+		return;
+	}
+	if (!harmless_setting(v->name))
+		raise_class(w, GW_SQL_ADMIN); /* role, session_authorization, anything not listed */
+}
+
+static void set_tag(walk *w, const char *tag)
+{
+	if (!w->st->tag[0])
+		snprintf(w->st->tag, sizeof(w->st->tag), "%s", tag);
+}
+
+static void statement(walk *w, const Node *n)
+{
+	switch (nodeTag(n)) {
+	case T_SelectStmt:
+		set_tag(w, "SELECT");
+		select_stmt(w, (const SelectStmt *)n);
+		return;
+	case T_InsertStmt: {
+		const InsertStmt *s = (const InsertStmt *)n;
+		set_tag(w, "INSERT");
+		raise_class(w, GW_SQL_WRITE);
+		visit(w, (const Node *)s->withClause);
+		relation(w, s->relation);
+		visit(w, s->selectStmt);
+		if (s->onConflictClause) {
+			visit_list(w, s->onConflictClause->targetList);
+			visit(w, s->onConflictClause->whereClause);
+		}
+		visit_list(w, s->returningList);
+		return;
+	}
+	case T_UpdateStmt: {
+		const UpdateStmt *s = (const UpdateStmt *)n;
+		set_tag(w, "UPDATE");
+		raise_class(w, GW_SQL_WRITE);
+		if (!s->whereClause)
+			w->st->flags |= GW_SQL_F_UPDATE_NO_WHERE;
+		visit(w, (const Node *)s->withClause);
+		relation(w, s->relation);
+		visit_list(w, s->targetList);
+		visit(w, s->whereClause);
+		visit_list(w, s->fromClause);
+		visit_list(w, s->returningList);
+		return;
+	}
+	case T_DeleteStmt: {
+		const DeleteStmt *s = (const DeleteStmt *)n;
+		set_tag(w, "DELETE");
+		raise_class(w, GW_SQL_WRITE);
+		if (!s->whereClause)
+			w->st->flags |= GW_SQL_F_DELETE_NO_WHERE;
+		visit(w, (const Node *)s->withClause);
+		relation(w, s->relation);
+		visit_list(w, s->usingClause);
+		visit(w, s->whereClause);
+		visit_list(w, s->returningList);
+		return;
+	}
+	case T_MergeStmt: {
+		const MergeStmt *s = (const MergeStmt *)n;
+		set_tag(w, "MERGE");
+		raise_class(w, GW_SQL_WRITE);
+		visit(w, (const Node *)s->withClause);
+		relation(w, s->relation);
+		visit(w, s->sourceRelation);
+		visit(w, s->joinCondition);
+		const ListCell *lc;
+		foreach(lc, s->mergeWhenClauses) {
+			const MergeWhenClause *m = lfirst(lc);
+			visit(w, m->condition);
+			visit_list(w, m->targetList);
+			visit_list(w, m->values);
+		}
+		return;
+	}
+	case T_CopyStmt: {
+		const CopyStmt *s = (const CopyStmt *)n;
+		set_tag(w, "COPY");
+		relation(w, s->relation);
+		if (s->query)
+			visit(w, s->query);
+		visit(w, s->whereClause);
+		if (s->filename) {
+			raise_class(w, GW_SQL_ADMIN);
+			if (s->is_program)
+				w->st->flags |= GW_SQL_F_COPY_PROGRAM;
+		} else if (s->is_from) {
+			raise_class(w, GW_SQL_WRITE);
+		}
+		return;
+	}
+	case T_ExplainStmt: {
+		const ExplainStmt *s = (const ExplainStmt *)n;
+		set_tag(w, "EXPLAIN");
+		bool analyze = false;
+		const ListCell *lc;
+		foreach(lc, s->options) {
+			const DefElem *d = lfirst(lc);
+			if (!strcmp(d->defname, "analyze") && (!d->arg || sets_read_write(list_make1(d->arg)) == false))
+				analyze = true;
+		}
+		/* Plain EXPLAIN runs nothing; EXPLAIN ANALYZE runs the statement. */
+		walk inner = {.st = w->st, .depth = w->depth};
+		enum gw_sql_class before = w->st->cls;
+		statement(&inner, s->query);
+		if (!analyze && w->st->cls <= GW_SQL_WRITE && !(w->st->flags & GW_SQL_F_UNKNOWN))
+			w->st->cls = before;
+		return;
+	}
+	case T_DeclareCursorStmt:
+		set_tag(w, "DECLARE CURSOR");
+		statement(w, ((const DeclareCursorStmt *)n)->query);
+		return;
+	case T_FetchStmt:
+		set_tag(w, ((const FetchStmt *)n)->ismove ? "MOVE" : "FETCH");
+		return;
+	case T_ClosePortalStmt:
+		set_tag(w, "CLOSE CURSOR");
+		return;
+	case T_TransactionStmt: {
+		const TransactionStmt *s = (const TransactionStmt *)n;
+		set_tag(w, "TRANSACTION");
+		const ListCell *lc;
+		foreach(lc, s->options) {
+			const DefElem *d = lfirst(lc);
+			if (IsA(d, DefElem) && !strcmp(d->defname, "transaction_read_only") && d->arg &&
+				sets_read_write(list_make1(d->arg)))
+				w->st->flags |= GW_SQL_F_READ_WRITE;
+		}
+		if (s->kind == TRANS_STMT_PREPARE || s->kind == TRANS_STMT_COMMIT_PREPARED ||
+			s->kind == TRANS_STMT_ROLLBACK_PREPARED)
+			raise_class(w, GW_SQL_ADMIN);
+		return;
+	}
+	case T_VariableSetStmt:
+		variable_set(w, (const VariableSetStmt *)n);
+		return;
+	case T_VariableShowStmt:
+		set_tag(w, "SHOW");
+		return;
+	case T_PrepareStmt:
+		set_tag(w, "PREPARE");
+		statement(w, ((const PrepareStmt *)n)->query);
+		return;
+	case T_ExecuteStmt: {
+		const ExecuteStmt *s = (const ExecuteStmt *)n;
+		set_tag(w, "EXECUTE");
+		w->st->flags |= GW_SQL_F_EXECUTE;
+		free(w->st->execute_name);
+		w->st->execute_name = gw_xstrdup(s->name);
+		visit_list(w, s->params);
+		return;
+	}
+	case T_DeallocateStmt:
+		set_tag(w, "DEALLOCATE");
+		return;
+	case T_DiscardStmt:
+		set_tag(w, "DISCARD");
+		if (((const DiscardStmt *)n)->target == DISCARD_ALL)
+			w->st->flags |= GW_SQL_F_SESSION_RESET;
+		return;
+	case T_ListenStmt:
+		set_tag(w, "LISTEN");
+		return;
+	case T_UnlistenStmt:
+		set_tag(w, "UNLISTEN");
+		return;
+	case T_NotifyStmt:
+		set_tag(w, "NOTIFY");
+		raise_class(w, GW_SQL_WRITE);
+		return;
+	case T_LockStmt:
+		set_tag(w, "LOCK TABLE");
+		raise_class(w, GW_SQL_WRITE);
+		visit_list(w, ((const LockStmt *)n)->relations);
+		return;
+	case T_CreateTableAsStmt: {
+		const CreateTableAsStmt *s = (const CreateTableAsStmt *)n;
+		set_tag(w, "CREATE TABLE AS");
+		raise_class(w, GW_SQL_DDL);
+		if (s->into)
+			relation(w, s->into->rel);
+		statement(w, s->query);
+		return;
+	}
+	case T_ViewStmt:
+		set_tag(w, "CREATE VIEW");
+		raise_class(w, GW_SQL_DDL);
+		relation(w, ((const ViewStmt *)n)->view);
+		statement(w, ((const ViewStmt *)n)->query);
+		return;
+	case T_TruncateStmt:
+		set_tag(w, "TRUNCATE");
+		raise_class(w, GW_SQL_DDL);
+		w->st->flags |= GW_SQL_F_TRUNCATE;
+		visit_list(w, ((const TruncateStmt *)n)->relations);
+		return;
+	case T_DropStmt:
+		set_tag(w, "DROP");
+		raise_class(w, GW_SQL_DDL);
+		w->st->flags |= GW_SQL_F_DROP;
+		return;
+	case T_CreateStmt:
+		set_tag(w, "CREATE TABLE");
+		raise_class(w, GW_SQL_DDL);
+		relation(w, ((const CreateStmt *)n)->relation);
+		return;
+	case T_AlterTableStmt:
+		set_tag(w, "ALTER TABLE");
+		raise_class(w, GW_SQL_DDL);
+		relation(w, ((const AlterTableStmt *)n)->relation);
+		return;
+	case T_IndexStmt:
+		set_tag(w, "CREATE INDEX");
+		raise_class(w, GW_SQL_DDL);
+		relation(w, ((const IndexStmt *)n)->relation);
+		return;
+	case T_CommentStmt: case T_RenameStmt: case T_CreateSeqStmt: case T_AlterSeqStmt:
+	case T_CreateEnumStmt: case T_AlterEnumStmt: case T_CompositeTypeStmt: case T_CreateDomainStmt:
+	case T_AlterDomainStmt: case T_CreateFunctionStmt: case T_AlterFunctionStmt: case T_RuleStmt:
+	case T_CreateTrigStmt: case T_CreateSchemaStmt: case T_AlterObjectSchemaStmt: case T_AlterOwnerStmt:
+	case T_GrantStmt: case T_CreateRangeStmt: case T_DefineStmt: case T_CreateStatsStmt:
+	case T_AlterStatsStmt: case T_RefreshMatViewStmt: case T_ReindexStmt: case T_ClusterStmt:
+	case T_CreatePolicyStmt: case T_AlterPolicyStmt: case T_AlterDefaultPrivilegesStmt:
+		set_tag(w, "DDL");
+		raise_class(w, GW_SQL_DDL);
+		return;
+	case T_AlterSystemStmt:
+		set_tag(w, "ALTER SYSTEM");
+		raise_class(w, GW_SQL_ADMIN);
+		w->st->flags |= GW_SQL_F_ALTER_SYSTEM;
+		return;
+	case T_DoStmt: case T_CallStmt: case T_VacuumStmt: case T_CreateRoleStmt: case T_AlterRoleStmt:
+	case T_AlterRoleSetStmt: case T_DropRoleStmt: case T_GrantRoleStmt: case T_CreatedbStmt:
+	case T_DropdbStmt: case T_AlterDatabaseStmt: case T_AlterDatabaseSetStmt: case T_LoadStmt:
+	case T_CheckPointStmt: case T_CreateExtensionStmt: case T_AlterExtensionStmt:
+	case T_CreateTableSpaceStmt: case T_DropTableSpaceStmt: case T_CreateFdwStmt:
+	case T_CreateForeignServerStmt: case T_CreateUserMappingStmt: case T_ImportForeignSchemaStmt:
+	case T_CreateSubscriptionStmt: case T_CreatePublicationStmt: case T_CreateEventTrigStmt:
+	case T_ReassignOwnedStmt: case T_DropOwnedStmt: case T_SecLabelStmt: case T_ConstraintsSetStmt:
+		set_tag(w, "ADMIN");
+		raise_class(w, GW_SQL_ADMIN);
+		return;
+	default:
+		set_tag(w, "UNKNOWN");
+		unknown(w);
+		return;
+	}
+}
+
+static void visit(walk *w, const Node *n)
+{
+	if (!n)
+		return;
+	if (++w->depth > 500) {
+		unknown(w); /* absurdly deep: refuse rather than recurse on */
+		w->depth--;
+		return;
+	}
+	switch (nodeTag(n)) {
+	case T_List:
+		visit_list(w, (const List *)n);
+		break;
+	case T_SelectStmt: case T_InsertStmt: case T_UpdateStmt: case T_DeleteStmt: case T_MergeStmt:
+		statement(w, n); /* sub-selects and data-modifying CTEs */
+		break;
+	case T_RangeVar:
+		relation(w, (const RangeVar *)n);
+		break;
+	case T_FuncCall:
+		func_call(w, (const FuncCall *)n);
+		break;
+	case T_A_Expr:
+		visit(w, ((const A_Expr *)n)->lexpr);
+		visit(w, ((const A_Expr *)n)->rexpr);
+		break;
+	case T_BoolExpr:
+		visit_list(w, ((const BoolExpr *)n)->args);
+		break;
+	case T_TypeCast:
+		visit(w, ((const TypeCast *)n)->arg);
+		break;
+	case T_CollateClause:
+		visit(w, ((const CollateClause *)n)->arg);
+		break;
+	case T_SubLink:
+		visit(w, ((const SubLink *)n)->testexpr);
+		visit(w, ((const SubLink *)n)->subselect);
+		break;
+	case T_CaseExpr:
+		visit(w, (const Node *)((const CaseExpr *)n)->arg);
+		visit_list(w, ((const CaseExpr *)n)->args);
+		visit(w, (const Node *)((const CaseExpr *)n)->defresult);
+		break;
+	case T_CaseWhen:
+		visit(w, (const Node *)((const CaseWhen *)n)->expr);
+		visit(w, (const Node *)((const CaseWhen *)n)->result);
+		break;
+	case T_CoalesceExpr:
+		visit_list(w, ((const CoalesceExpr *)n)->args);
+		break;
+	case T_MinMaxExpr:
+		visit_list(w, ((const MinMaxExpr *)n)->args);
+		break;
+	case T_NullTest:
+		visit(w, (const Node *)((const NullTest *)n)->arg);
+		break;
+	case T_BooleanTest:
+		visit(w, (const Node *)((const BooleanTest *)n)->arg);
+		break;
+	case T_A_Indirection:
+		visit(w, ((const A_Indirection *)n)->arg);
+		visit_list(w, ((const A_Indirection *)n)->indirection);
+		break;
+	case T_A_Indices:
+		visit(w, ((const A_Indices *)n)->lidx);
+		visit(w, ((const A_Indices *)n)->uidx);
+		break;
+	case T_A_ArrayExpr:
+		visit_list(w, ((const A_ArrayExpr *)n)->elements);
+		break;
+	case T_RowExpr:
+		visit_list(w, ((const RowExpr *)n)->args);
+		break;
+	case T_ResTarget:
+		visit(w, ((const ResTarget *)n)->val);
+		visit_list(w, ((const ResTarget *)n)->indirection);
+		break;
+	case T_MultiAssignRef:
+		visit(w, ((const MultiAssignRef *)n)->source);
+		break;
+	case T_SortBy:
+		visit(w, ((const SortBy *)n)->node);
+		break;
+	case T_WindowDef:
+		visit_list(w, ((const WindowDef *)n)->partitionClause);
+		visit_list(w, ((const WindowDef *)n)->orderClause);
+		visit(w, ((const WindowDef *)n)->startOffset);
+		visit(w, ((const WindowDef *)n)->endOffset);
+		break;
+	case T_GroupingSet:
+		visit_list(w, ((const GroupingSet *)n)->content);
+		break;
+	case T_RangeSubselect:
+		visit(w, ((const RangeSubselect *)n)->subquery);
+		break;
+	case T_RangeFunction: {
+		const ListCell *lc;
+		foreach(lc, ((const RangeFunction *)n)->functions)
+			visit(w, linitial((const List *)lfirst(lc))); /* (FuncCall, column defs) pairs */
+		break;
+	}
+	case T_RangeTableSample:
+		visit(w, ((const RangeTableSample *)n)->relation);
+		visit_list(w, ((const RangeTableSample *)n)->args);
+		visit(w, ((const RangeTableSample *)n)->repeatable);
+		break;
+	case T_RangeTableFunc:
+		visit(w, ((const RangeTableFunc *)n)->docexpr);
+		visit(w, ((const RangeTableFunc *)n)->rowexpr);
+		break;
+	case T_JoinExpr:
+		visit(w, ((const JoinExpr *)n)->larg);
+		visit(w, ((const JoinExpr *)n)->rarg);
+		visit(w, ((const JoinExpr *)n)->quals);
+		break;
+	case T_WithClause:
+		visit_list(w, ((const WithClause *)n)->ctes);
+		break;
+	case T_CommonTableExpr:
+		visit(w, ((const CommonTableExpr *)n)->ctequery);
+		break;
+	case T_XmlExpr:
+		visit_list(w, ((const XmlExpr *)n)->named_args);
+		visit_list(w, ((const XmlExpr *)n)->args);
+		break;
+	case T_XmlSerialize:
+		visit(w, ((const XmlSerialize *)n)->expr);
+		break;
+	case T_NamedArgExpr:
+		visit(w, (const Node *)((const NamedArgExpr *)n)->arg);
+		break;
+	case T_ColumnRef: case T_A_Const: case T_ParamRef: case T_A_Star: case T_SQLValueFunction:
+	case T_SetToDefault: case T_String: case T_Integer: case T_Float: case T_Boolean: case T_BitString:
+	case T_TypeName: case T_CurrentOfExpr: case T_DefElem: case T_ColumnDef: case T_RoleSpec:
+		break;
+	default:
+		unknown(w);
+		break;
+	}
+	w->depth--;
+}
+
+int gw_sql_parse(const char *sql, gw_sql *out)
+{
+	memset(out, 0, sizeof(*out));
+	MemoryContext ctx = pg_query_enter_memory_context();
+	PgQueryInternalParsetreeAndError r = pg_query_raw_parse(sql);
+	int rc = 0;
+	if (r.error) {
+		snprintf(out->error, sizeof(out->error), "%s", r.error->message ? r.error->message : "syntax error");
+		pg_query_free_error(r.error);
+		rc = -1;
+	} else {
+		size_t n = (size_t)list_length(r.tree);
+		out->stmts = gw_xcalloc(n ? n : 1, sizeof(gw_sql_stmt));
+		const ListCell *lc;
+		foreach(lc, r.tree) {
+			const RawStmt *rs = lfirst_node(RawStmt, lc);
+			walk w = {.st = &out->stmts[out->nstmts++]};
+			statement(&w, rs->stmt);
+		}
+	}
+	free(r.stderr_buffer);
+	pg_query_exit_memory_context(ctx);
+	return rc;
+}
+
+void gw_sql_free(gw_sql *s)
+{
+	for (size_t i = 0; i < s->nstmts; i++) {
+		gw_sql_stmt *st = &s->stmts[i];
+		for (size_t j = 0; j < st->nrelations; j++)
+			free(st->relations[j]);
+		for (size_t j = 0; j < st->nfunctions; j++)
+			free(st->functions[j]);
+		free(st->relations);
+		free(st->functions);
+		free(st->execute_name);
+	}
+	free(s->stmts);
+	memset(s, 0, sizeof(*s));
+}
+
+const char *gw_sql_class_str(enum gw_sql_class c)
+{
+	static const char *const names[] = {"read", "write", "ddl", "admin"};
+	return names[c];
+}
+
+enum gw_sql_class gw_sql_max_class(const gw_sql *s)
+{
+	enum gw_sql_class c = GW_SQL_READ;
+	for (size_t i = 0; i < s->nstmts; i++)
+		if (s->stmts[i].cls > c)
+			c = s->stmts[i].cls;
+	return c;
+}
