@@ -18,6 +18,7 @@
 #include "session/session.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "policy/sqlparse.h"
 #include "session/registry.h"
 #include "upstream/upstream.h"
 
@@ -57,7 +58,17 @@ struct gw_session {
 	frame cf, sf;
 	int pending_rfq;
 	bool unsynced;
-	int prelude_rfq;
+	/*
+	 * Queries the gateway itself pipelines to the server (the prelude of
+	 * startup settings, their re-application after RESET ALL / DISCARD ALL),
+	 * in order: each waits for `before` more client ReadyForQuery messages,
+	 * then its own responses are swallowed up to its ReadyForQuery.
+	 */
+	struct {
+		int before;
+		bool fatal_on_error;   /* the prelude: an error means the client's settings are invalid */
+	} gwq[8];
+	int gwq_head, gwq_n;
 	bool login_done;
 	bool closing;
 	bool ended;
@@ -86,7 +97,7 @@ static void session_free(void *p)
 static bool in_sync(const gw_session *s)
 {
 	return !s->wk->stopping && s->pending_rfq == 0 && !s->unsynced && !s->cf.streaming && !s->sf.streaming &&
-		s->prelude_rfq == 0 && (!s->up || gw_buf_len(&s->up->rx) == 0);
+		s->gwq_n == 0 && (!s->up || gw_buf_len(&s->up->rx) == 0);
 }
 
 /*
@@ -170,6 +181,43 @@ __attribute__((format(printf, 3, 4))) static void session_fatal(gw_session *s, c
 	gw_loop_watch(s->loop, &s->cl.io, EPOLLOUT);
 }
 
+/* ---- queries of the gateway's own, pipelined between the client's ---- */
+
+/* Do the responses arriving now belong to a query of the gateway's? */
+static bool gwq_owns_next(const gw_session *s)
+{
+	return s->gwq_n > 0 && s->gwq[s->gwq_head].before == 0;
+}
+
+/* Queue sql to the server after everything the client sent so far. false when the queue is full. */
+static bool gwq_send(gw_session *s, const char *sql, bool fatal_on_error)
+{
+	if (s->gwq_n == (int)GW_ARRAY_LEN(s->gwq))
+		return false;
+	int before = s->pending_rfq;
+	for (int i = 0; i < s->gwq_n; i++)
+		before -= s->gwq[(s->gwq_head + i) % (int)GW_ARRAY_LEN(s->gwq)].before;
+	int slot = (s->gwq_head + s->gwq_n) % (int)GW_ARRAY_LEN(s->gwq);
+	s->gwq[slot].before = before < 0 ? 0 : before;
+	s->gwq[slot].fatal_on_error = fatal_on_error;
+	s->gwq_n++;
+	gw_pg_query(&s->up->tx, sql);
+	return true;
+}
+
+/* A ReadyForQuery arrived: the gateway's (true: swallow it) or the client's. */
+static bool gwq_ready(gw_session *s)
+{
+	if (gwq_owns_next(s)) {
+		s->gwq_head = (s->gwq_head + 1) % (int)GW_ARRAY_LEN(s->gwq);
+		s->gwq_n--;
+		return true;
+	}
+	if (s->gwq_n > 0)
+		s->gwq[s->gwq_head].before--;
+	return false;
+}
+
 /* ---- login tail and attaching a server ---- */
 
 static void send_login_tail(gw_session *s)
@@ -192,6 +240,30 @@ static void append_literal(gw_buf *b, const char *v)
 	gw_buf_append(b, "'", 1);
 }
 
+/*
+ * "SET k = v; ..." for the client's startup settings into sql (NUL-ended);
+ * only those the server does not already have when only_changed. Returns
+ * false when there is nothing to set.
+ */
+static bool startup_sets(gw_session *s, gw_buf *sql, bool only_changed)
+{
+	for (size_t i = 0; i < s->nset; i++) {
+		const char *k = s->set_kv[2 * i], *v = s->set_kv[2 * i + 1];
+		const char *cur = only_changed ? gw_server_param(s->srv, k) : NULL;
+		if (cur && !strcmp(cur, v))
+			continue;
+		gw_buf_append(sql, "SET ", 4);
+		gw_buf_append(sql, k, strlen(k));
+		gw_buf_append(sql, " = ", 3);
+		append_literal(sql, v);
+		gw_buf_append(sql, "; ", 2);
+	}
+	if (!gw_buf_len(sql))
+		return false;
+	gw_buf_put_u8(sql, 0);
+	return true;
+}
+
 static void attach(gw_session *s, gw_server *srv)
 {
 	s->srv = srv;
@@ -202,24 +274,11 @@ static void attach(gw_session *s, gw_server *srv)
 	s->unsynced = false;
 	memset(&s->sf, 0, sizeof(s->sf));
 	gw_registry_set_upstream(s->gw->reg, s->reg, gw_pool_cfg(s->pool), gw_server_pid(srv), gw_server_key(srv));
+	s->gwq_head = s->gwq_n = 0;
 	/* Prelude: apply the client's startup parameters that the server does not already have. */
 	gw_buf sql = {0};
-	for (size_t i = 0; i < s->nset; i++) {
-		const char *k = s->set_kv[2 * i], *v = s->set_kv[2 * i + 1];
-		const char *cur = gw_server_param(srv, k);
-		if (cur && !strcmp(cur, v))
-			continue;
-		gw_buf_append(&sql, "SET ", 4);
-		gw_buf_append(&sql, k, strlen(k));
-		gw_buf_append(&sql, " = ", 3);
-		append_literal(&sql, v);
-		gw_buf_append(&sql, "; ", 2);
-	}
-	if (gw_buf_len(&sql)) {
-		gw_buf_put_u8(&sql, 0);
-		gw_pg_query(&s->up->tx, (const char *)gw_buf_rd(&sql));
-		s->prelude_rfq = 1;
-	}
+	if (startup_sets(s, &sql, true))
+		gwq_send(s, (const char *)gw_buf_rd(&sql), true);
 	gw_buf_free(&sql);
 	gw_loop_watch(s->loop, &s->up->io, EPOLLIN);
 	atomic_store(&s->reg->state, 1);
@@ -281,6 +340,28 @@ static bool client_streamable(uint8_t type)
 	return type == 'd';
 }
 
+/*
+ * SPEC: DISCARD ALL and RESET ALL (client pools send them) put the session's
+ * settings back to the server's defaults; the gateway then re-applies the
+ * client's startup settings, pipelined right behind the client's Query. Decided
+ * on the parse tree; only when the reset is the message's last statement (a
+ * later SET in the same message must win).
+ */
+static void reapply_after_reset(gw_session *s, const uint8_t *body, size_t n)
+{
+	if (!s->nset || n == 0 || body[n - 1] != 0)
+		return;
+	gw_sql q;
+	if (gw_sql_parse((const char *)body, &q) == 0 && q.nstmts > 0 &&
+		(q.stmts[q.nstmts - 1].flags & GW_SQL_F_SESSION_RESET)) {
+		gw_buf sql = {0};
+		if (startup_sets(s, &sql, false) && !gwq_send(s, (const char *)gw_buf_rd(&sql), false))
+			gw_warn("session %s: too many pipelined resets; startup settings not re-applied", s->reg->id);
+		gw_buf_free(&sql);
+	}
+	gw_sql_free(&q);
+}
+
 /* One whole client message. Returns 0, or -1 when the session ended. */
 static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_t m)
 {
@@ -297,6 +378,11 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		session_end(s);
 		return -1;
 	case 'Q':
+		s->pending_rfq++;
+		atomic_fetch_add(&s->reg->statements, 1);
+		gw_buf_append(&s->up->tx, msg, m);
+		reapply_after_reset(s, msg + 5, m - 5);
+		return 0;
 	case 'F':
 		s->pending_rfq++;
 		atomic_fetch_add(&s->reg->statements, 1);
@@ -389,24 +475,26 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 	case 'Z':
 		s->txstatus = n ? (char)body[0] : 'I';
 		gw_server_set_txstatus(s->srv, s->txstatus);
-		if (s->prelude_rfq) {
-			s->prelude_rfq--;
+		if (gwq_ready(s))
 			return 0;
-		}
 		if (s->pending_rfq > 0)
 			s->pending_rfq--;
 		break;
 	case 'C':
-		if (s->prelude_rfq)
+		if (gwq_owns_next(s))
 			return 0;
 		break;
 	case 'E':
-		if (s->prelude_rfq) {
+		if (gwq_owns_next(s)) {
 			char text[300] = "", code[8] = "08P01";
 			gw_pg_error_field(body, n, 'M', text, sizeof(text));
 			gw_pg_error_field(body, n, 'C', code, sizeof(code));
-			session_fatal(s, code, "%s", text);
-			return -1;
+			if (s->gwq[s->gwq_head].fatal_on_error) {
+				session_fatal(s, code, "%s", text);
+				return -1;
+			}
+			gw_warn("session %s: re-applying startup settings failed: %s (%s)", s->reg->id, text, code);
+			return 0;
 		}
 		{
 			char sev[16] = "";

@@ -274,6 +274,26 @@ def test_startup_parameters_applied_upstream():
         assert c.execute("SHOW application_name").fetchone() == ("",)
 
 
+def test_startup_settings_survive_reset_all_and_discard_all():
+    """SPEC: after the client's RESET ALL / DISCARD ALL the gateway re-applies the startup settings."""
+    dsn = S["gw"].dsn(S["ident"], S["token"], dbname="params", application_name="keep-me",
+                      options="-c statement_timeout=4321")
+    with psycopg.connect(dsn, autocommit=True) as c:
+        for reset in ("RESET ALL", "DISCARD ALL", "SET work_mem = '7MB'; RESET ALL"):
+            c.execute("SET application_name = 'changed'; SET statement_timeout = 99")
+            c.execute(reset)
+            assert c.execute("SHOW application_name").fetchone() == ("keep-me",), reset
+            assert c.execute("SHOW statement_timeout").fetchone() == ("4321ms",), reset
+            assert c.execute("SHOW work_mem").fetchone() == ("4MB",), reset
+            assert c.info.parameter_status("application_name") == "keep-me"
+        # A SET after the reset in the same message wins.
+        c.execute("RESET ALL; SET application_name = 'later'")
+        assert c.execute("SHOW application_name").fetchone() == ("later",)
+        # Pipelined: several resets and queries in one round trip keep their order.
+        c.execute("SELECT 1; RESET ALL")
+        assert c.execute("SELECT current_setting('application_name')").fetchone() == ("keep-me",)
+
+
 # ---- keys ----
 
 def test_backend_key_data_is_minted():
