@@ -140,6 +140,7 @@ static void *worker_main(void *arg)
 	wk->stopping = true;
 	gw_client_close_all(wk);
 	gw_session_close_all(wk);
+	gw_buf_free(&wk->scratch);
 	return NULL;
 }
 

@@ -9,6 +9,7 @@
 #ifndef GW_GATEWAY_GATEWAY_H
 #define GW_GATEWAY_GATEWAY_H
 
+#include "core/buf.h"
 #include "core/config.h"
 #include "identity/identity.h"
 #include "net/loop.h"
@@ -34,6 +35,7 @@ typedef struct gw_worker {
 	gw_session *sessions;   /* logged in */
 	bool stopping;          /* shutting down: servers are closed, not pooled */
 	atomic_int nconns;      /* client connections this worker owns (read by the acceptor) */
+	gw_buf scratch;         /* an empty receive buffer lent to whichever socket reads next */
 } gw_worker;
 
 struct gw_gateway {

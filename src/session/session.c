@@ -351,6 +351,13 @@ static void reapply_after_reset(gw_session *s, const uint8_t *body, size_t n)
 {
 	if (!s->nset || n == 0 || body[n - 1] != 0)
 		return;
+	/*
+	 * Without either keyword the text cannot hold such a statement (keywords
+	 * have no escaped spellings), so most queries skip the parse here. The
+	 * decision itself is made on the parse tree.
+	 */
+	if (!strcasestr((const char *)body, "reset") && !strcasestr((const char *)body, "discard"))
+		return;
 	gw_sql q;
 	if (gw_sql_parse((const char *)body, &q) == 0 && q.nstmts > 0 &&
 		(q.stmts[q.nstmts - 1].flags & GW_SQL_F_SESSION_RESET)) {
@@ -582,9 +589,36 @@ static bool may_read_server(const gw_session *s)
 		(gw_buf_len(&s->up->rx) < HIGH_WATER || rx_partial(&s->up->rx, &s->sf));
 }
 
+/*
+ * Receive buffers are lent: an empty one goes back to the worker after each
+ * pass and the next socket to read borrows it, so a busy worker allocates
+ * none per query and an idle session holds none.
+ */
+static void rx_borrow(gw_session *s, gw_buf *rx)
+{
+	if (!rx->data && s->wk->scratch.data) {
+		*rx = s->wk->scratch;
+		memset(&s->wk->scratch, 0, sizeof(s->wk->scratch));
+	}
+}
+
+static void rx_return(gw_session *s, gw_buf *rx)
+{
+	if (!rx->data || gw_buf_len(rx))
+		return;
+	if (!s->wk->scratch.data && rx->cap <= 4 * READ_CHUNK) {
+		s->wk->scratch = *rx;
+		gw_buf_reset(&s->wk->scratch);
+		memset(rx, 0, sizeof(*rx));
+	} else {
+		gw_buf_release(rx);
+	}
+}
+
 /* Read the client; -1 when the client is gone (session ended). */
 static int read_client(gw_session *s)
 {
+	rx_borrow(s, &s->cl.rx);
 	ssize_t r = gw_conn_recv(&s->cl, READ_CHUNK);
 	if (r < 0) {
 		if (s->cl.err[0])
@@ -597,6 +631,7 @@ static int read_client(gw_session *s)
 
 static int read_server(gw_session *s)
 {
+	rx_borrow(s, &s->up->rx);
 	ssize_t r = gw_conn_recv(s->up, READ_CHUNK);
 	if (r < 0) {
 		/* Pass on what the server said last (often a FATAL of its own). */
@@ -636,9 +671,9 @@ static void update_watch(gw_session *s)
 		atomic_store(&s->reg->bytes_out, s->cl.bytes_out);
 	}
 	/* Idle sessions keep no buffer memory. */
-	gw_buf_release(&s->cl.rx);
+	rx_return(s, &s->cl.rx);
 	if (s->up)
-		gw_buf_release(&s->up->rx);
+		rx_return(s, &s->up->rx);
 }
 
 /* Move everything that can move, then flush both sides. */
