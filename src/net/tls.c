@@ -40,9 +40,10 @@ static void ossl_err(char *err, size_t errlen, const char *what)
 	ERR_clear_error();
 }
 
-gw_tls_ctx *gw_tls_server_ctx_new(const char *cert_file, const char *key_pem, char *err, size_t errlen)
+/* A context with what both sides share: TLS 1.2+, buffers released when idle. */
+static SSL_CTX *ctx_new(const SSL_METHOD *method, char *err, size_t errlen)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *ctx = SSL_CTX_new(method);
 	if (!ctx) {
 		ossl_err(err, errlen, "cannot create TLS context");
 		return NULL;
@@ -50,6 +51,14 @@ gw_tls_ctx *gw_tls_server_ctx_new(const char *cert_file, const char *key_pem, ch
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 		SSL_MODE_ENABLE_PARTIAL_WRITE);
+	return ctx;
+}
+
+gw_tls_ctx *gw_tls_server_ctx_new(const char *cert_file, const char *key_pem, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = ctx_new(TLS_server_method(), err, errlen);
+	if (!ctx)
+		return NULL;
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
@@ -74,14 +83,9 @@ gw_tls_ctx *gw_tls_server_ctx_new(const char *cert_file, const char *key_pem, ch
 
 gw_tls_ctx *gw_tls_client_ctx_new(int verify, const char *ca_file, char *err, size_t errlen)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	if (!ctx) {
-		ossl_err(err, errlen, "cannot create TLS context");
+	SSL_CTX *ctx = ctx_new(TLS_client_method(), err, errlen);
+	if (!ctx)
 		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-		SSL_MODE_ENABLE_PARTIAL_WRITE);
 	if (verify) {
 		if (!ca_file || SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
 			ossl_err(err, errlen, "cannot load sslrootcert");
