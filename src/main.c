@@ -24,6 +24,11 @@ static const char usage[] =
 	"  token issue|list|revoke     API tokens (shown once, stored hashed)\n"
 	"  sessions [--active]         live sessions\n"
 	"  kill SESSION_ID             end a live session\n"
+	"  request CONNECTION --scope S [--tables a,b] --for 30m --reason TEXT\n"
+	"                              ask for just-in-time access\n"
+	"  requests [--pending]        access requests; approve ID / deny ID [--comment T]\n"
+	"  grants [--active]           grants in force; revoke GRANT_ID ends one\n"
+	"  reviews [--pending]         per-statement reviews; review approve|deny ID\n"
 	"\n"
 	"Admin verbs talk to a running gateway: --gateway URL (PGMOAT_GATEWAY, default\n"
 	"http://127.0.0.1:8080) with a bearer token (PGMOAT_TOKEN or --token-file F).\n"
@@ -103,6 +108,22 @@ int main(int argc, char **argv)
 		rc = gw_cli_sessions(argc - 1, argv + 1);
 	else if (!strcmp(cmd, "kill"))
 		rc = gw_cli_kill(argc - 1, argv + 1);
+	else if (!strcmp(cmd, "request"))
+		rc = gw_cli_request(argc - 1, argv + 1);
+	else if (!strcmp(cmd, "requests"))
+		rc = gw_cli_requests(argc - 1, argv + 1);
+	else if (!strcmp(cmd, "approve"))
+		rc = gw_cli_approve(argc - 1, argv + 1);
+	else if (!strcmp(cmd, "deny"))
+		rc = gw_cli_deny(argc - 1, argv + 1);
+	else if (!strcmp(cmd, "grants"))
+		rc = gw_cli_grants(argc - 1, argv + 1);
+	else if (!strcmp(cmd, "revoke"))
+		rc = gw_cli_revoke(argc - 1, argv + 1);
+	else if (!strcmp(cmd, "reviews"))
+		rc = gw_cli_reviews(argc - 1, argv + 1);
+	else if (!strcmp(cmd, "review"))
+		rc = gw_cli_review(argc - 1, argv + 1);
 	else {
 		fprintf(stderr, "pgmoat: unknown command '%s'\n\n%s", cmd, usage);
 		rc = 2;

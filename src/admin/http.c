@@ -14,8 +14,26 @@
  *   DELETE /v1/tokens/{id}                  admin  (also ends its sessions)
  *   GET    /v1/sessions                     admin
  *   DELETE /v1/sessions/{id}                admin
+ *
+ * Just-in-time access ("any" means any identity with a token; the rules are
+ * access/'s, the admin_token counts as an admin but names no identity):
+ *   POST   /v1/requests                     any    {connection, scope, tables?, duration?, reason}
+ *   GET    /v1/requests[?state=&limit=]     any    admins see all, approvers their policies', others their own
+ *   GET    /v1/requests/{id}                any    (same visibility)
+ *   POST   /v1/requests/{id}/approve|deny   approvers/admins, never the requester, an agent or the admin_token
+ *   GET    /v1/grants[?active=true]         any    admins see all, others their own
+ *   GET    /v1/grants/{id}                  any    (same visibility)
+ *   DELETE /v1/grants/{id}                  admins (admin_token too) or the grant's own identity
+ *   GET    /v1/reviews[?state=&limit=]      any    as requests
+ *   GET    /v1/reviews/{id}                 any
+ *   POST   /v1/reviews/{id}/approve|deny    as requests, under the review's policy
+ * Errors: 400 bad input, 401 no/bad token, 403 not allowed (the reason in
+ * "error"), 404, 409 already decided, 503 state store.
  */
 #include "admin/http.h"
+#include "policy/policy.h"
+#include "access/access.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "identity/identity.h"
@@ -24,6 +42,7 @@
 #include "upstream/upstream.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -56,7 +75,7 @@ typedef struct reply {
 static reply jerr(unsigned status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static reply jerr(unsigned status, const char *fmt, ...)
 {
-	char msg[400];
+	char msg[1600];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -224,14 +243,49 @@ static reply metrics(gw_gateway *gw)
 			"pgmoat_pool_waiting{connection=\"%s\"} %d\n", nm, total, nm, idle, nm, waiting);
 		gw_buf_append(&b, line, (size_t)n);
 	}
+	unsigned long long hits = 0, misses = 0, decisions = 0, timed = 0, timed_ns = 0;
+	for (int i = 0; i < gw->nworkers; i++) {
+		if (!gw->workers[i].sqlcache)
+			continue;
+		gw_policy_stats *st = gw_sqlcache_stats(gw->workers[i].sqlcache);
+		hits += atomic_load(&st->hits);
+		misses += atomic_load(&st->misses);
+		decisions += atomic_load(&st->decisions);
+		timed += atomic_load(&st->timed);
+		timed_ns += atomic_load(&st->timed_ns);
+	}
+	n = snprintf(line, sizeof(line),
+		"# HELP pgmoat_parse_cache_hits_total Statements classified from the parse cache.\n"
+		"# TYPE pgmoat_parse_cache_hits_total counter\npgmoat_parse_cache_hits_total %llu\n"
+		"# HELP pgmoat_parse_cache_misses_total Statements parsed (not in the cache).\n"
+		"# TYPE pgmoat_parse_cache_misses_total counter\npgmoat_parse_cache_misses_total %llu\n"
+		"# HELP pgmoat_policy_decisions_total Policy decisions made.\n"
+		"# TYPE pgmoat_policy_decisions_total counter\npgmoat_policy_decisions_total %llu\n"
+		"# HELP pgmoat_policy_decision_ns Mean time of a policy decision (1 in 64 timed), nanoseconds.\n"
+		"# TYPE pgmoat_policy_decision_ns gauge\npgmoat_policy_decision_ns %llu\n",
+		hits, misses, decisions, timed ? timed_ns / timed : 0ull);
+	gw_buf_append(&b, line, (size_t)n);
 	gw_buf_put_u8(&b, 0);
 	reply r = {200, NULL, gw_xstrdup((const char *)gw_buf_rd(&b)), "text/plain; version=0.0.4"};
 	gw_buf_free(&b);
 	return r;
 }
 
-/* Who is calling? Returns 1 admin, 0 authenticated non-admin, -1 none/bad. */
-static int authenticate(gw_gateway *gw, struct MHD_Connection *conn, gw_identity *who)
+/* The authenticated caller of a /v1 route. */
+typedef struct caller {
+	gw_identity id;      /* name "admin_token" for the bootstrap token (for log lines only) */
+	bool bootstrap;      /* the admin_token from config: an admin that names no identity */
+	bool admin;
+} caller;
+
+/* The identity access/ rules see: NULL for the bootstrap admin_token. */
+static const gw_identity *actor_of(const caller *c)
+{
+	return c->bootstrap ? NULL : &c->id;
+}
+
+/* Who is calling? Returns 0 (who filled) or -1 none/bad. */
+static int authenticate(gw_gateway *gw, struct MHD_Connection *conn, caller *who)
 {
 	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -242,12 +296,395 @@ static int authenticate(gw_gateway *gw, struct MHD_Connection *conn, gw_identity
 	memset(who, 0, sizeof(*who));
 	const char *at = gw->cfg->admin_token;
 	if (at && strlen(at) == strlen(tok) && gw_ct_equal(at, tok, strlen(at))) {
-		snprintf(who->name, sizeof(who->name), "admin_token");
-		return 1;
+		snprintf(who->id.name, sizeof(who->id.name), "admin_token");
+		who->bootstrap = who->admin = true;
+		return 0;
 	}
-	if (gw_identity_verify_token(gw->store, tok, NULL, who) != GW_AUTH_OK)
+	if (gw_identity_verify_token(gw->store, tok, NULL, &who->id) != GW_AUTH_OK)
 		return -1;
-	return gw_identity_is_admin(who, gw->cfg->admins, gw->cfg->n_admins) ? 1 : 0;
+	who->admin = gw_identity_is_admin(&who->id, gw->cfg->admins, gw->cfg->n_admins);
+	return 0;
+}
+
+/* ---- just-in-time access routes ---- */
+
+static unsigned access_status(int rc)
+{
+	switch (rc) {
+	case GW_ACCESS_OK: return 200;
+	case GW_ACCESS_BAD: return 400;
+	case GW_ACCESS_FORBIDDEN: return 403;
+	case GW_ACCESS_NOT_FOUND: return 404;
+	case GW_ACCESS_CONFLICT: return 409;
+	default: return 503;
+	}
+}
+
+/* "created_at": RFC 3339 UTC (null when 0) and "created_at_unix": seconds (null when 0). */
+static void set_time(json_t *o, const char *key, int64_t unix_s)
+{
+	char k[64];
+	json_object_set_new(o, key, ts_json(unix_s));
+	snprintf(k, sizeof(k), "%s_unix", key);
+	json_object_set_new(o, k, unix_s ? json_integer(unix_s) : json_null());
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s && *s ? json_string(s) : json_null();
+}
+
+static json_t *request_json(const gw_request_rec *r)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_integer(r->id));
+	json_object_set_new(o, "identity", json_string(r->identity));
+	json_object_set_new(o, "connection", json_string(r->connection));
+	json_object_set_new(o, "policy", json_string(r->policy));
+	json_object_set_new(o, "scope", json_string(gw_access_scope_str(r->scope)));
+	json_object_set_new(o, "tables", groups_json(r->tables));
+	json_object_set_new(o, "duration_s", json_integer(r->duration_s));
+	json_object_set_new(o, "reason", json_string(r->reason));
+	json_object_set_new(o, "state", json_string(r->state));
+	json_object_set_new(o, "required", json_integer(r->required));
+	json_object_set_new(o, "approvals", groups_json(r->approvals));
+	json_object_set_new(o, "decided_by", str_or_null(r->decided_by));
+	json_object_set_new(o, "comment", str_or_null(r->comment));
+	set_time(o, "created_at", r->created_at);
+	set_time(o, "decided_at", r->decided_at);
+	json_object_set_new(o, "grant_id", r->grant_id ? json_integer(r->grant_id) : json_null());
+	return o;
+}
+
+static json_t *grant_json(const gw_grant_rec *g, int64_t now)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_integer(g->id));
+	json_object_set_new(o, "request_id", g->request_id ? json_integer(g->request_id) : json_null());
+	json_object_set_new(o, "identity", json_string(g->identity));
+	json_object_set_new(o, "connection", json_string(g->connection));
+	json_object_set_new(o, "policy", json_string(g->policy));
+	json_object_set_new(o, "scope", json_string(gw_access_scope_str(g->scope)));
+	json_object_set_new(o, "tables", groups_json(g->tables));
+	set_time(o, "granted_at", g->granted_at);
+	set_time(o, "expires_at", g->expires_at);
+	set_time(o, "revoked_at", g->revoked_at);
+	json_object_set_new(o, "revoked_by", str_or_null(g->revoked_by));
+	const char *state = g->revoked_at ? "revoked" : g->expires_at <= now ? "expired" : "active";
+	json_object_set_new(o, "state", json_string(state));
+	json_object_set_new(o, "active", json_boolean(!strcmp(state, "active")));
+	return o;
+}
+
+static json_t *review_json(const gw_review_rec *r)
+{
+	char hex[65];
+	gw_hex(r->hash, 32, hex);
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_integer(r->id));
+	json_object_set_new(o, "identity", json_string(r->identity));
+	json_object_set_new(o, "connection", json_string(r->connection));
+	json_object_set_new(o, "policy", json_string(r->policy));
+	json_object_set_new(o, "class", json_string(gw_access_scope_str(r->cls)));
+	/* Stored as UTF-8 by access/, but a row written by anything else must not break the answer. */
+	char *stmt = gw_xmalloc(sizeof(r->statement));
+	gw_access_clean_text(r->statement, strlen(r->statement), stmt, sizeof(r->statement));
+	json_object_set_new(o, "statement", json_string(stmt));
+	free(stmt);
+	json_object_set_new(o, "hash", json_string(hex));
+	json_object_set_new(o, "session", str_or_null(r->session));
+	json_object_set_new(o, "state", json_string(r->state));
+	json_object_set_new(o, "decided_by", str_or_null(r->decided_by));
+	json_object_set_new(o, "comment", str_or_null(r->comment));
+	set_time(o, "created_at", r->created_at);
+	set_time(o, "decided_at", r->decided_at);
+	set_time(o, "used_at", r->used_at);
+	return o;
+}
+
+/* A positive decimal id at the start of s; *rest points past it. */
+static bool parse_id(const char *s, int64_t *id, const char **rest)
+{
+	if (!isdigit((unsigned char)*s))
+		return false;
+	int64_t v = 0;
+	while (isdigit((unsigned char)*s)) {
+		if (v > (INT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (*s++ - '0');
+	}
+	*id = v;
+	*rest = s;
+	return v > 0;
+}
+
+/* ?limit=N (1..10000, default 500); false when malformed. */
+static bool list_limit(struct MHD_Connection *conn, int *limit)
+{
+	const char *l = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+	*limit = 500;
+	if (!l)
+		return true;
+	char *end;
+	long v = strtol(l, &end, 10);
+	if (*end || v < 1 || v > 10000)
+		return false;
+	*limit = (int)v;
+	return true;
+}
+
+typedef struct list_ctx {
+	gw_gateway *gw;
+	const caller *who;
+	json_t *a;
+	int64_t now;
+} list_ctx;
+
+static void request_row(const gw_request_rec *r, void *arg)
+{
+	list_ctx *c = arg;
+	if (gw_access_may_view(c->gw->cfg, gw_config_policy(c->gw->cfg, r->policy), actor_of(c->who), r->identity))
+		json_array_append_new(c->a, request_json(r));
+}
+
+static void grant_row(const gw_grant_rec *g, void *arg)
+{
+	list_ctx *c = arg;
+	if (c->who->admin || !strcmp(g->identity, c->who->id.name))
+		json_array_append_new(c->a, grant_json(g, c->now));
+}
+
+static void review_row(const gw_review_rec *r, void *arg)
+{
+	list_ctx *c = arg;
+	if (gw_access_may_view(c->gw->cfg, gw_config_policy(c->gw->cfg, r->policy), actor_of(c->who), r->identity))
+		json_array_append_new(c->a, review_json(r));
+}
+
+/* Seconds from "30m" / "2h" / "1800" / 1800; 0 when absent; -1 when malformed. */
+static int64_t duration_arg(json_t *d)
+{
+	if (!d || json_is_null(d))
+		return 0;
+	if (json_is_integer(d))
+		return json_integer_value(d) > 0 ? json_integer_value(d) : -1;
+	const char *s = json_string_value(d);
+	if (!s || !*s)
+		return -1;
+	bool digits = true;
+	for (const char *p = s; *p; p++)
+		digits = digits && isdigit((unsigned char)*p);
+	if (digits)
+		return strlen(s) <= 9 && atol(s) > 0 ? atol(s) : -1;
+	uint64_t us;
+	if (!gw_parse_duration(s, &us) || us < 1000000)
+		return -1;
+	return (int64_t)(us / 1000000);
+}
+
+/* tables: ["a.b", ...] or "a.b,c.d" into a comma-separated list (spaces dropped); false when malformed. */
+static bool tables_arg(json_t *t, char *out, size_t cap)
+{
+	out[0] = 0;
+	if (!t || json_is_null(t))
+		return true;
+	gw_buf b = {0};
+	bool ok = true;
+	if (json_is_string(t)) {
+		gw_buf_append(&b, json_string_value(t), strlen(json_string_value(t)));
+	} else if (json_is_array(t)) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(t, i, v) {
+			const char *s = json_string_value(v);
+			if (!s || strchr(s, ',')) {
+				ok = false;
+				break;
+			}
+			if (i)
+				gw_buf_put_u8(&b, ',');
+			gw_buf_append(&b, s, strlen(s));
+		}
+	} else {
+		ok = false;
+	}
+	size_t o = 0;
+	const uint8_t *p = gw_buf_rd(&b);
+	for (size_t i = 0; ok && i < b.len; i++) {
+		if (p[i] == ' ' || p[i] == '\t')
+			continue;
+		if (o + 1 >= cap)
+			ok = false;
+		else
+			out[o++] = (char)p[i];
+	}
+	out[ok ? o : 0] = 0;
+	gw_buf_free(&b);
+	return ok && gw_access_tables_ok(out);
+}
+
+static reply requests_post(gw_gateway *gw, const caller *who, json_t *in, int64_t now)
+{
+	const char *connection = NULL, *scope = NULL, *reason = NULL;
+	json_t *tables = NULL, *duration = NULL;
+	if (!in || json_unpack(in, "{s:s,s:s,s?o,s?o,s?s}", "connection", &connection, "scope", &scope,
+			"tables", &tables, "duration", &duration, "reason", &reason) != 0)
+		return jerr(400, "expected {\"connection\": NAME, \"scope\": \"read|write|ddl|admin\", \"tables\": "
+			"[\"schema.table\", ...], \"duration\": \"30m\", \"reason\": TEXT}");
+	gw_access_ask ask = {.connection = connection, .scope = gw_access_scope_parse(scope), .reason = reason};
+	if (ask.scope < 0)
+		return jerr(400, "scope must be read, write, ddl or admin");
+	char tl[sizeof(((gw_request_rec *)0)->tables)];
+	if (!tables_arg(tables, tl, sizeof(tl)))
+		return jerr(400, "tables must be schema.table or schema.* names (as PostgreSQL stores them)");
+	ask.tables = tl;
+	ask.duration_s = duration_arg(duration);
+	if (ask.duration_s < 0)
+		return jerr(400, "duration must be such as 30m, 2h or 1d, or a number of seconds");
+	gw_request_rec rec;
+	gw_grant_rec grant;
+	bool capped;
+	char err[1400];
+	int rc = gw_access_request(gw, actor_of(who), &ask, now, &rec, &grant, &capped, err, sizeof(err));
+	if (rc)
+		return jerr(access_status(rc), "%s", err);
+	json_t *o = request_json(&rec);
+	json_object_set_new(o, "grant", grant.id ? grant_json(&grant, now) : json_null());
+	json_object_set_new(o, "duration_capped", json_boolean(capped));
+	return jok(201, o);
+}
+
+/* /v1/requests, /v1/grants and /v1/reviews; *matched false when url is none of them. */
+static reply access_route(gw_gateway *gw, struct MHD_Connection *conn, const char *method, const char *url,
+	const caller *who, json_t *in, bool *matched)
+{
+	bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST"), del = !strcmp(method, "DELETE");
+	int64_t now = gw_policy_now(), id = 0;
+	const char *rest = NULL;
+	int kind = !strncmp(url, "/v1/requests", 12) ? 1 : !strncmp(url, "/v1/grants", 10) ? 2 :
+		!strncmp(url, "/v1/reviews", 11) ? 3 : 0;
+	const char *tail = kind == 1 ? url + 12 : kind == 2 ? url + 10 : kind == 3 ? url + 11 : NULL;
+	*matched = kind && (!*tail || *tail == '/');
+	if (!*matched)
+		return jerr(404, "no such route");
+	char err[1400];
+	int limit;
+	list_ctx lc = {.gw = gw, .who = who, .now = now};
+
+	if (!*tail || !strcmp(tail, "/")) {
+		if (kind == 1 && post)
+			return requests_post(gw, who, in, now);
+		if (!get)
+			return jerr(405, "%s is not allowed on %s", method, url);
+		if (!list_limit(conn, &limit))
+			return jerr(400, "limit must be 1-10000");
+		const char *state = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "state");
+		lc.a = json_array();
+		int n;
+		if (kind == 1) {
+			if (state && strcmp(state, "pending") && strcmp(state, "granted") && strcmp(state, "denied")) {
+				json_decref(lc.a);
+				return jerr(400, "state must be pending, granted or denied");
+			}
+			n = gw_store_request_list(gw->store, state, limit, request_row, &lc);
+		} else if (kind == 3) {
+			if (state && strcmp(state, "pending") && strcmp(state, "approved") && strcmp(state, "denied") &&
+				strcmp(state, "used")) {
+				json_decref(lc.a);
+				return jerr(400, "state must be pending, approved, denied or used");
+			}
+			n = gw_store_review_list(gw->store, state, limit, review_row, &lc);
+		} else {
+			const char *active = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "active");
+			bool only_active = active && (!strcmp(active, "true") || !strcmp(active, "1"));
+			if (active && !only_active && strcmp(active, "false") && strcmp(active, "0")) {
+				json_decref(lc.a);
+				return jerr(400, "active must be true or false");
+			}
+			n = gw_store_grant_list(gw->store, only_active ? now : 0, grant_row, &lc);
+		}
+		if (n < 0) {
+			json_decref(lc.a);
+			return jerr(503, "state store cannot answer");
+		}
+		return jok(200, lc.a);
+	}
+	if (!parse_id(tail + 1, &id, &rest))
+		return jerr(404, "expected %.*s/ID with a numeric id", (int)(tail - url), url);
+	const gw_identity *actor = actor_of(who);
+	if (!*rest && get) {
+		int rc;
+		if (kind == 1) {
+			gw_request_rec r;
+			rc = gw_store_request_get(gw->store, id, &r);
+			if (!rc && !gw_access_may_view(gw->cfg, gw_config_policy(gw->cfg, r.policy), actor, r.identity))
+				return jerr(403, "request #%lld is not yours, and you are neither an admin nor an approver of "
+					"its policy", (long long)id);
+			if (!rc) {
+				json_t *o = request_json(&r);
+				gw_grant_rec g;
+				if (r.grant_id && gw_store_grant_get(gw->store, r.grant_id, &g) == 0)
+					json_object_set_new(o, "grant", grant_json(&g, now));
+				return jok(200, o);
+			}
+		} else if (kind == 2) {
+			gw_grant_rec g;
+			rc = gw_store_grant_get(gw->store, id, &g);
+			if (!rc && !who->admin && strcmp(g.identity, who->id.name))
+				return jerr(403, "grant #%lld is not yours", (long long)id);
+			if (!rc)
+				return jok(200, grant_json(&g, now));
+		} else {
+			gw_review_rec *r = gw_xmalloc(sizeof(*r));
+			rc = gw_store_review_get(gw->store, id, r);
+			reply out = jerr(403, "review #%lld is not of your statement, and you are neither an admin nor an "
+				"approver of its policy", (long long)id);
+			if (!rc && gw_access_may_view(gw->cfg, gw_config_policy(gw->cfg, r->policy), actor, r->identity)) {
+				json_decref(out.json);
+				out = jok(200, review_json(r));
+			}
+			free(r);
+			if (!rc)
+				return out;
+			json_decref(out.json);
+		}
+		static const char *const names[] = {"", "request", "grant", "review"};
+		if (rc == -1)
+			return jerr(404, "no %s #%lld", names[kind], (long long)id);
+		return jerr(503, "state store cannot answer");
+	}
+	if (kind == 2 && del && !*rest) {
+		gw_grant_rec g;
+		int rc = gw_access_revoke(gw, actor, id, now, &g, err, sizeof(err));
+		if (rc)
+			return jerr(access_status(rc), "%s", err);
+		return jok(200, grant_json(&g, now));
+	}
+	bool approve = !strcmp(rest, "/approve");
+	if ((kind == 1 || kind == 3) && post && (approve || !strcmp(rest, "/deny"))) {
+		json_t *cj = in && json_is_object(in) ? json_object_get(in, "comment") : NULL;
+		if ((in && !json_is_object(in)) || (cj && !json_is_null(cj) && !json_is_string(cj)))
+			return jerr(400, "expected {\"comment\": TEXT} or no body");
+		const char *comment = json_string_value(cj);
+		if (comment && strlen(comment) > 500)
+			return jerr(400, "comment is limited to 500 bytes");
+		if (kind == 1) {
+			gw_request_rec r;
+			gw_grant_rec g;
+			int rc = gw_access_decide(gw, actor, id, approve, comment, now, &r, &g, err, sizeof(err));
+			if (rc)
+				return jerr(access_status(rc), "%s", err);
+			json_t *o = request_json(&r);
+			json_object_set_new(o, "grant", g.id ? grant_json(&g, now) : json_null());
+			return jok(200, o);
+		}
+		gw_review_rec *r = gw_xmalloc(sizeof(*r));
+		int rc = gw_access_review_decide(gw, actor, id, approve, comment, now, r, err, sizeof(err));
+		reply out = rc ? jerr(access_status(rc), "%s", err) : jok(200, review_json(r));
+		free(r);
+		return out;
+	}
+	return jerr(404, "no such route: %s %s", method, url);
 }
 
 static reply route(gw_gateway *gw, struct MHD_Connection *conn, const char *method, const char *url, const req *rq)
@@ -260,12 +697,10 @@ static reply route(gw_gateway *gw, struct MHD_Connection *conn, const char *meth
 	if (strncmp(url, "/v1/", 4) != 0)
 		return jerr(404, "no such route: %s %s", method, url);
 
-	gw_identity who;
-	int auth = authenticate(gw, conn, &who);
-	if (auth < 0)
+	caller who_c;
+	if (authenticate(gw, conn, &who_c) < 0)
 		return jerr(401, "missing or invalid bearer token (set PGMOAT_TOKEN, or use --token-file)");
-	if (auth == 0)
-		return jerr(403, "identity '%s' is not an admin (see admins: in the gateway config)", who.name);
+	const gw_identity who = who_c.id;
 	if (rq->too_big)
 		return jerr(413, "request body over %d bytes", MAX_BODY);
 	json_t *in = NULL;
@@ -275,7 +710,17 @@ static reply route(gw_gateway *gw, struct MHD_Connection *conn, const char *meth
 		if (!in)
 			return jerr(400, "invalid JSON: %s", je.text);
 	}
-	reply r;
+	bool matched;
+	reply r = access_route(gw, conn, method, url, &who_c, in, &matched);
+	if (matched) {
+		json_decref(in);
+		return r;
+	}
+	json_decref(r.json);
+	if (!who_c.admin) {
+		json_decref(in);
+		return jerr(403, "identity '%s' is not an admin (see admins: in the gateway config)", who.name);
+	}
 	const char *rest;
 	if (!strcmp(url, "/v1/identities") && get) {
 		json_t *a = json_array();

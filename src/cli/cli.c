@@ -409,3 +409,349 @@ int gw_cli_kill(int argc, char **argv)
 		printf("session %s ended\n", argv[1]);
 	return finish(&a, j);
 }
+
+/* ---- just-in-time access: request, requests, approve, deny, grants, revoke, reviews, review ---- */
+
+static const char request_usage[] =
+	"usage: pgmoat request CONNECTION --scope read|write|ddl|admin [--tables schema.t1,schema.t2]\n"
+	"                      [--for 30m] --reason TEXT [--json]\n"
+	"  Ask for just-in-time access under a jit policy. Prints the request id and its state; when\n"
+	"  the policy needs no approval the grant is made at once (its id and expiry are printed).\n"
+	"  --for defaults to the policy's max_duration and is capped at it.\n" COMMON_OPTIONS;
+static const char requests_usage[] =
+	"usage: pgmoat requests [--pending] [--json]\n"
+	"  Access requests: admins see all, approvers those of their policies, others their own.\n" COMMON_OPTIONS;
+static const char approve_usage[] =
+	"usage: pgmoat approve REQUEST_ID [--comment TEXT]\n"
+	"  Approve a pending request (admins and the policy's approvers; never your own request).\n" COMMON_OPTIONS;
+static const char deny_usage[] =
+	"usage: pgmoat deny REQUEST_ID [--comment TEXT]\n"
+	"  Deny a pending request; one denial ends it.\n" COMMON_OPTIONS;
+static const char grants_usage[] =
+	"usage: pgmoat grants [--active] [--json]\n"
+	"  Grants made from requests (non-admins see their own). --active: only those in force.\n" COMMON_OPTIONS;
+static const char revoke_usage[] =
+	"usage: pgmoat revoke GRANT_ID\n"
+	"  End a grant now (admins, or the grant's own identity); its sessions end within a second.\n" COMMON_OPTIONS;
+static const char reviews_usage[] =
+	"usage: pgmoat reviews [--pending] [--json]\n"
+	"  Statements waiting for (or given) a per-statement review.\n" COMMON_OPTIONS;
+static const char review_usage[] =
+	"usage: pgmoat review approve REVIEW_ID [--comment TEXT]\n"
+	"       pgmoat review deny REVIEW_ID [--comment TEXT]\n"
+	"  An approved statement runs once, when its author sends it again.\n" COMMON_OPTIONS;
+
+/* A positive decimal id; false otherwise. */
+static bool id_arg(const char *s)
+{
+	if (!*s || strlen(s) > 18)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	return atoll(s) > 0;
+}
+
+static long long jint(json_t *o, const char *k)
+{
+	return (long long)json_integer_value(json_object_get(o, k));
+}
+
+/* A JSON list of strings as "a,b" (or "-"). */
+static void jlist(json_t *o, const char *k, char *out, size_t cap)
+{
+	out[0] = 0;
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(o, k), i, v) {
+		if (i)
+			strncat(out, ",", cap - strlen(out) - 1);
+		strncat(out, json_string_value(v) ? json_string_value(v) : "?", cap - strlen(out) - 1);
+	}
+	if (!*out)
+		snprintf(out, cap, "-");
+}
+
+static void fmt_secs(long long s, char *out, size_t cap)
+{
+	if (s % 86400 == 0 && s)
+		snprintf(out, cap, "%lldd", s / 86400);
+	else if (s % 3600 == 0 && s)
+		snprintf(out, cap, "%lldh", s / 3600);
+	else if (s % 60 == 0 && s)
+		snprintf(out, cap, "%lldm", s / 60);
+	else
+		snprintf(out, cap, "%llds", s);
+}
+
+/* One line of text: newlines and tabs become spaces, cut at max bytes (with "..."). */
+static void one_line(const char *s, size_t max, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (; *s && o + 4 < cap; s++) {
+		if (o >= max) {
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+		out[o++] = (*s == '\n' || *s == '\r' || *s == '\t') ? ' ' : *s;
+	}
+	out[o] = 0;
+}
+
+/* Parse the options of a verb that takes none but --flag (bool) and --comment T. Returns false on a stray argument. */
+static bool verb_opts(int argc, char **argv, int from, const char *flag, bool *flag_set, const char **comment)
+{
+	for (int i = from; i < argc; i++) {
+		if (flag && !strcmp(argv[i], flag))
+			*flag_set = true;
+		else if (comment && !strcmp(argv[i], "--comment") && i + 1 < argc)
+			*comment = argv[++i];
+		else if (comment && !strncmp(argv[i], "--comment=", 10))
+			*comment = argv[i] + 10;
+		else
+			return false;
+	}
+	return true;
+}
+
+static void print_request_outcome(json_t *j)
+{
+	const char *state = jstr(j, "state");
+	json_t *g = json_object_get(j, "grant");
+	if (!strcmp(state, "granted") && json_is_object(g)) {
+		printf("request %lld granted: grant %lld, %s on %s until %s (policy %s)\n", jint(j, "id"), jint(g, "id"),
+			jstr(g, "scope"), jstr(g, "connection"), jstr(g, "expires_at"), jstr(j, "policy"));
+	} else if (!strcmp(state, "pending")) {
+		printf("request %lld pending: %zu of %lld approvals (policy %s); an approver runs: pgmoat approve %lld\n",
+			jint(j, "id"), json_array_size(json_object_get(j, "approvals")), jint(j, "required"),
+			jstr(j, "policy"), jint(j, "id"));
+	} else {
+		printf("request %lld %s\n", jint(j, "id"), state);
+	}
+}
+
+int gw_cli_request(int argc, char **argv)
+{
+	api a;
+	int rc = api_init(&a, &argc, argv);
+	if (rc)
+		return rc;
+	if (wants_help(argc, argv) || argc < 2 || argv[1][0] == '-') {
+		api_free(&a);
+		return usage(request_usage, wants_help(argc, argv));
+	}
+	const char *scope = NULL, *tables = NULL, *dur = NULL, *reason = NULL;
+	for (int i = 2; i < argc; i++) {
+		const char **dst = !strcmp(argv[i], "--scope") ? &scope : !strcmp(argv[i], "--tables") ? &tables :
+			!strcmp(argv[i], "--for") ? &dur : !strcmp(argv[i], "--reason") ? &reason : NULL;
+		if (!dst || i + 1 >= argc) {
+			api_free(&a);
+			return usage(request_usage, false);
+		}
+		*dst = argv[++i];
+	}
+	if (!scope || !reason) {
+		fprintf(stderr, "pgmoat request: --scope and --reason are required\n");
+		api_free(&a);
+		return usage(request_usage, false);
+	}
+	json_t *in = json_pack("{s:s,s:s,s:s}", "connection", argv[1], "scope", scope, "reason", reason);
+	if (dur)
+		json_object_set_new(in, "duration", json_string(dur));
+	if (tables) {
+		json_t *t = json_array();
+		char *copy = gw_xstrdup(tables), *save = NULL;
+		for (char *p = strtok_r(copy, ",", &save); p; p = strtok_r(NULL, ",", &save))
+			json_array_append_new(t, json_string(p));
+		free(copy);
+		json_object_set_new(in, "tables", t);
+	}
+	long st;
+	json_t *j = call(&a, "POST", "/v1/requests", in, &st);
+	json_decref(in);
+	if (j && a.json)
+		print_json(j);
+	else if (j) {
+		print_request_outcome(j);
+		if (json_is_true(json_object_get(j, "duration_capped"))) {
+			char d[32];
+			fmt_secs(jint(j, "duration_s"), d, sizeof(d));
+			printf("note: the duration was capped at the policy's max_duration (%s)\n", d);
+		}
+	}
+	return finish(&a, j);
+}
+
+int gw_cli_requests(int argc, char **argv)
+{
+	api a;
+	int rc = api_init(&a, &argc, argv);
+	if (rc)
+		return rc;
+	bool pending = false;
+	if (wants_help(argc, argv) || !verb_opts(argc, argv, 1, "--pending", &pending, NULL)) {
+		api_free(&a);
+		return usage(requests_usage, wants_help(argc, argv));
+	}
+	long st;
+	json_t *j = call(&a, "GET", pending ? "/v1/requests?state=pending" : "/v1/requests", NULL, &st);
+	if (j && a.json)
+		print_json(j);
+	else if (j) {
+		printf("%-6s %-20s %-16s %-6s %-8s %-8s %-9s %-27s %s\n", "ID", "IDENTITY", "CONNECTION", "SCOPE",
+			"DURATION", "STATE", "APPROVALS", "CREATED", "REASON");
+		size_t i;
+		json_t *o;
+		json_array_foreach(j, i, o) {
+			char d[32], appr[24], reason[80];
+			fmt_secs(jint(o, "duration_s"), d, sizeof(d));
+			snprintf(appr, sizeof(appr), "%zu/%lld", json_array_size(json_object_get(o, "approvals")),
+				jint(o, "required"));
+			one_line(jstr(o, "reason"), 60, reason, sizeof(reason));
+			printf("%-6lld %-20s %-16s %-6s %-8s %-8s %-9s %-27s %s\n", jint(o, "id"), jstr(o, "identity"),
+				jstr(o, "connection"), jstr(o, "scope"), d, jstr(o, "state"), appr, jstr(o, "created_at"), reason);
+		}
+	}
+	return finish(&a, j);
+}
+
+/* approve / deny REQUEST_ID [--comment T]. */
+static int decide_request(int argc, char **argv, bool approve)
+{
+	const char *text = approve ? approve_usage : deny_usage;
+	api a;
+	int rc = api_init(&a, &argc, argv);
+	if (rc)
+		return rc;
+	const char *comment = NULL;
+	if (wants_help(argc, argv) || argc < 2 || !id_arg(argv[1]) || !verb_opts(argc, argv, 2, NULL, NULL, &comment)) {
+		api_free(&a);
+		return usage(text, wants_help(argc, argv));
+	}
+	json_t *in = comment ? json_pack("{s:s}", "comment", comment) : NULL;
+	char *path = gw_xasprintf("/v1/requests/%s/%s", argv[1], approve ? "approve" : "deny");
+	long st;
+	json_t *j = call(&a, "POST", path, in, &st);
+	free(path);
+	json_decref(in);
+	if (j && a.json)
+		print_json(j);
+	else if (j)
+		print_request_outcome(j);
+	return finish(&a, j);
+}
+
+int gw_cli_approve(int argc, char **argv) { return decide_request(argc, argv, true); }
+int gw_cli_deny(int argc, char **argv) { return decide_request(argc, argv, false); }
+
+int gw_cli_grants(int argc, char **argv)
+{
+	api a;
+	int rc = api_init(&a, &argc, argv);
+	if (rc)
+		return rc;
+	bool active = false;
+	if (wants_help(argc, argv) || !verb_opts(argc, argv, 1, "--active", &active, NULL)) {
+		api_free(&a);
+		return usage(grants_usage, wants_help(argc, argv));
+	}
+	long st;
+	json_t *j = call(&a, "GET", active ? "/v1/grants?active=true" : "/v1/grants", NULL, &st);
+	if (j && a.json)
+		print_json(j);
+	else if (j) {
+		printf("%-6s %-20s %-16s %-6s %-24s %-27s %-8s %s\n", "ID", "IDENTITY", "CONNECTION", "SCOPE", "TABLES",
+			"EXPIRES", "STATE", "REQUEST");
+		size_t i;
+		json_t *o;
+		json_array_foreach(j, i, o) {
+			char tables[256], reqid[24] = "-";
+			jlist(o, "tables", tables, sizeof(tables));
+			if (json_is_integer(json_object_get(o, "request_id")))
+				snprintf(reqid, sizeof(reqid), "%lld", jint(o, "request_id"));
+			printf("%-6lld %-20s %-16s %-6s %-24s %-27s %-8s %s\n", jint(o, "id"), jstr(o, "identity"),
+				jstr(o, "connection"), jstr(o, "scope"), tables, jstr(o, "expires_at"), jstr(o, "state"), reqid);
+		}
+	}
+	return finish(&a, j);
+}
+
+int gw_cli_revoke(int argc, char **argv)
+{
+	api a;
+	int rc = api_init(&a, &argc, argv);
+	if (rc)
+		return rc;
+	if (wants_help(argc, argv) || argc != 2 || !id_arg(argv[1])) {
+		api_free(&a);
+		return usage(revoke_usage, wants_help(argc, argv));
+	}
+	char *path = gw_xasprintf("/v1/grants/%s", argv[1]);
+	long st;
+	json_t *j = call(&a, "DELETE", path, NULL, &st);
+	free(path);
+	if (j && a.json)
+		print_json(j);
+	else if (j)
+		printf("grant %lld revoked (%s on %s for %s); its sessions end within a second\n", jint(j, "id"),
+			jstr(j, "scope"), jstr(j, "connection"), jstr(j, "identity"));
+	return finish(&a, j);
+}
+
+int gw_cli_reviews(int argc, char **argv)
+{
+	api a;
+	int rc = api_init(&a, &argc, argv);
+	if (rc)
+		return rc;
+	bool pending = false;
+	if (wants_help(argc, argv) || !verb_opts(argc, argv, 1, "--pending", &pending, NULL)) {
+		api_free(&a);
+		return usage(reviews_usage, wants_help(argc, argv));
+	}
+	long st;
+	json_t *j = call(&a, "GET", pending ? "/v1/reviews?state=pending" : "/v1/reviews", NULL, &st);
+	if (j && a.json)
+		print_json(j);
+	else if (j) {
+		printf("%-6s %-20s %-16s %-6s %-8s %-27s %s\n", "ID", "IDENTITY", "CONNECTION", "CLASS", "STATE", "CREATED",
+			"STATEMENT");
+		size_t i;
+		json_t *o;
+		json_array_foreach(j, i, o) {
+			char stmt[96];
+			one_line(jstr(o, "statement"), 80, stmt, sizeof(stmt));
+			printf("%-6lld %-20s %-16s %-6s %-8s %-27s %s\n", jint(o, "id"), jstr(o, "identity"),
+				jstr(o, "connection"), jstr(o, "class"), jstr(o, "state"), jstr(o, "created_at"), stmt);
+		}
+	}
+	return finish(&a, j);
+}
+
+int gw_cli_review(int argc, char **argv)
+{
+	api a;
+	int rc = api_init(&a, &argc, argv);
+	if (rc)
+		return rc;
+	const char *comment = NULL;
+	bool approve = argc >= 2 && !strcmp(argv[1], "approve");
+	if (wants_help(argc, argv) || argc < 3 || (!approve && strcmp(argv[1], "deny")) || !id_arg(argv[2]) ||
+		!verb_opts(argc, argv, 3, NULL, NULL, &comment)) {
+		api_free(&a);
+		return usage(review_usage, wants_help(argc, argv));
+	}
+	json_t *in = comment ? json_pack("{s:s}", "comment", comment) : NULL;
+	char *path = gw_xasprintf("/v1/reviews/%s/%s", argv[2], approve ? "approve" : "deny");
+	long st;
+	json_t *j = call(&a, "POST", path, in, &st);
+	free(path);
+	json_decref(in);
+	if (j && a.json)
+		print_json(j);
+	else if (j)
+		printf("review %lld %s%s\n", jint(j, "id"), jstr(j, "state"),
+			approve ? ": the statement runs once when its author sends it again" : "");
+	return finish(&a, j);
+}

@@ -1,6 +1,8 @@
 /*
- * CLI: the admin and agent verbs (`identity`, `token`, `sessions`, `kill`)
- * as clients of a running gateway's HTTP API.
+ * CLI: the admin and agent verbs (`identity`, `token`, `sessions`, `kill`,
+ * and the just-in-time access verbs `request`, `requests`, `approve`, `deny`,
+ * `grants`, `revoke`, `reviews`, `review`) as clients of a running gateway's
+ * HTTP API.
  *
  * Owns: option parsing for those verbs, the bearer token lookup
  * (--token-file, PGMOAT_TOKEN), HTTP calls (libcurl) and printing results as
@@ -13,5 +15,14 @@ int gw_cli_identity(int argc, char **argv);
 int gw_cli_token(int argc, char **argv);
 int gw_cli_sessions(int argc, char **argv);
 int gw_cli_kill(int argc, char **argv);
+/* Just-in-time access: `request`, `requests`, `approve`, `deny`, `grants`, `revoke`, `reviews`, `review`. */
+int gw_cli_request(int argc, char **argv);
+int gw_cli_requests(int argc, char **argv);
+int gw_cli_approve(int argc, char **argv);
+int gw_cli_deny(int argc, char **argv);
+int gw_cli_grants(int argc, char **argv);
+int gw_cli_revoke(int argc, char **argv);
+int gw_cli_reviews(int argc, char **argv);
+int gw_cli_review(int argc, char **argv);
 
 #endif

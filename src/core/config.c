@@ -7,6 +7,7 @@
  * that is in no table is an error, and every error names file:line.
  */
 #include "core/config.h"
+#include "core/clock.h"
 #include "core/util.h"
 
 #include <ctype.h>
@@ -33,21 +34,34 @@ typedef struct cfg_kw {
 	size_t off;
 } cfg_kw;
 
-__attribute__((format(printf, 3, 4))) static void cfg_err(cfg_ctx *c, yaml_node_t *n, const char *fmt, ...)
+static void cfg_err_v(cfg_ctx *c, unsigned long line, const char *fmt, va_list ap)
 {
 	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	char line[700];
-	int len = snprintf(line, sizeof(line), "%s:%lu: %s\n", c->file, n ? (unsigned long)n->start_mark.line + 1 : 0ul, msg);
+	char text[700];
+	int len = snprintf(text, sizeof(text), "%s:%lu: %s\n", c->file, line, msg);
 	if (len < 0)
 		return;
 	c->errors = gw_xrealloc(c->errors, c->errlen + (size_t)len + 1);
-	memcpy(c->errors + c->errlen, line, (size_t)len + 1);
+	memcpy(c->errors + c->errlen, text, (size_t)len + 1);
 	c->errlen += (size_t)len;
 	c->nerr++;
+}
+
+__attribute__((format(printf, 3, 4))) static void cfg_err(cfg_ctx *c, yaml_node_t *n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cfg_err_v(c, n ? (unsigned long)n->start_mark.line + 1 : 0ul, fmt, ap);
+	va_end(ap);
+}
+
+__attribute__((format(printf, 3, 4))) static void cfg_err_at(cfg_ctx *c, int line, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cfg_err_v(c, (unsigned long)line, fmt, ap);
+	va_end(ap);
 }
 
 static yaml_node_t *node_at(cfg_ctx *c, int idx) { return yaml_document_get_node(&c->doc, idx); }
@@ -449,6 +463,312 @@ static void kw_log_level(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
 		*(int *)dst = l;
 }
 
+/* ---- policies ---- */
+
+static void strlist_add(gw_strlist *l, const char *s)
+{
+	l->v = gw_xrealloc(l->v, (l->n + 1) * sizeof(char *));
+	l->v[l->n++] = gw_xstrdup(s);
+}
+
+static void strlist_free(gw_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+bool gw_strlist_has(const gw_strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i], s))
+			return true;
+	return false;
+}
+
+/* A list of scalars (a single scalar is taken as a one-item list). */
+static void kw_list(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_strlist *l = dst;
+	if (n && n->type == YAML_SCALAR_NODE) {
+		strlist_add(l, (const char *)n->data.scalar.value);
+		return;
+	}
+	if (!n || n->type != YAML_SEQUENCE_NODE) {
+		cfg_err(c, n, "%s: expected a list, such as [a, b]", key);
+		return;
+	}
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		const char *v = scalar(c, node_at(c, *it), key);
+		if (v)
+			strlist_add(l, v);
+	}
+}
+
+static void kw_principals(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_strlist *l = dst;
+	size_t before = l->n;
+	kw_list(c, n, dst, key);
+	for (size_t i = before; i < l->n; i++)
+		if (strncmp(l->v[i], "group:", 6) && strncmp(l->v[i], "identity:", 9))
+			cfg_err(c, n, "%s: '%s' must be group:NAME or identity:NAME", key, l->v[i]);
+}
+
+static int class_from(const char *s)
+{
+	static const char *const names[] = {"read", "write", "ddl", "admin"};
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	return -1;
+}
+
+static void kw_scope(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	int v = class_from(s);
+	if (v < 0)
+		cfg_err(c, n, "%s: expected read, write, ddl or admin, got '%s'", key, s);
+	else
+		*(int *)dst = v;
+}
+
+static void kw_tables(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_policy_cfg *p = dst;
+	p->has_tables = true;
+	size_t before = p->tables.n;
+	kw_list(c, n, &p->tables, key);
+	for (size_t i = before; i < p->tables.n; i++) {
+		char *t = p->tables.v[i];
+		const char *dot = strchr(t, '.');
+		if (!dot || dot == t || !dot[1] || strchr(dot + 1, '.'))
+			cfg_err(c, n, "%s: '%s' must be schema.table or schema.* (names are matched as PostgreSQL "
+				"stores them: lower case unless created quoted)", key, t);
+	}
+}
+
+static void kw_windows(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_policy_cfg *p = dst;
+	gw_strlist specs = {0};
+	kw_list(c, n, &specs, key);
+	for (size_t i = 0; i < specs.n; i++) {
+		char why[256];
+		gw_window *w = gw_window_parse(specs.v[i], why, sizeof(why));
+		if (!w) {
+			cfg_err(c, n, "%s: \"%s\": %s (expected e.g. \"Mon-Fri 08:00-20:00 Europe/Berlin\")", key, specs.v[i], why);
+			continue;
+		}
+		p->windows = gw_xrealloc(p->windows, (p->n_windows + 1) * sizeof(gw_window *));
+		p->windows[p->n_windows++] = w;
+	}
+	strlist_free(&specs);
+}
+
+static void kw_access(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	if (!strcmp(s, "jit"))
+		*(bool *)dst = true;
+	else if (!strcmp(s, "standing"))
+		*(bool *)dst = false;
+	else
+		cfg_err(c, n, "%s: expected standing or jit, got '%s'", key, s);
+}
+
+static const cfg_kw approval_kws[] = {
+	{"approvers", kw_principals, offsetof(gw_policy_cfg, approvers)},
+	{"required", kw_int, offsetof(gw_policy_cfg, required)},
+};
+
+static void kw_approval(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_policy_cfg *p = dst;
+	p->has_approval = true;
+	walk(c, n, approval_kws, GW_ARRAY_LEN(approval_kws), dst, key);
+	if (p->required < 1 || p->required > 10)
+		cfg_err(c, n, "%s: required must be 1-10", key);
+}
+
+static void kw_review(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_strlist l = {0};
+	kw_list(c, n, &l, key);
+	for (size_t i = 0; i < l.n; i++) {
+		int v = class_from(l.v[i]);
+		if (v < 0)
+			cfg_err(c, n, "%s: '%s' is not a statement class (read, write, ddl, admin)", key, l.v[i]);
+		else
+			*(unsigned *)dst |= 1u << v;
+	}
+	strlist_free(&l);
+}
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} guardrail_names[] = {
+	{"no_delete_without_where", GW_GR_NO_DELETE_WITHOUT_WHERE},
+	{"no_update_without_where", GW_GR_NO_UPDATE_WITHOUT_WHERE},
+	{"no_drop", GW_GR_NO_DROP},
+	{"no_truncate", GW_GR_NO_TRUNCATE},
+	{"no_copy_program", GW_GR_NO_COPY_PROGRAM},
+	{"no_alter_system", GW_GR_NO_ALTER_SYSTEM},
+};
+
+const char *gw_guardrail_name(unsigned bit)
+{
+	for (size_t i = 0; i < GW_ARRAY_LEN(guardrail_names); i++)
+		if (guardrail_names[i].bit == bit)
+			return guardrail_names[i].name;
+	return "?";
+}
+
+/* guardrails: [no_drop, {max_rows: 1000}, ...] */
+static void kw_guardrails(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_policy_cfg *p = dst;
+	if (!n || n->type != YAML_SEQUENCE_NODE) {
+		cfg_err(c, n, "%s: expected a list, such as [no_drop, {max_rows: 1000}]", key);
+		return;
+	}
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		yaml_node_t *v = node_at(c, *it);
+		if (v && v->type == YAML_MAPPING_NODE) {
+			for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+				yaml_node_t *k = node_at(c, pr->key), *val = node_at(c, pr->value);
+				const char *kn = scalar(c, k, key);
+				if (!kn)
+					continue;
+				if (strcmp(kn, "max_rows")) {
+					cfg_err(c, k, "%s: unknown guardrail '%s' with a value (known: max_rows)", key, kn);
+					continue;
+				}
+				int rows = 0;
+				kw_int(c, val, &rows, "guardrails.max_rows");
+				if (rows < 1)
+					cfg_err(c, val, "%s: max_rows must be at least 1", key);
+				p->max_rows = rows;
+			}
+			continue;
+		}
+		const char *s = scalar(c, v, key);
+		if (!s)
+			continue;
+		bool found = false;
+		for (size_t i = 0; i < GW_ARRAY_LEN(guardrail_names); i++)
+			if (!strcmp(s, guardrail_names[i].name)) {
+				p->guardrails |= guardrail_names[i].bit;
+				found = true;
+			}
+		if (!found)
+			cfg_err(c, v, "%s: unknown guardrail '%s' (known: no_delete_without_where, no_update_without_where, "
+				"no_drop, no_truncate, no_copy_program, no_alter_system, {max_rows: N})", key, s);
+	}
+}
+
+static const cfg_kw policy_kws[] = {
+	{"name", kw_str, offsetof(gw_policy_cfg, name)},
+	{"who", kw_principals, offsetof(gw_policy_cfg, who)},
+	{"connections", kw_list, offsetof(gw_policy_cfg, connections)},
+	{"scope", kw_scope, offsetof(gw_policy_cfg, scope)},
+	{"tables", kw_tables, 0},
+	{"window", kw_windows, 0},
+	{"access", kw_access, offsetof(gw_policy_cfg, jit)},
+	{"max_duration", kw_duration, offsetof(gw_policy_cfg, max_duration_us)},
+	{"approval", kw_approval, 0},
+	{"review", kw_review, offsetof(gw_policy_cfg, review_mask)},
+	{"guardrails", kw_guardrails, 0},
+};
+
+static bool policy_name_ok(const char *s)
+{
+	if (!*s || strlen(s) > 100)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+			return false;
+	return true;
+}
+
+static void kw_policies(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_config *cfg = dst;
+	cfg->has_policies = true;
+	if (n && n->type == YAML_SCALAR_NODE && !*(const char *)n->data.scalar.value)
+		return; /* "policies:" with nothing: deny everything */
+	if (!n || n->type != YAML_SEQUENCE_NODE) {
+		cfg_err(c, n, "%s: expected a list of policies", key);
+		return;
+	}
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		yaml_node_t *v = node_at(c, *it);
+		cfg->policies = gw_xrealloc(cfg->policies, (cfg->n_policies + 1) * sizeof(gw_policy_cfg));
+		gw_policy_cfg *p = &cfg->policies[cfg->n_policies++];
+		memset(p, 0, sizeof(*p));
+		p->scope = -1;
+		p->required = 1;
+		p->max_duration_us = 3600ull * 1000000;
+		p->line = v ? (int)v->start_mark.line + 1 : 0;
+		walk(c, v, policy_kws, GW_ARRAY_LEN(policy_kws), p, key);
+		const char *nm = p->name ? p->name : "?";
+		if (!p->name || !policy_name_ok(p->name))
+			cfg_err(c, v, "%s: every policy needs a name (letters, digits, '-', '_', '.')", key);
+		for (size_t i = 0; p->name && i + 1 < cfg->n_policies; i++)
+			if (cfg->policies[i].name && !strcmp(cfg->policies[i].name, p->name))
+				cfg_err(c, v, "%s: policy '%s' is defined twice", key, p->name);
+		if (!p->who.n)
+			cfg_err(c, v, "%s: policy '%s' needs who: [group:NAME or identity:NAME, ...]", key, nm);
+		if (!p->connections.n)
+			cfg_err(c, v, "%s: policy '%s' needs connections: [NAME, ...]", key, nm);
+		if (p->scope < 0)
+			cfg_err(c, v, "%s: policy '%s' needs scope: read, write, ddl or admin", key, nm);
+		if (p->has_approval && !p->jit)
+			cfg_err(c, v, "%s: policy '%s': approval: applies to access: jit only", key, nm);
+		if (p->max_duration_us < 1000000 || p->max_duration_us > 366ull * 86400 * 1000000)
+			cfg_err(c, v, "%s: policy '%s': max_duration must be between 1s and 366d", key, nm);
+	}
+}
+
+static const cfg_kw notify_kws[] = {
+	{"webhook", kw_str, offsetof(gw_config, notify_webhook)},
+};
+
+static void kw_notify(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_config *cfg = dst;
+	walk(c, n, notify_kws, GW_ARRAY_LEN(notify_kws), dst, key);
+	if (cfg->notify_webhook && strncmp(cfg->notify_webhook, "http://", 7) && strncmp(cfg->notify_webhook, "https://", 8))
+		cfg_err(c, n, "%s.webhook: expected an http:// or https:// URL", key);
+}
+
+static void policy_free(gw_policy_cfg *p)
+{
+	free(p->name);
+	strlist_free(&p->who);
+	strlist_free(&p->connections);
+	strlist_free(&p->tables);
+	strlist_free(&p->approvers);
+	for (size_t i = 0; i < p->n_windows; i++)
+		gw_window_free(p->windows[i]);
+	free(p->windows);
+}
+
+const gw_policy_cfg *gw_config_policy(const gw_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_policies; i++)
+		if (!strcmp(cfg->policies[i].name, name))
+			return &cfg->policies[i];
+	return NULL;
+}
+
 static const cfg_kw top_kws[] = {
 	{"listen", kw_listen, 0},
 	{"tls", kw_tls, 0},
@@ -459,10 +779,10 @@ static const cfg_kw top_kws[] = {
 	{"connections", kw_connections, 0},
 	{"limits", kw_limits, 0},
 	{"log_level", kw_log_level, offsetof(gw_config, log_level)},
-	{"policies", kw_not_yet, 0},
+	{"policies", kw_policies, 0},
 	{"masking", kw_not_yet, 0},
 	{"audit", kw_not_yet, 0},
-	{"notify", kw_not_yet, 0},
+	{"notify", kw_notify, 0},
 };
 
 const char *gw_sslmode_str(enum gw_sslmode m)
@@ -519,6 +839,13 @@ gw_config *gw_config_load(const char *file, char **errors)
 		cfg_err(&c, root, "state: missing; for example  state: \"sqlite:/var/lib/pgmoat/state.db\"");
 	if (root && (!cfg->tls_cert) != (!cfg->tls_key))
 		cfg_err(&c, root, "tls: cert and key go together");
+	for (size_t i = 0; i < cfg->n_policies; i++) {
+		const gw_policy_cfg *p = &cfg->policies[i];
+		for (size_t j = 0; j < p->connections.n; j++)
+			if (!gw_config_conn(cfg, p->connections.v[j]))
+				cfg_err_at(&c, p->line, "policies: policy '%s' names connection '%s', which is not in connections:",
+					p->name ? p->name : "?", p->connections.v[j]);
+	}
 	if (root && !cfg->tls_cert && !cfg->allow_plaintext_loopback)
 		cfg_err(&c, root, "tls: no cert/key and allow_plaintext_loopback is off, so no client could log in");
 	yaml_document_delete(&c.doc);
@@ -556,6 +883,10 @@ void gw_config_free(gw_config *cfg)
 		free(cc->sslrootcert);
 	}
 	free(cfg->conns);
+	for (size_t i = 0; i < cfg->n_policies; i++)
+		policy_free(&cfg->policies[i]);
+	free(cfg->policies);
+	free(cfg->notify_webhook);
 	free(cfg);
 }
 

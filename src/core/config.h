@@ -27,6 +27,45 @@ typedef struct gw_conn_cfg {
 	int line;
 } gw_conn_cfg;
 
+/* A list of strings from the config (names, group:G / identity:N, tables). */
+typedef struct gw_strlist {
+	char **v;
+	size_t n;
+} gw_strlist;
+
+/* Guardrails a policy can name (policies[].guardrails). */
+enum {
+	GW_GR_NO_DELETE_WITHOUT_WHERE = 1u << 0,
+	GW_GR_NO_UPDATE_WITHOUT_WHERE = 1u << 1,
+	GW_GR_NO_DROP = 1u << 2,
+	GW_GR_NO_TRUNCATE = 1u << 3,
+	GW_GR_NO_COPY_PROGRAM = 1u << 4,
+	GW_GR_NO_ALTER_SYSTEM = 1u << 5,
+};
+
+typedef struct gw_window gw_window;   /* core/clock.h */
+
+/* One entry of policies: (SPEC "Config"). */
+typedef struct gw_policy_cfg {
+	char *name;
+	gw_strlist who;          /* group:G / identity:N */
+	gw_strlist connections;  /* connection names */
+	int scope;               /* 0 read, 1 write, 2 ddl, 3 admin (enum gw_sql_class) */
+	bool has_tables;
+	gw_strlist tables;       /* "schema.table" or "schema.*" */
+	gw_window **windows;     /* any of them; none: always */
+	size_t n_windows;
+	bool jit;                /* access: jit (else standing) */
+	uint64_t max_duration_us;/* jit: longest grant */
+	bool has_approval;
+	gw_strlist approvers;    /* group:G / identity:N; empty: admins */
+	int required;            /* distinct approvals needed */
+	unsigned review_mask;    /* 1 << class for each class listed in review: */
+	unsigned guardrails;     /* GW_GR_* */
+	long max_rows;           /* guardrail max_rows; 0: none */
+	int line;
+} gw_policy_cfg;
+
 typedef struct gw_config {
 	char *path;
 	/* listen */
@@ -46,6 +85,10 @@ typedef struct gw_config {
 	bool identity_tokens;
 	gw_conn_cfg *conns;
 	size_t n_conns;
+	bool has_policies;       /* policies: present (even empty): whatever none allows is denied */
+	gw_policy_cfg *policies;
+	size_t n_policies;
+	char *notify_webhook;    /* notify.webhook URL, or NULL */
 	/* limits (pgmoat extension, see README) */
 	size_t max_message_size;
 	size_t max_startup_size;
@@ -69,5 +112,9 @@ gw_config *gw_config_load(const char *file, char **errors);
 void gw_config_free(gw_config *cfg);
 const gw_conn_cfg *gw_config_conn(const gw_config *cfg, const char *name);
 const char *gw_sslmode_str(enum gw_sslmode m);
+const gw_policy_cfg *gw_config_policy(const gw_config *cfg, const char *name);
+bool gw_strlist_has(const gw_strlist *l, const char *s);
+/* "no_drop", ... for one GW_GR_* bit. */
+const char *gw_guardrail_name(unsigned bit);
 
 #endif

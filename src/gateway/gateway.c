@@ -7,10 +7,14 @@
  * and no lock sits on the accept path.
  */
 #include "gateway/gateway.h"
+#include "core/clock.h"
+#include "policy/policy.h"
+#include "access/access.h"
 #include "admin/http.h"
 #include "client/client.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "policy/grants.h"
 #include "session/registry.h"
 #include "session/session.h"
 #include "upstream/upstream.h"
@@ -156,6 +160,8 @@ int gw_serve(const char *config_path)
 	}
 	gw_log_set_level((enum gw_log_level)cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
+	if (gw_clock_init() < 0)
+		gw_warn("PGMOAT_TEST_NOW is malformed; policies use the real clock");
 
 	gw_gateway gw_s;
 	memset(&gw_s, 0, sizeof(gw_s));
@@ -167,6 +173,12 @@ int gw_serve(const char *config_path)
 	gw->store = gw_store_open(cfg->state_path, err, sizeof(err));
 	if (!gw->store)
 		goto out;
+	gw->grants = gw_grants_new();
+	if (gw_grants_load(gw->grants, gw->store, gw_policy_now()) < 0) {
+		snprintf(err, sizeof(err), "cannot load the grants in force from the state store");
+		goto out;
+	}
+	gw->notifier = gw_notifier_start(cfg);
 	if (cfg->tls_cert) {
 		gw->tls = gw_tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
 		if (!gw->tls)
@@ -188,6 +200,7 @@ int gw_serve(const char *config_path)
 		wk->gw = gw;
 		wk->index = i;
 		wk->loop = gw_loop_new(i);
+		wk->sqlcache = gw_sqlcache_new(4096);
 		gw_loop_set_tick(wk->loop, 100000, on_tick, wk);
 		wk->listen_io.fd = -1;
 		/* Filling: worker 0 accepts for all. Spreading: each its own SO_REUSEPORT socket. */
@@ -243,11 +256,14 @@ out:
 		if (gw->workers[i].listen_io.fd >= 0)
 			close(gw->workers[i].listen_io.fd);
 		gw_loop_free(gw->workers[i].loop);
+		gw_sqlcache_free(gw->workers[i].sqlcache);
 	}
 	free(gw->workers);
 	for (size_t i = 0; gw->pools && i < cfg->n_conns; i++)
 		gw_pool_free(gw->pools[i]);
 	free(gw->pools);
+	gw_notifier_stop(gw->notifier);
+	gw_grants_free(gw->grants);
 	gw_registry_free(gw->reg);
 	gw_ratelimit_free(gw->rl);
 	gw_tls_ctx_free(gw->tls);

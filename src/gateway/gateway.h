@@ -24,6 +24,9 @@ typedef struct gw_registry gw_registry;
 typedef struct gw_gateway gw_gateway;
 typedef struct gw_client gw_client;
 typedef struct gw_session gw_session;
+typedef struct gw_grants gw_grants;
+typedef struct gw_sqlcache gw_sqlcache;
+typedef struct gw_notifier gw_notifier;
 
 typedef struct gw_worker {
 	gw_gateway *gw;
@@ -36,6 +39,7 @@ typedef struct gw_worker {
 	bool stopping;          /* shutting down: servers are closed, not pooled */
 	atomic_int nconns;      /* client connections this worker owns (read by the acceptor) */
 	gw_buf scratch;         /* an empty receive buffer lent to whichever socket reads next */
+	gw_sqlcache *sqlcache;  /* classified statements by text (policy/), this worker's own */
 } gw_worker;
 
 struct gw_gateway {
@@ -45,6 +49,8 @@ struct gw_gateway {
 	gw_ratelimit *rl;
 	gw_pool **pools;        /* one per cfg->conns[i] */
 	gw_registry *reg;
+	gw_grants *grants;      /* grants in force (policy/grants.h) */
+	gw_notifier *notifier;  /* webhook for new requests and reviews (access/), or NULL */
 	gw_worker *workers;
 	int nworkers;
 	atomic_int nclients;

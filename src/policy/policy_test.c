@@ -147,3 +147,153 @@ GW_TEST(sql_relations_functions_and_errors)
 	CHECK(rc == -1 || gw_sql_max_class(&s) == GW_SQL_READ || (s.stmts[0].flags & GW_SQL_F_UNKNOWN));
 	gw_sql_free(&s);
 }
+
+/* ---- decisions (policy.c) on a config loaded from YAML ---- */
+
+#include "core/config.h"
+#include "policy/policy.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+static gw_config *load_yaml(const char *text)
+{
+	char path[] = "/tmp/pgmoat-ut-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+	char *err = NULL;
+	gw_config *c = gw_config_load(path, &err);
+	if (!c)
+		fprintf(stderr, "%s", err);
+	free(err);
+	unlink(path);
+	return c;
+}
+
+static const char base_yaml[] =
+	"tls: {allow_plaintext_loopback: true}\n"
+	"state: \"sqlite:/tmp/x.db\"\n"
+	"connections:\n"
+	"  - {name: app, host: h, database: d, user: u}\n"
+	"  - {name: other, host: h, database: d, user: u}\n"
+	"policies:\n"
+	"  - {name: ro, who: [group:agents], connections: [app], scope: read,\n"
+	"     tables: [public.invoices, sales.*]}\n"
+	"  - {name: rw, who: [identity:bob], connections: [app], scope: write,\n"
+	"     guardrails: [no_delete_without_where, {max_rows: 50}], review: [write]}\n"
+	"  - {name: jit-ddl, who: [group:agents], connections: [app], scope: ddl, access: jit, max_duration: 2h,\n"
+	"     approval: {approvers: [group:dba], required: 2}}\n";
+
+static enum gw_verdict decide_sql(gw_pctx *p, const char *sql, gw_decision *d)
+{
+	gw_sqlc *q = calloc(1, sizeof(*q));
+	q->rc = gw_sql_parse(sql, &q->sql);
+	q->refs = 1;
+	p->no_lookup = true; /* unknown functions fail closed; relations below are qualified */
+	gw_policy_decide(p, q, 1764072000, d);
+	gw_sqlc_unref(q);
+	return d->verdict;
+}
+
+GW_TEST(policy_decisions)
+{
+	gw_config *c = load_yaml(base_yaml);
+	CHECK(c && c->n_policies == 3 && c->policies[1].max_rows == 50);
+	gw_pctx p;
+	gw_decision d;
+	gw_pctx_init(&p, c, NULL, "agent-1", "agents,ops", "app");
+	CHECK(p.nents == 1 && p.read_only && p.has_tables);
+	CHECK(decide_sql(&p, "SELECT * FROM public.invoices i JOIN sales.q1 q ON q.id = i.id", &d) == GW_DECIDE_ALLOW);
+	CHECK(decide_sql(&p, "SELECT * FROM public.secrets", &d) == GW_DECIDE_DENY);
+	CHECK(strstr(d.message, "public.secrets") && !strcmp(d.sqlstate, "42501"));
+	CHECK(decide_sql(&p, "SELECT 1; DELETE FROM public.invoices WHERE id = 1", &d) == GW_DECIDE_DENY);
+	CHECK(strstr(d.detail, "statement 2 of 2"));
+	CHECK(strstr(d.hint, "pgmoat request app --scope write")); /* jit-ddl covers write */
+	CHECK(decide_sql(&p, "CREATE TABLE public.x (a int)", &d) == GW_DECIDE_DENY);
+	CHECK(strstr(d.hint, "pgmoat request app --scope ddl") && strstr(d.hint, "--for 2h"));
+	CHECK(decide_sql(&p, "SET search_path = evil", &d) == GW_DECIDE_DENY);
+	CHECK(decide_sql(&p, "SET default_transaction_read_only = off", &d) == GW_DECIDE_DENY);
+	CHECK(!strcmp(d.rule, "read_only"));
+	CHECK(decide_sql(&p, "DISCARD ALL; SELECT 1", &d) == GW_DECIDE_DENY);
+	CHECK(decide_sql(&p, "SELECT lower('x') FROM public.invoices", &d) == GW_DECIDE_DENY); /* unknown fn: closed */
+	gw_pctx_free(&p);
+
+	gw_pctx_init(&p, c, NULL, "bob", "", "app");
+	CHECK(p.nents == 1 && !p.read_only && p.max_rows == 50);
+	CHECK(decide_sql(&p, "SELECT 1", &d) == GW_DECIDE_ALLOW);
+	CHECK(decide_sql(&p, "UPDATE t SET a = 1 WHERE id = 2", &d) == GW_DECIDE_REVIEW);
+	CHECK(decide_sql(&p, "DELETE FROM t", &d) == GW_DECIDE_DENY && !strcmp(d.rule, "no_delete_without_where"));
+	CHECK(decide_sql(&p, "SELEC 1", &d) == GW_DECIDE_DENY && !strcmp(d.sqlstate, "42601"));
+	gw_pctx_free(&p);
+
+	gw_pctx_init(&p, c, NULL, "carol", "", "app");
+	CHECK(p.nents == 0);
+	CHECK(decide_sql(&p, "SELECT 1", &d) == GW_DECIDE_DENY && strstr(d.message, "no policy"));
+	gw_pctx_free(&p);
+	gw_pctx_init(&p, c, NULL, "agent-1", "agents", "other");
+	CHECK(p.nents == 0);
+	gw_pctx_free(&p);
+	gw_config_free(c);
+}
+
+GW_TEST(policy_config_errors)
+{
+	static const char *const bad[] = {
+		"  - {name: a, who: [bob], connections: [app], scope: read}\n",
+		"  - {name: a, who: [group:x], connections: [nope], scope: read}\n",
+		"  - {name: a, who: [group:x], connections: [app], scope: everything}\n",
+		"  - {name: a, who: [group:x], connections: [app], scope: read, tables: [invoices]}\n",
+		"  - {name: a, who: [group:x], connections: [app], scope: read, window: \"Mnday 08:00-09:00\"}\n",
+		"  - {name: a, who: [group:x], connections: [app], scope: read, guardrails: [no_fun]}\n",
+		"  - {name: a, who: [group:x], connections: [app], scope: read, approval: {required: 1}}\n",
+		"  - {name: a, who: [group:x], connections: [app], scope: read, review: [reads]}\n",
+		"  - {who: [group:x], connections: [app], scope: read}\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[1024];
+		snprintf(text, sizeof(text), "tls: {allow_plaintext_loopback: true}\nstate: \"sqlite:/tmp/x.db\"\n"
+			"connections:\n  - {name: app, host: h, database: d, user: u}\npolicies:\n%s", bad[i]);
+		char path[] = "/tmp/pgmoat-ut-XXXXXX";
+		int fd = mkstemp(path);
+		CHECK(fd >= 0);
+		CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+		close(fd);
+		char *err = NULL;
+		gw_config *cfg = gw_config_load(path, &err);
+		unlink(path);
+		if (cfg)
+			fprintf(stderr, "     accepted: %s", bad[i]);
+		CHECK(cfg == NULL && err && strstr(err, ":6: ") != NULL);
+		free(err);
+	}
+}
+
+GW_TEST(sql_cte_scope_and_prepare)
+{
+	gw_sql q;
+	CHECK(gw_sql_parse("WITH secrets AS (SELECT 1) SELECT * FROM secrets", &q) == 0);
+	CHECK(q.stmts[0].nrelations == 0);
+	gw_sql_free(&q);
+	CHECK(gw_sql_parse("SELECT * FROM secrets, (WITH secrets AS (SELECT 1) SELECT * FROM secrets) s", &q) == 0);
+	CHECK(q.stmts[0].nrelations == 1 && !strcmp(q.stmts[0].relations[0], "secrets"));
+	gw_sql_free(&q);
+	CHECK(gw_sql_parse("WITH a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a", &q) == 0);
+	CHECK(q.stmts[0].nrelations == 1 && !strcmp(q.stmts[0].relations[0], "b"));
+	gw_sql_free(&q);
+	CHECK(gw_sql_parse("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT * FROM r", &q) == 0);
+	CHECK(q.stmts[0].nrelations == 0);
+	gw_sql_free(&q);
+	CHECK(gw_sql_parse("PREPARE p1 AS DELETE FROM t WHERE id = $1", &q) == 0);
+	CHECK(q.stmts[0].cls == GW_SQL_WRITE && q.stmts[0].prepare_name && !strcmp(q.stmts[0].prepare_name, "p1"));
+	gw_sql_free(&q);
+	CHECK(gw_sql_parse("SELECT public.dblink_exec('x')", &q) == 0 && q.stmts[0].cls == GW_SQL_ADMIN);
+	gw_sql_free(&q);
+	CHECK(gw_sql_parse("SELECT table_to_xml('secrets', true, true, '')", &q) == 0 && q.stmts[0].cls == GW_SQL_ADMIN);
+	gw_sql_free(&q);
+	CHECK(gw_sql_parse("DROP TABLE public.a, b", &q) == 0 && q.stmts[0].nrelations == 2);
+	gw_sql_free(&q);
+	CHECK(gw_sql_parse("COMMENT ON TABLE x IS 'y'", &q) == 0 && (q.stmts[0].flags & GW_SQL_F_OPAQUE));
+	gw_sql_free(&q);
+}

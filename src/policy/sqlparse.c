@@ -20,6 +20,7 @@
 #include "policy/sqlparse.h"
 #include "core/util.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,9 @@
 typedef struct walk {
 	gw_sql_stmt *st;
 	int depth;
+	/* CTE names in scope (innermost last): a reference to one is not a table */
+	const char *ctes[64];
+	int nctes;
 } walk;
 
 static void visit(walk *w, const Node *n);
@@ -66,6 +70,10 @@ static void relation(walk *w, const RangeVar *rv)
 {
 	if (!rv || !rv->relname)
 		return;
+	if (!rv->schemaname && !rv->catalogname)
+		for (int i = w->nctes - 1; i >= 0; i--)
+			if (!strcmp(w->ctes[i], rv->relname))
+				return;
 	add_name(&w->st->relations, &w->st->nrelations, rv->schemaname ? rv->schemaname : rv->relname,
 		rv->schemaname ? rv->relname : NULL);
 }
@@ -94,7 +102,15 @@ static const fn_rule fn_rules[] = {
 	{"pg_logical_", true, GW_SQL_ADMIN}, {"pg_backup_", true, GW_SQL_ADMIN},
 	{"pg_start_backup", false, GW_SQL_ADMIN}, {"pg_stop_backup", false, GW_SQL_ADMIN},
 	{"pg_stat_reset", true, GW_SQL_ADMIN}, {"pg_import_system_collations", false, GW_SQL_ADMIN},
-	{"pg_log_backend_memory_contexts", false, GW_SQL_ADMIN}, {"pg_sleep", true, GW_SQL_READ},
+	{"pg_log_backend_memory_contexts", false, GW_SQL_ADMIN}, {"pg_wal_replay_", true, GW_SQL_ADMIN},
+	{"pg_copy_", true, GW_SQL_ADMIN}, {"brin_summarize_", true, GW_SQL_WRITE},
+	{"brin_desummarize_range", false, GW_SQL_WRITE}, {"gin_clean_pending_list", false, GW_SQL_WRITE},
+	/* these run SQL given as text, or read a table named by an argument */
+	{"query_to_xml", true, GW_SQL_ADMIN}, {"table_to_xml", true, GW_SQL_ADMIN},
+	{"cursor_to_xml", true, GW_SQL_ADMIN}, {"schema_to_xml", true, GW_SQL_ADMIN},
+	{"database_to_xml", true, GW_SQL_ADMIN}, {"ts_stat", false, GW_SQL_ADMIN},
+	{"ts_rewrite", false, GW_SQL_ADMIN},
+	{"pg_sleep", true, GW_SQL_READ},
 };
 
 static void func_call(walk *w, const FuncCall *fc)
@@ -106,9 +122,13 @@ static void func_call(walk *w, const FuncCall *fc)
 	if (n >= 2)
 		schema = strVal(list_nth(fc->funcname, n - 2));
 	if (name) {
-		bool builtin_schema = !schema || !strcmp(schema, "pg_catalog");
+		/*
+		 * The deny list matches in any schema: an extension's dblink in public
+		 * is as dangerous as one in pg_catalog, and a user function that merely
+		 * shares a name is only over-classified.
+		 */
 		bool matched = false;
-		for (size_t i = 0; builtin_schema && i < GW_ARRAY_LEN(fn_rules); i++) {
+		for (size_t i = 0; i < GW_ARRAY_LEN(fn_rules); i++) {
 			const fn_rule *r = &fn_rules[i];
 			if (r->prefix ? !strncmp(name, r->name, strlen(r->name)) : !strcmp(name, r->name)) {
 				raise_class(w, r->cls);
@@ -122,16 +142,44 @@ static void func_call(walk *w, const FuncCall *fc)
 	visit_list(w, fc->args);
 	visit_list(w, fc->agg_order);
 	visit(w, fc->agg_filter);
-	if (fc->over) {
-		visit_list(w, fc->over->partitionClause);
-		visit_list(w, fc->over->orderClause);
+	visit(w, (const Node *)fc->over); /* WindowDef: partitions, order, frame offsets */
+}
+
+/*
+ * WITH: a CTE's name hides a table of the same name in the statement's body
+ * and, for later CTEs (all of them with RECURSIVE), in their queries. Returns
+ * the scope depth to restore when the statement is done.
+ */
+static int with_clause(walk *w, const WithClause *wc)
+{
+	int saved = w->nctes;
+	if (!wc)
+		return saved;
+	const ListCell *lc;
+	if (wc->recursive)
+		foreach(lc, wc->ctes) {
+			const CommonTableExpr *cte = lfirst(lc);
+			if (w->nctes < (int)GW_ARRAY_LEN(w->ctes))
+				w->ctes[w->nctes++] = cte->ctename;
+			else
+				unknown(w);
+		}
+	foreach(lc, wc->ctes) {
+		const CommonTableExpr *cte = lfirst(lc);
+		visit(w, cte->ctequery);
+		if (!wc->recursive) {
+			if (w->nctes < (int)GW_ARRAY_LEN(w->ctes))
+				w->ctes[w->nctes++] = cte->ctename;
+			else
+				unknown(w);
+		}
 	}
+	return saved;
 }
 
 static void select_stmt(walk *w, const SelectStmt *s)
 {
-	if (s->withClause)
-		visit(w, (const Node *)s->withClause);
+	int saved = with_clause(w, s->withClause);
 	if (s->intoClause) {
 		raise_class(w, GW_SQL_DDL);          /* SELECT INTO creates a table */
 		relation(w, s->intoClause->rel);
@@ -155,6 +203,7 @@ static void select_stmt(walk *w, const SelectStmt *s)
 		select_stmt(w, s->larg);
 	if (s->rarg)
 		select_stmt(w, s->rarg);
+	w->nctes = saved;
 }
 
 /* Settings a read session may change (SPEC: "harmless SET"). */
@@ -202,6 +251,76 @@ static bool sets_read_write(const List *args)
 	return true;
 }
 
+/*
+ * An option value that is certainly false (EXPLAIN (ANALYZE off)); anything
+ * else counts as true, as PostgreSQL's defGetBoolean would or could read it.
+ */
+static bool option_false(const Node *arg)
+{
+	if (!arg)
+		return false;
+	if (IsA(arg, Integer))
+		return intVal(arg) == 0;
+	if (IsA(arg, Boolean))
+		return !boolVal(arg);
+	if (IsA(arg, String)) {
+		const char *v = strVal(arg);
+		return !strcasecmp(v, "false") || !strcasecmp(v, "off") || !strcasecmp(v, "no") || !strcmp(v, "0") ||
+			!strcasecmp(v, "f") || !strcasecmp(v, "n");
+	}
+	return false;
+}
+
+/*
+ * Client encodings whose multibyte characters never contain ASCII bytes. In
+ * others (SJIS, BIG5, GBK, GB18030, UHC, JOHAB) a trailing byte can be a
+ * backslash or quote, and the server would split a statement differently from
+ * the gateway's parser.
+ */
+bool gw_sql_encoding_safe(const char *enc)
+{
+	char e[32];
+	size_t k = 0;
+	for (const char *p = enc; *p && k + 1 < sizeof(e); p++)
+		if (*p != '-' && *p != '_' && *p != ' ' && *p != '\'')
+			e[k++] = (char)tolower((unsigned char)*p);
+	e[k] = 0;
+	static const char *const ok[] = {
+		"utf8", "unicode", "sqlascii", "latin1", "latin2", "latin3", "latin4", "latin5", "latin6", "latin7",
+		"latin8", "latin9", "latin10", "iso88591", "iso88592", "iso88593", "iso88594", "iso88595", "iso88596",
+		"iso88597", "iso88598", "iso88599", "iso885910", "iso885913", "iso885914", "iso885915", "iso885916",
+		"win866", "win874", "win1250", "win1251", "win1252", "win1253", "win1254", "win1255", "win1256",
+		"win1257", "win1258", "windows866", "windows874", "windows1250", "windows1251", "windows1252",
+		"windows1253", "windows1254", "windows1255", "windows1256", "windows1257", "windows1258", "koi8r",
+		"koi8u", "koi8", "eucjp", "euccn", "euckr", "euctw", "eucjis2004", "muleinternal",
+	};
+	for (size_t i = 0; i < GW_ARRAY_LEN(ok); i++)
+		if (!strcmp(e, ok[i]))
+			return true;
+	return false;
+}
+
+/* SET of a setting that changes how the server splits statement text: never through a policy. */
+static bool parser_setting_unsafe(const VariableSetStmt *v)
+{
+	bool scs = !strcasecmp(v->name, "standard_conforming_strings");
+	bool enc = !strcasecmp(v->name, "client_encoding");
+	if (!scs && !enc)
+		return false;
+	if (v->kind == VAR_RESET || v->kind == VAR_SET_DEFAULT)
+		return false; /* the server's default; the gateway checks the value the server reports */
+	if (v->kind != VAR_SET_VALUE || list_length(v->args) != 1 || !IsA(linitial(v->args), A_Const))
+		return true;
+	const A_Const *c = linitial(v->args);
+	if (c->isnull || !IsA(&c->val, String))
+		return scs ? !(IsA(&c->val, Boolean) && boolVal(&c->val)) && !(IsA(&c->val, Integer) && intVal(&c->val))
+			: true;
+	const char *val = strVal(&c->val);
+	if (scs)
+		return strcasecmp(val, "on") && strcasecmp(val, "true") && strcasecmp(val, "yes") && strcmp(val, "1");
+	return !gw_sql_encoding_safe(val);
+}
+
 static void variable_set(walk *w, const VariableSetStmt *v)
 {
 	snprintf(w->st->tag, sizeof(w->st->tag), v->kind == VAR_RESET || v->kind == VAR_RESET_ALL ? "RESET" : "SET");
@@ -237,6 +356,11 @@ static void variable_set(walk *w, const VariableSetStmt *v)
 	}
 	if (!strcasecmp(v->name, "search_path"))
 		w->st->flags |= GW_SQL_F_SEARCH_PATH;
+	if (parser_setting_unsafe(v)) {
+		w->st->flags |= GW_SQL_F_PARSER_STATE;
+		raise_class(w, GW_SQL_ADMIN);
+		return;
+	}
 	if (is_read_only_setting(v->name)) {
 		if (v->kind != VAR_SET_VALUE || sets_read_write(v->args))
 			w->st->flags |= GW_SQL_F_READ_WRITE;
@@ -263,7 +387,7 @@ static void statement(walk *w, const Node *n)
 		const InsertStmt *s = (const InsertStmt *)n;
 		set_tag(w, "INSERT");
 		raise_class(w, GW_SQL_WRITE);
-		visit(w, (const Node *)s->withClause);
+		int saved = with_clause(w, s->withClause);
 		relation(w, s->relation);
 		visit(w, s->selectStmt);
 		if (s->onConflictClause) {
@@ -271,6 +395,7 @@ static void statement(walk *w, const Node *n)
 			visit(w, s->onConflictClause->whereClause);
 		}
 		visit_list(w, s->returningList);
+		w->nctes = saved;
 		return;
 	}
 	case T_UpdateStmt: {
@@ -279,12 +404,13 @@ static void statement(walk *w, const Node *n)
 		raise_class(w, GW_SQL_WRITE);
 		if (!s->whereClause)
 			w->st->flags |= GW_SQL_F_UPDATE_NO_WHERE;
-		visit(w, (const Node *)s->withClause);
+		int saved = with_clause(w, s->withClause);
 		relation(w, s->relation);
 		visit_list(w, s->targetList);
 		visit(w, s->whereClause);
 		visit_list(w, s->fromClause);
 		visit_list(w, s->returningList);
+		w->nctes = saved;
 		return;
 	}
 	case T_DeleteStmt: {
@@ -293,18 +419,19 @@ static void statement(walk *w, const Node *n)
 		raise_class(w, GW_SQL_WRITE);
 		if (!s->whereClause)
 			w->st->flags |= GW_SQL_F_DELETE_NO_WHERE;
-		visit(w, (const Node *)s->withClause);
+		int saved = with_clause(w, s->withClause);
 		relation(w, s->relation);
 		visit_list(w, s->usingClause);
 		visit(w, s->whereClause);
 		visit_list(w, s->returningList);
+		w->nctes = saved;
 		return;
 	}
 	case T_MergeStmt: {
 		const MergeStmt *s = (const MergeStmt *)n;
 		set_tag(w, "MERGE");
 		raise_class(w, GW_SQL_WRITE);
-		visit(w, (const Node *)s->withClause);
+		int saved = with_clause(w, s->withClause);
 		relation(w, s->relation);
 		visit(w, s->sourceRelation);
 		visit(w, s->joinCondition);
@@ -315,6 +442,7 @@ static void statement(walk *w, const Node *n)
 			visit_list(w, m->targetList);
 			visit_list(w, m->values);
 		}
+		w->nctes = saved;
 		return;
 	}
 	case T_CopyStmt: {
@@ -340,15 +468,22 @@ static void statement(walk *w, const Node *n)
 		const ListCell *lc;
 		foreach(lc, s->options) {
 			const DefElem *d = lfirst(lc);
-			if (!strcmp(d->defname, "analyze") && (!d->arg || sets_read_write(list_make1(d->arg)) == false))
+			if (!strcmp(d->defname, "analyze") && !option_false(d->arg))
 				analyze = true;
 		}
-		/* Plain EXPLAIN runs nothing; EXPLAIN ANALYZE runs the statement. */
-		walk inner = {.st = w->st, .depth = w->depth};
+		/*
+		 * Plain EXPLAIN runs nothing: its class is its own, and the functions it
+		 * names are not called. EXPLAIN ANALYZE runs the statement.
+		 */
+		walk inner = *w;
 		enum gw_sql_class before = w->st->cls;
+		size_t nfn = w->st->nfunctions;
 		statement(&inner, s->query);
-		if (!analyze && w->st->cls <= GW_SQL_WRITE && !(w->st->flags & GW_SQL_F_UNKNOWN))
+		if (!analyze && w->st->cls <= GW_SQL_WRITE && !(w->st->flags & GW_SQL_F_UNKNOWN)) {
 			w->st->cls = before;
+			while (w->st->nfunctions > nfn)
+				free(w->st->functions[--w->st->nfunctions]);
+		}
 		return;
 	}
 	case T_DeclareCursorStmt:
@@ -384,6 +519,8 @@ static void statement(walk *w, const Node *n)
 		return;
 	case T_PrepareStmt:
 		set_tag(w, "PREPARE");
+		free(w->st->prepare_name);
+		w->st->prepare_name = gw_xstrdup(((const PrepareStmt *)n)->name);
 		statement(w, ((const PrepareStmt *)n)->query);
 		return;
 	case T_ExecuteStmt: {
@@ -439,11 +576,27 @@ static void statement(walk *w, const Node *n)
 		w->st->flags |= GW_SQL_F_TRUNCATE;
 		visit_list(w, ((const TruncateStmt *)n)->relations);
 		return;
-	case T_DropStmt:
+	case T_DropStmt: {
+		const DropStmt *d = (const DropStmt *)n;
 		set_tag(w, "DROP");
 		raise_class(w, GW_SQL_DDL);
 		w->st->flags |= GW_SQL_F_DROP;
+		bool rel = d->removeType == OBJECT_TABLE || d->removeType == OBJECT_VIEW ||
+			d->removeType == OBJECT_MATVIEW || d->removeType == OBJECT_SEQUENCE ||
+			d->removeType == OBJECT_INDEX || d->removeType == OBJECT_FOREIGN_TABLE;
+		const ListCell *lc;
+		foreach(lc, d->objects) {
+			const List *names = lfirst(lc);
+			if (!rel || !IsA(names, List) || list_length(names) < 1 || list_length(names) > 3) {
+				w->st->flags |= GW_SQL_F_OPAQUE;
+				continue;
+			}
+			int k = list_length(names);
+			add_name(&w->st->relations, &w->st->nrelations, strVal(list_nth(names, k >= 2 ? k - 2 : 0)),
+				k >= 2 ? strVal(llast(names)) : NULL);
+		}
 		return;
+	}
 	case T_CreateStmt:
 		set_tag(w, "CREATE TABLE");
 		raise_class(w, GW_SQL_DDL);
@@ -464,26 +617,34 @@ static void statement(walk *w, const Node *n)
 	case T_AlterDomainStmt: case T_CreateFunctionStmt: case T_AlterFunctionStmt: case T_RuleStmt:
 	case T_CreateTrigStmt: case T_CreateSchemaStmt: case T_AlterObjectSchemaStmt: case T_AlterOwnerStmt:
 	case T_GrantStmt: case T_CreateRangeStmt: case T_DefineStmt: case T_CreateStatsStmt:
-	case T_AlterStatsStmt: case T_RefreshMatViewStmt: case T_ReindexStmt: case T_ClusterStmt:
+	case T_AlterStatsStmt: case T_RefreshMatViewStmt:
 	case T_CreatePolicyStmt: case T_AlterPolicyStmt: case T_AlterDefaultPrivilegesStmt:
 		set_tag(w, "DDL");
 		raise_class(w, GW_SQL_DDL);
+		w->st->flags |= GW_SQL_F_OPAQUE;
 		return;
 	case T_AlterSystemStmt:
 		set_tag(w, "ALTER SYSTEM");
 		raise_class(w, GW_SQL_ADMIN);
 		w->st->flags |= GW_SQL_F_ALTER_SYSTEM;
 		return;
-	case T_DoStmt: case T_CallStmt: case T_VacuumStmt: case T_CreateRoleStmt: case T_AlterRoleStmt:
-	case T_AlterRoleSetStmt: case T_DropRoleStmt: case T_GrantRoleStmt: case T_CreatedbStmt:
-	case T_DropdbStmt: case T_AlterDatabaseStmt: case T_AlterDatabaseSetStmt: case T_LoadStmt:
+	case T_DropdbStmt: case T_DropRoleStmt: case T_DropTableSpaceStmt: case T_DropOwnedStmt:
+		set_tag(w, "DROP");
+		raise_class(w, GW_SQL_ADMIN);
+		w->st->flags |= GW_SQL_F_DROP | GW_SQL_F_OPAQUE;
+		return;
+	case T_DoStmt: case T_CallStmt: case T_VacuumStmt: case T_ReindexStmt: case T_ClusterStmt:
+	case T_CreateRoleStmt: case T_AlterRoleStmt:
+	case T_AlterRoleSetStmt: case T_GrantRoleStmt: case T_CreatedbStmt:
+	case T_AlterDatabaseStmt: case T_AlterDatabaseSetStmt: case T_LoadStmt:
 	case T_CheckPointStmt: case T_CreateExtensionStmt: case T_AlterExtensionStmt:
-	case T_CreateTableSpaceStmt: case T_DropTableSpaceStmt: case T_CreateFdwStmt:
+	case T_CreateTableSpaceStmt: case T_CreateFdwStmt:
 	case T_CreateForeignServerStmt: case T_CreateUserMappingStmt: case T_ImportForeignSchemaStmt:
 	case T_CreateSubscriptionStmt: case T_CreatePublicationStmt: case T_CreateEventTrigStmt:
-	case T_ReassignOwnedStmt: case T_DropOwnedStmt: case T_SecLabelStmt: case T_ConstraintsSetStmt:
+	case T_ReassignOwnedStmt: case T_SecLabelStmt: case T_ConstraintsSetStmt:
 		set_tag(w, "ADMIN");
 		raise_class(w, GW_SQL_ADMIN);
+		w->st->flags |= GW_SQL_F_OPAQUE;
 		return;
 	default:
 		set_tag(w, "UNKNOWN");
@@ -602,6 +763,12 @@ static void visit(walk *w, const Node *n)
 	case T_RangeTableFunc:
 		visit(w, ((const RangeTableFunc *)n)->docexpr);
 		visit(w, ((const RangeTableFunc *)n)->rowexpr);
+		visit_list(w, ((const RangeTableFunc *)n)->namespaces);
+		visit_list(w, ((const RangeTableFunc *)n)->columns);
+		break;
+	case T_RangeTableFuncCol:
+		visit(w, ((const RangeTableFuncCol *)n)->colexpr);
+		visit(w, ((const RangeTableFuncCol *)n)->coldefexpr);
 		break;
 	case T_JoinExpr:
 		visit(w, ((const JoinExpr *)n)->larg);
@@ -609,7 +776,8 @@ static void visit(walk *w, const Node *n)
 		visit(w, ((const JoinExpr *)n)->quals);
 		break;
 	case T_WithClause:
-		visit_list(w, ((const WithClause *)n)->ctes);
+		/* only reached outside a statement (not expected): scope ends here */
+		w->nctes = with_clause(w, (const WithClause *)n);
 		break;
 	case T_CommonTableExpr:
 		visit(w, ((const CommonTableExpr *)n)->ctequery);
@@ -620,6 +788,9 @@ static void visit(walk *w, const Node *n)
 		break;
 	case T_XmlSerialize:
 		visit(w, ((const XmlSerialize *)n)->expr);
+		break;
+	case T_GroupingFunc:
+		visit_list(w, ((const GroupingFunc *)n)->args);
 		break;
 	case T_NamedArgExpr:
 		visit(w, (const Node *)((const NamedArgExpr *)n)->arg);
@@ -671,6 +842,7 @@ void gw_sql_free(gw_sql *s)
 		free(st->relations);
 		free(st->functions);
 		free(st->execute_name);
+		free(st->prepare_name);
 	}
 	free(s->stmts);
 	memset(s, 0, sizeof(*s));

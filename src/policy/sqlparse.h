@@ -33,6 +33,9 @@ enum {
 	GW_SQL_F_READ_WRITE = 1u << 8,      /* tries to lift read-only (SET ... read_only off, READ WRITE) */
 	GW_SQL_F_UNKNOWN = 1u << 9,         /* a construct the walker does not know: treated as admin */
 	GW_SQL_F_EXECUTE = 1u << 10,        /* EXECUTE of a prepared statement: class is the prepared one's */
+	GW_SQL_F_OPAQUE = 1u << 11,         /* acts on objects not listed in relations (a table allow-list refuses it) */
+	GW_SQL_F_PARSER_STATE = 1u << 12,   /* changes how the server splits text (standard_conforming_strings off,
+	                                       an unsafe client_encoding): the gateway's parse would no longer match */
 };
 
 typedef struct gw_sql_stmt {
@@ -40,7 +43,8 @@ typedef struct gw_sql_stmt {
 	uint32_t flags;
 	char tag[32];            /* SELECT, INSERT, CREATE TABLE, ... */
 	char *execute_name;      /* with GW_SQL_F_EXECUTE */
-	char **relations;        /* "schema.name" or "name", as written */
+	char *prepare_name;      /* PREPARE name AS ...: the class is the inner statement's */
+	char **relations;        /* "schema.name" or "name", as written (CTE names excluded) */
 	size_t nrelations;
 	char **functions;        /* called functions not on the built-in lists, as written */
 	size_t nfunctions;
@@ -56,6 +60,8 @@ typedef struct gw_sql {
 int gw_sql_parse(const char *sql, gw_sql *out);
 void gw_sql_free(gw_sql *s);
 const char *gw_sql_class_str(enum gw_sql_class c);
+/* A client_encoding whose multibyte characters hold no ASCII bytes (UTF8, LATIN*, EUC_*, ...). */
+bool gw_sql_encoding_safe(const char *enc);
 /* The highest class of all statements (a multi-statement message is judged whole). */
 enum gw_sql_class gw_sql_max_class(const gw_sql *s);
 

@@ -18,7 +18,9 @@
 #include "session/session.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "policy/sqlparse.h"
+#include "access/access.h"
+#include "core/clock.h"
+#include "policy/policy.h"
 #include "session/registry.h"
 #include "upstream/upstream.h"
 
@@ -36,6 +38,7 @@
 
 typedef struct frame {
 	bool streaming;
+	bool discard;          /* drop the streamed body (a row over max_rows, a row of the gateway's own query) */
 	uint8_t type;
 	size_t remaining;
 } frame;
@@ -56,19 +59,40 @@ struct gw_session {
 	char **set_kv;         /* startup parameters to apply: k, v, k, v, ..., NULL */
 	size_t nset;
 	frame cf, sf;
-	int pending_rfq;
 	bool unsynced;
 	/*
-	 * Queries the gateway itself pipelines to the server (the prelude of
-	 * startup settings, their re-application after RESET ALL / DISCARD ALL),
-	 * in order: each waits for `before` more client ReadyForQuery messages,
-	 * then its own responses are swallowed up to its ReadyForQuery.
+	 * What the gateway itself put in the server's stream, in send order:
+	 *  - OWN: a query of its own (the prelude of startup settings, their
+	 *    re-application after RESET ALL / DISCARD ALL, a catalog lookup for a
+	 *    policy decision). Its responses start once `at` client
+	 *    ReadyForQuery messages have arrived; they are swallowed (a lookup's
+	 *    rows go to the policy) up to its own ReadyForQuery.
+	 *  - DENY: a denied message, replaced by one that fails at once without
+	 *    running anything, so ordering, transaction state and the extended
+	 *    protocol's skip-to-Sync are the server's own. Its ErrorResponse, in
+	 *    client group `at`, is replaced by the denial.
 	 */
-	struct {
-		int before;
-		bool fatal_on_error;   /* the prelude: an error means the client's settings are invalid */
-	} gwq[8];
+	struct gwq_ent {
+		uint8_t kind;
+		bool fatal_on_error;   /* OWN prelude: an error means the client's settings are invalid */
+		bool capture;          /* OWN lookup: rows go to the policy */
+		bool ext;              /* DENY in an extended-protocol group */
+		uint64_t at;
+		gw_decision *deny;     /* DENY: what the client is told */
+	} gwq[64];
 	int gwq_head, gwq_n;
+	uint64_t rfq_sent, rfq_recv; /* client ReadyForQuery messages asked for / received */
+	/* policy (cfg->has_policies) */
+	bool policy_on;
+	gw_pctx pol;
+	gw_sqlc *lookup_q;     /* a catalog lookup for this message is in flight: client input waits */
+	bool reset_in_group;   /* extended: a reset was bound in this group; re-apply settings at Sync */
+	gw_decision *lookup_fail; /* the lookup failed: the message is refused with this */
+	char review_pass[64];  /* a prepared statement whose review was used at Parse: one Bind may run it */
+	bool review_pass_set;
+	bool review_used;      /* the message just decided ran under an approved review */
+	long rows;             /* max_rows: rows of the current result passed on */
+	bool cut;              /* max_rows: rows of the current result dropped */
 	bool login_done;
 	bool closing;
 	bool ended;
@@ -85,9 +109,22 @@ static void run(gw_session *s);
 
 /* ---- lifetime ---- */
 
+static void gwq_clear(gw_session *s)
+{
+	for (int i = 0; i < s->gwq_n; i++)
+		free(s->gwq[(s->gwq_head + i) % (int)GW_ARRAY_LEN(s->gwq)].deny);
+	s->gwq_head = s->gwq_n = 0;
+}
+
 static void session_free(void *p)
 {
 	gw_session *s = p;
+	gwq_clear(s);
+	if (s->lookup_q)
+		gw_sqlc_unref(s->lookup_q);
+	free(s->lookup_fail);
+	if (s->policy_on)
+		gw_pctx_free(&s->pol);
 	for (size_t i = 0; i < 2 * s->nset; i++)
 		free(s->set_kv[i]);
 	free(s->set_kv);
@@ -96,7 +133,7 @@ static void session_free(void *p)
 
 static bool in_sync(const gw_session *s)
 {
-	return !s->wk->stopping && s->pending_rfq == 0 && !s->unsynced && !s->cf.streaming && !s->sf.streaming &&
+	return !s->wk->stopping && s->rfq_sent == s->rfq_recv && !s->unsynced && !s->cf.streaming && !s->sf.streaming &&
 		s->gwq_n == 0 && (!s->up || gw_buf_len(&s->up->rx) == 0);
 }
 
@@ -114,7 +151,7 @@ static void drop_upstream(gw_session *s)
 	if (!s->srv)
 		return;
 	bool reusable = in_sync(s);
-	if (!reusable && s->pending_rfq > 0 && !s->terminated)
+	if (!reusable && s->rfq_sent > s->rfq_recv && !s->terminated)
 		gw_upstream_cancel(gw_pool_cfg(s->pool), gw_server_pid(s->srv), gw_server_key(s->srv));
 	gw_loop_unwatch(&s->up->io);
 	gw_pool_release(s->srv, s->loop, reusable);
@@ -181,40 +218,74 @@ __attribute__((format(printf, 3, 4))) static void session_fatal(gw_session *s, c
 	gw_loop_watch(s->loop, &s->cl.io, EPOLLOUT);
 }
 
-/* ---- queries of the gateway's own, pipelined between the client's ---- */
+/* ---- what the gateway puts in the server's stream: its own queries, denials ---- */
 
-/* Do the responses arriving now belong to a query of the gateway's? */
-static bool gwq_owns_next(const gw_session *s)
+enum { GWQ_OWN = 1, GWQ_DENY = 2 };
+
+#define DENIED_STMT "pgmoat.denied"
+
+static struct gwq_ent *gwq_head(gw_session *s)
 {
-	return s->gwq_n > 0 && s->gwq[s->gwq_head].before == 0;
+	return s->gwq_n ? &s->gwq[s->gwq_head] : NULL;
+}
+
+/* The head entry, when the responses arriving now are its. */
+static struct gwq_ent *gwq_active(gw_session *s, uint8_t kind)
+{
+	struct gwq_ent *e = gwq_head(s);
+	return e && e->kind == kind && e->at == s->rfq_recv ? e : NULL;
+}
+
+static void gwq_pop(gw_session *s)
+{
+	free(s->gwq[s->gwq_head].deny);
+	memset(&s->gwq[s->gwq_head], 0, sizeof(s->gwq[0]));
+	s->gwq_head = (s->gwq_head + 1) % (int)GW_ARRAY_LEN(s->gwq);
+	s->gwq_n--;
+}
+
+static struct gwq_ent *gwq_push(gw_session *s, uint8_t kind)
+{
+	if (s->gwq_n == (int)GW_ARRAY_LEN(s->gwq))
+		return NULL;
+	struct gwq_ent *e = &s->gwq[(s->gwq_head + s->gwq_n) % (int)GW_ARRAY_LEN(s->gwq)];
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	e->at = s->rfq_sent;
+	s->gwq_n++;
+	return e;
 }
 
 /* Queue sql to the server after everything the client sent so far. false when the queue is full. */
 static bool gwq_send(gw_session *s, const char *sql, bool fatal_on_error)
 {
-	if (s->gwq_n == (int)GW_ARRAY_LEN(s->gwq))
+	struct gwq_ent *e = gwq_push(s, GWQ_OWN);
+	if (!e)
 		return false;
-	int before = s->pending_rfq;
-	for (int i = 0; i < s->gwq_n; i++)
-		before -= s->gwq[(s->gwq_head + i) % (int)GW_ARRAY_LEN(s->gwq)].before;
-	int slot = (s->gwq_head + s->gwq_n) % (int)GW_ARRAY_LEN(s->gwq);
-	s->gwq[slot].before = before < 0 ? 0 : before;
-	s->gwq[slot].fatal_on_error = fatal_on_error;
-	s->gwq_n++;
+	e->fatal_on_error = fatal_on_error;
 	gw_pg_query(&s->up->tx, sql);
 	return true;
 }
 
-/* A ReadyForQuery arrived: the gateway's (true: swallow it) or the client's. */
+/* A ReadyForQuery arrived: true when it is the gateway's own (swallow it). */
 static bool gwq_ready(gw_session *s)
 {
-	if (gwq_owns_next(s)) {
-		s->gwq_head = (s->gwq_head + 1) % (int)GW_ARRAY_LEN(s->gwq);
-		s->gwq_n--;
+	if (gwq_active(s, GWQ_OWN)) {
+		struct gwq_ent *e = gwq_head(s);
+		if (e->capture && s->lookup_q) {
+			if (!s->lookup_fail)
+				gw_policy_lookup_done(&s->pol, s->lookup_q);
+			gw_sqlc_unref(s->lookup_q);
+			s->lookup_q = NULL;
+		}
+		gwq_pop(s);
 		return true;
 	}
-	if (s->gwq_n > 0)
-		s->gwq[s->gwq_head].before--;
+	/* The client's: it ends group rfq_recv, and every denial in it. */
+	while (gwq_active(s, GWQ_DENY))
+		gwq_pop(s);
+	if (s->rfq_recv < s->rfq_sent)
+		s->rfq_recv++;
 	return false;
 }
 
@@ -270,11 +341,11 @@ static void attach(gw_session *s, gw_server *srv)
 	s->up = gw_server_conn(srv);
 	s->up->io.cb = session_server_io;
 	s->up->io.ud = s;
-	s->pending_rfq = 0;
+	s->rfq_sent = s->rfq_recv = 0;
 	s->unsynced = false;
 	memset(&s->sf, 0, sizeof(s->sf));
 	gw_registry_set_upstream(s->gw->reg, s->reg, gw_pool_cfg(s->pool), gw_server_pid(srv), gw_server_key(srv));
-	s->gwq_head = s->gwq_n = 0;
+	gwq_clear(s);
 	/* Prelude: apply the client's startup parameters that the server does not already have. */
 	gw_buf sql = {0};
 	if (startup_sets(s, &sql, true))
@@ -313,11 +384,13 @@ static void acquire(gw_session *s)
 /* ---- streaming of large messages (either direction) ---- */
 
 /* Pass on a large message's header now and stream its body as it comes. */
-static void stream_start(frame *f, gw_buf *rx, gw_buf *dst, uint8_t type, uint32_t len)
+static void stream_start(frame *f, gw_buf *rx, gw_buf *dst, uint8_t type, uint32_t len, bool discard)
 {
-	gw_buf_append(dst, gw_buf_rd(rx), 5);
+	if (!discard)
+		gw_buf_append(dst, gw_buf_rd(rx), 5);
 	gw_buf_consume(rx, 5);
 	f->streaming = true;
+	f->discard = discard;
 	f->type = type;
 	f->remaining = len - 4;
 }
@@ -326,7 +399,8 @@ static void stream_start(frame *f, gw_buf *rx, gw_buf *dst, uint8_t type, uint32
 static void stream_on(frame *f, gw_buf *rx, gw_buf *dst)
 {
 	size_t n = gw_buf_len(rx) < f->remaining ? gw_buf_len(rx) : f->remaining;
-	gw_buf_append(dst, gw_buf_rd(rx), n);
+	if (!f->discard)
+		gw_buf_append(dst, gw_buf_rd(rx), n);
 	gw_buf_consume(rx, n);
 	f->remaining -= n;
 	if (!f->remaining)
@@ -343,33 +417,332 @@ static bool client_streamable(uint8_t type)
 /*
  * SPEC: DISCARD ALL and RESET ALL (client pools send them) put the session's
  * settings back to the server's defaults; the gateway then re-applies the
- * client's startup settings, pipelined right behind the client's Query. Decided
- * on the parse tree; only when the reset is the message's last statement (a
- * later SET in the same message must win).
+ * client's startup settings (and, in a read session, read-only mode),
+ * pipelined right behind the client's message.
+ */
+static void reapply_settings(gw_session *s)
+{
+	if (!s->nset)
+		return;
+	gw_buf sql = {0};
+	if (startup_sets(s, &sql, false) && !gwq_send(s, (const char *)gw_buf_rd(&sql), false))
+		gw_warn("session %s: too many pipelined resets; startup settings not re-applied", s->reg->id);
+	gw_buf_free(&sql);
+}
+
+/*
+ * Without policies nothing else needs the parse tree, so a Query is parsed
+ * here only when its text could hold a reset (keywords have no escaped
+ * spellings); the decision itself is made on the parse tree. Only when the
+ * reset is the message's last statement (a later SET in the message wins).
  */
 static void reapply_after_reset(gw_session *s, const uint8_t *body, size_t n)
 {
 	if (!s->nset || n == 0 || body[n - 1] != 0)
 		return;
-	/*
-	 * Without either keyword the text cannot hold such a statement (keywords
-	 * have no escaped spellings), so most queries skip the parse here. The
-	 * decision itself is made on the parse tree.
-	 */
 	if (!strcasestr((const char *)body, "reset") && !strcasestr((const char *)body, "discard"))
 		return;
-	gw_sql q;
-	if (gw_sql_parse((const char *)body, &q) == 0 && q.nstmts > 0 &&
-		(q.stmts[q.nstmts - 1].flags & GW_SQL_F_SESSION_RESET)) {
-		gw_buf sql = {0};
-		if (startup_sets(s, &sql, false) && !gwq_send(s, (const char *)gw_buf_rd(&sql), false))
-			gw_warn("session %s: too many pipelined resets; startup settings not re-applied", s->reg->id);
-		gw_buf_free(&sql);
-	}
-	gw_sql_free(&q);
+	gw_sqlc *q = gw_sqlcache_get(s->wk->sqlcache, (const char *)body, n - 1);
+	if (q->rc == 0 && q->sql.nstmts > 0 && (q->sql.stmts[q->sql.nstmts - 1].flags & GW_SQL_F_SESSION_RESET))
+		reapply_settings(s);
+	gw_sqlc_unref(q);
 }
 
-/* One whole client message. Returns 0, or -1 when the session ended. */
+/* ---- policy: decisions on the client's messages ---- */
+
+/* A NUL-terminated string at *p within [*p, end); advances past it. NULL when malformed. */
+static const char *take_str(const uint8_t **p, const uint8_t *end)
+{
+	const uint8_t *z = *p < end ? memchr(*p, 0, (size_t)(end - *p)) : NULL;
+	if (!z)
+		return NULL;
+	const char *r = (const char *)*p;
+	*p = z + 1;
+	return r;
+}
+
+static void log_denial(gw_session *s, const gw_decision *d)
+{
+	gw_info("session %s: denied identity=%s connection=%s class=%s rule=%s: %s", s->reg->id, s->ident.name,
+		s->pol.connection, gw_sql_class_str((enum gw_sql_class)d->cls), d->rule, d->message);
+}
+
+/*
+ * Refuse the message being handled: queue the denial and put in its place a
+ * message that fails at once on the server without running anything — a
+ * Query that does not parse (simple protocol, FunctionCall), or a Bind to a
+ * statement that does not exist (extended protocol: the server then skips to
+ * Sync, as for any error). Returns false when the queue is full.
+ */
+static bool deny(gw_session *s, const gw_decision *d, bool ext)
+{
+	struct gwq_ent *e = gwq_push(s, GWQ_DENY);
+	if (!e) {
+		session_fatal(s, "53400", "pgmoat: too many denied messages pipelined without reading the answers");
+		return false;
+	}
+	e->ext = ext;
+	e->deny = gw_xmalloc(sizeof(*d));
+	*e->deny = *d;
+	log_denial(s, d);
+	if (ext) {
+		size_t m = gw_buf_msg_begin(&s->up->tx, 'B');
+		gw_buf_put_str(&s->up->tx, "");
+		gw_buf_put_str(&s->up->tx, DENIED_STMT);
+		gw_buf_put_i16(&s->up->tx, 0);
+		gw_buf_put_i16(&s->up->tx, 0);
+		gw_buf_put_i16(&s->up->tx, 0);
+		gw_buf_msg_end(&s->up->tx, m);
+	} else {
+		gw_pg_query(&s->up->tx, "pgmoat denied");
+	}
+	return true;
+}
+
+/* A statement in review: run it when its review was approved, else a denial naming the review. */
+static bool review_passes(gw_session *s, const uint8_t *text, size_t len, gw_decision *d)
+{
+	int64_t id = 0;
+	int r = gw_access_review_check(s->gw, &s->ident, s->pol.connection, d->by->pol->name, d->cls,
+		(const char *)text, len, s->reg->id, &id);
+	if (r == 0) {
+		gw_info("session %s: statement runs under approved review #%lld", s->reg->id, (long long)id);
+		return true;
+	}
+	d->verdict = GW_DECIDE_DENY;
+	memcpy(d->sqlstate, "42501", 6);
+	if (r < 0) {
+		snprintf(d->message, sizeof(d->message), "pgmoat: the review store cannot answer, so the statement was not run");
+		snprintf(d->detail, sizeof(d->detail), "rule: %s review (%s statements need a review).", d->by->pol->name,
+			gw_sql_class_str((enum gw_sql_class)d->cls));
+		snprintf(d->hint, sizeof(d->hint), "Retry later; see the gateway's log.");
+		memcpy(d->sqlstate, "58030", 6);
+		return false;
+	}
+	snprintf(d->message, sizeof(d->message), "pgmoat: statement requires review #%lld", (long long)id);
+	snprintf(d->detail, sizeof(d->detail), "rule: policy %s review: %s statements need an approver's review. "
+		"An approver runs: pgmoat review approve %lld", d->by->pol->name, gw_sql_class_str((enum gw_sql_class)d->cls),
+		(long long)id);
+	snprintf(d->hint, sizeof(d->hint), "Once review #%lld is approved, send the identical statement again on "
+		"connection \"%s\": it runs once.", (long long)id, s->pol.connection);
+	return false;
+}
+
+/* At the start of a group: take up grant changes; a change of read-only mode is applied upstream. */
+static void policy_refresh(gw_session *s)
+{
+	if (!gw_pctx_refresh(&s->pol, gw_policy_now()))
+		return;
+	const char *v = s->pol.read_only ? "on" : "off";
+	for (size_t i = 0; i < s->nset; i++)
+		if (!strcmp(s->set_kv[2 * i], "default_transaction_read_only")) {
+			free(s->set_kv[2 * i + 1]);
+			s->set_kv[2 * i + 1] = gw_xstrdup(v);
+		}
+	char sql[80];
+	snprintf(sql, sizeof(sql), "SET default_transaction_read_only = %s", v);
+	gwq_send(s, sql, false);
+}
+
+enum { MSG_DONE = 0, MSG_ENDED = -1, MSG_WAIT = 1 };
+
+/*
+ * The gateway parses text as PostgreSQL does with standard_conforming_strings
+ * on and an ASCII-safe client encoding. The server reports both; should a
+ * server (its configuration, a role setting) say otherwise, nothing is run.
+ */
+static bool parser_state_ok(gw_session *s, gw_decision *d)
+{
+	const char *scs = gw_server_param(s->srv, "standard_conforming_strings");
+	const char *enc = gw_server_param(s->srv, "client_encoding");
+	if ((!scs || !strcmp(scs, "on")) && (!enc || gw_sql_encoding_safe(enc)))
+		return true;
+	memset(d, 0, sizeof(*d));
+	d->verdict = GW_DECIDE_DENY;
+	d->cls = GW_SQL_ADMIN;
+	memcpy(d->sqlstate, "42501", 6);
+	snprintf(d->rule, sizeof(d->rule), "parser_safety");
+	snprintf(d->message, sizeof(d->message), "pgmoat: the upstream session reads statement text differently from "
+		"the gateway (standard_conforming_strings=%s, client_encoding=%s)", scs ? scs : "?", enc ? enc : "?");
+	snprintf(d->detail, sizeof(d->detail), "rule: parser_safety. Policies are decided on the gateway's parse; "
+		"it must match the server's.");
+	snprintf(d->hint, sizeof(d->hint), "Keep standard_conforming_strings on and an ASCII-safe client_encoding "
+		"such as UTF8 (check the server's and the role's settings).");
+	return false;
+}
+
+/*
+ * Decide q for the message being handled. MSG_DONE with *allow set, or
+ * MSG_WAIT when a catalog lookup went out first (the message stays unread and
+ * is decided again when the answer is in), or MSG_ENDED.
+ */
+static int policy_gate(gw_session *s, gw_sqlc *q, const uint8_t *text, size_t len, bool ext, bool *allow)
+{
+	gw_decision d;
+	*allow = false;
+	s->review_used = false;
+	if (!parser_state_ok(s, &d))
+		return deny(s, &d, ext) ? MSG_DONE : MSG_ENDED;
+	gw_policy_decide(&s->pol, q, gw_policy_now(), &d);
+	if (d.verdict == GW_DECIDE_LOOKUP && s->lookup_fail) {
+		/* The lookup for this message failed (e.g. the transaction is aborted): refuse with the server's reason. */
+		bool ok = deny(s, s->lookup_fail, ext);
+		free(s->lookup_fail);
+		s->lookup_fail = NULL;
+		return ok ? MSG_DONE : MSG_ENDED;
+	}
+	if (d.verdict == GW_DECIDE_LOOKUP) {
+		if (!s->unsynced) {
+			gw_buf sql = {0};
+			gw_policy_lookup_sql(&s->pol, q, &sql);
+			bool sent = gwq_send(s, (const char *)gw_buf_rd(&sql), false);
+			gw_buf_free(&sql);
+			if (sent) {
+				s->gwq[(s->gwq_head + s->gwq_n - 1) % (int)GW_ARRAY_LEN(s->gwq)].capture = true;
+				gw_sqlc_ref(q);
+				s->lookup_q = q;
+				return MSG_WAIT;
+			}
+		}
+		/* Mid-pipeline (or the queue is full): no lookup can go out now; decide on what is known (fail closed). */
+		s->pol.no_lookup = true;
+		gw_policy_decide(&s->pol, q, gw_policy_now(), &d);
+		s->pol.no_lookup = false;
+	}
+	if (d.verdict == GW_DECIDE_REVIEW && review_passes(s, text, len, &d)) {
+		d.verdict = GW_DECIDE_ALLOW;
+		s->review_used = true;
+	}
+	if (d.verdict == GW_DECIDE_ALLOW) {
+		*allow = true;
+		return MSG_DONE;
+	}
+	return deny(s, &d, ext) ? MSG_DONE : MSG_ENDED;
+}
+
+static void note_prepares(gw_session *s, gw_sqlc *q)
+{
+	for (size_t i = 0; i < q->sql.nstmts; i++)
+		if (q->sql.stmts[i].prepare_name)
+			gw_pctx_prepare(&s->pol, q->sql.stmts[i].prepare_name, q);
+}
+
+/* A simple Query under policy. */
+static int policy_query(gw_session *s, const uint8_t *msg, size_t m)
+{
+	const uint8_t *body = msg + 5;
+	size_t n = m - 5;
+	if (n == 0 || body[n - 1] != 0 || memchr(body, 0, n) != body + n - 1) {
+		session_fatal(s, "08P01", "pgmoat: malformed Query message");
+		return MSG_ENDED;
+	}
+	if (!s->unsynced)
+		policy_refresh(s);
+	gw_sqlc *q = gw_sqlcache_get(s->wk->sqlcache, (const char *)body, n - 1);
+	bool allow;
+	int r = policy_gate(s, q, body, n - 1, false, &allow);
+	if (r == MSG_DONE) {
+		s->rfq_sent++;
+		atomic_fetch_add(&s->reg->statements, 1);
+		if (allow) {
+			gw_buf_append(&s->up->tx, msg, m);
+			note_prepares(s, q);
+			if (q->sql.nstmts && (q->sql.stmts[q->sql.nstmts - 1].flags & GW_SQL_F_SESSION_RESET))
+				reapply_settings(s);
+		}
+	}
+	gw_sqlc_unref(q);
+	return r;
+}
+
+/* Parse under policy: decided here, remembered under the statement's name. */
+static int policy_parse(gw_session *s, const uint8_t *msg, size_t m)
+{
+	const uint8_t *p = msg + 5, *end = msg + m;
+	const char *name = take_str(&p, end), *text = name ? take_str(&p, end) : NULL;
+	if (!text) {
+		session_fatal(s, "08P01", "pgmoat: malformed Parse message");
+		return MSG_ENDED;
+	}
+	if (!s->unsynced)
+		policy_refresh(s);
+	gw_sqlc *q = gw_sqlcache_get(s->wk->sqlcache, text, strlen(text));
+	bool allow;
+	int r = policy_gate(s, q, (const uint8_t *)text, strlen(text), true, &allow);
+	if (r == MSG_DONE) {
+		/* Remembered even when denied: a later Bind to the name is decided (and denied) again. */
+		gw_pctx_prepare(&s->pol, name, q);
+		s->unsynced = true;
+		s->review_pass_set = false;
+		if (allow) {
+			gw_buf_append(&s->up->tx, msg, m);
+			if (s->review_used) {
+				snprintf(s->review_pass, sizeof(s->review_pass), "%s", name);
+				s->review_pass_set = strlen(name) < sizeof(s->review_pass);
+			}
+		}
+	}
+	gw_sqlc_unref(q);
+	return r;
+}
+
+/* Bind under policy: the prepared statement's decision is made again (grants and windows change). */
+static int policy_bind(gw_session *s, const uint8_t *msg, size_t m)
+{
+	const uint8_t *p = msg + 5, *end = msg + m;
+	const char *portal = take_str(&p, end), *name = portal ? take_str(&p, end) : NULL;
+	if (!name) {
+		session_fatal(s, "08P01", "pgmoat: malformed Bind message");
+		return MSG_ENDED;
+	}
+	s->unsynced = true;
+	gw_sqlc *q = gw_pctx_prepared(&s->pol, name);
+	gw_decision d;
+	if (!q) {
+		memset(&d, 0, sizeof(d));
+		d.verdict = GW_DECIDE_DENY;
+		d.cls = GW_SQL_ADMIN;
+		memcpy(d.sqlstate, "26000", 6);
+		snprintf(d.rule, sizeof(d.rule), "unknown-statement");
+		snprintf(d.message, sizeof(d.message), "pgmoat: prepared statement \"%.60s\" does not exist", name);
+		snprintf(d.detail, sizeof(d.detail), "rule: unknown-statement. The gateway decides statements when they "
+			"are prepared; this name was never prepared on this session.");
+		return deny(s, &d, true) ? MSG_DONE : MSG_ENDED;
+	}
+	gw_policy_decide(&s->pol, q, gw_policy_now(), &d);
+	if (d.verdict == GW_DECIDE_LOOKUP) {
+		s->pol.no_lookup = true;
+		gw_policy_decide(&s->pol, q, gw_policy_now(), &d);
+		s->pol.no_lookup = false;
+	}
+	if (d.verdict == GW_DECIDE_REVIEW && s->review_pass_set && !strcmp(s->review_pass, name)) {
+		s->review_pass_set = false;
+		d.verdict = GW_DECIDE_ALLOW;
+	}
+	bool reset = q->sql.nstmts && (q->sql.stmts[q->sql.nstmts - 1].flags & GW_SQL_F_SESSION_RESET);
+	if (d.verdict == GW_DECIDE_ALLOW && s->reset_in_group && s->pol.read_only && !reset) {
+		d.verdict = GW_DECIDE_DENY;
+		memcpy(d.sqlstate, "42501", 6);
+		snprintf(d.rule, sizeof(d.rule), "read_only");
+		snprintf(d.message, sizeof(d.message), "pgmoat: a read session runs nothing between a reset and the next Sync");
+		snprintf(d.detail, sizeof(d.detail), "rule: read_only. Read-only mode is re-applied at the Sync that "
+			"follows DISCARD ALL / RESET ALL.");
+		snprintf(d.hint, sizeof(d.hint), "Send Sync right after the reset.");
+	}
+	if (d.verdict != GW_DECIDE_ALLOW) {
+		if (d.verdict == GW_DECIDE_REVIEW) {
+			/* Reviews are asked for at Parse; a Bind of a statement in review is refused the same way. */
+			review_passes(s, (const uint8_t *)"", 0, &d);
+		}
+		return deny(s, &d, true) ? MSG_DONE : MSG_ENDED;
+	}
+	if (reset)
+		s->reset_in_group = true;
+	gw_buf_append(&s->up->tx, msg, m);
+	return MSG_DONE;
+}
+
+/* One whole client message. MSG_DONE, MSG_WAIT (leave it unread), or MSG_ENDED. */
 static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_t m)
 {
 	switch (type) {
@@ -383,29 +756,58 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		if (gw_buf_len(&s->up->tx))
 			gw_conn_flush(s->up);
 		session_end(s);
-		return -1;
+		return MSG_ENDED;
 	case 'Q':
-		s->pending_rfq++;
+		if (s->policy_on)
+			return policy_query(s, msg, m);
+		s->rfq_sent++;
 		atomic_fetch_add(&s->reg->statements, 1);
 		gw_buf_append(&s->up->tx, msg, m);
 		reapply_after_reset(s, msg + 5, m - 5);
-		return 0;
+		return MSG_DONE;
 	case 'F':
-		s->pending_rfq++;
 		atomic_fetch_add(&s->reg->statements, 1);
+		if (s->policy_on) {
+			gw_decision d;
+			gw_policy_decide(&s->pol, NULL, gw_policy_now(), &d);
+			if (d.verdict != GW_DECIDE_ALLOW) {
+				if (!deny(s, &d, false))
+					return MSG_ENDED;
+				s->rfq_sent++;
+				return MSG_DONE;
+			}
+		}
+		s->rfq_sent++;
 		break;
 	case 'S':
-		s->pending_rfq++;
+		s->rfq_sent++;
 		s->unsynced = false;
-		break;
+		gw_buf_append(&s->up->tx, msg, m);
+		if (s->reset_in_group) {
+			s->reset_in_group = false;
+			reapply_settings(s);
+		}
+		return MSG_DONE;
 	case 'E':
 		atomic_fetch_add(&s->reg->statements, 1);
 		s->unsynced = true;
 		break;
 	case 'P':
+		if (s->policy_on)
+			return policy_parse(s, msg, m);
+		s->unsynced = true;
+		break;
 	case 'B':
-	case 'D':
+		if (s->policy_on)
+			return policy_bind(s, msg, m);
+		s->unsynced = true;
+		break;
 	case 'C':
+		if (s->policy_on && m > 6 && msg[5] == 'S' && msg[m - 1] == 0)
+			gw_pctx_deallocate(&s->pol, (const char *)msg + 6);
+		s->unsynced = true;
+		break;
+	case 'D':
 	case 'H':
 		s->unsynced = true;
 		break;
@@ -415,10 +817,10 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		break;
 	default:
 		session_fatal(s, "08P01", "pgmoat: invalid frontend message type %d", type);
-		return -1;
+		return MSG_ENDED;
 	}
 	gw_buf_append(&s->up->tx, msg, m);
-	return 0;
+	return MSG_DONE;
 }
 
 /* Returns 1 when it moved bytes, 0 when not, -1 when the session ended. */
@@ -439,7 +841,7 @@ static int process_client(gw_session *s)
 	}
 	int moved = 0;
 	size_t max = s->gw->cfg->max_message_size;
-	while (gw_buf_len(rx) && gw_buf_len(&s->up->tx) < HIGH_WATER) {
+	while (gw_buf_len(rx) && gw_buf_len(&s->up->tx) < HIGH_WATER && !s->lookup_q) {
 		moved = 1;
 		if (s->cf.streaming) {
 			stream_on(&s->cf, rx, &s->up->tx);
@@ -455,13 +857,16 @@ static int process_client(gw_session *s)
 		}
 		if (m == 0) {
 			if (gw_buf_len(rx) >= 5 && (size_t)len + 1 > STREAM_MIN && client_streamable(type)) {
-				stream_start(&s->cf, rx, &s->up->tx, type, len);
+				stream_start(&s->cf, rx, &s->up->tx, type, len, false);
 				continue;
 			}
 			break;
 		}
-		if (client_message(s, type, gw_buf_rd(rx), (size_t)m) < 0)
+		int r = client_message(s, type, gw_buf_rd(rx), (size_t)m);
+		if (r == MSG_ENDED)
 			return -1;
+		if (r == MSG_WAIT)
+			break;
 		gw_buf_consume(rx, (size_t)m);
 	}
 	return moved;
@@ -474,49 +879,184 @@ static bool server_streamable(uint8_t type)
 	return type == 'D' || type == 'd';
 }
 
-static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_t m)
+/* A lookup's DataRow (text columns) to the policy. */
+static void capture_row(gw_session *s, const uint8_t *body, size_t n)
+{
+	if (n < 2)
+		return;
+	int ncols = gw_get_u16(body);
+	if (ncols > 8)
+		return;
+	char *cols[8] = {0};
+	size_t off = 2;
+	for (int i = 0; i < ncols; i++) {
+		if (off + 4 > n)
+			goto out;
+		int32_t len = (int32_t)gw_get_u32(body + off);
+		off += 4;
+		if (len < 0)
+			continue;
+		if ((size_t)len > n - off)
+			goto out;
+		cols[i] = gw_xstrndup((const char *)body + off, (size_t)len);
+		off += (size_t)len;
+	}
+	gw_policy_lookup_row(&s->pol, cols, ncols);
+out:
+	for (int i = 0; i < 8; i++)
+		free(cols[i]);
+}
+
+/* A response to the gateway's own query: swallowed, except what belongs to the client anyway. */
+static int own_message(gw_session *s, struct gwq_ent *e, uint8_t type, const uint8_t *msg, size_t m)
 {
 	const uint8_t *body = msg + 5;
 	size_t n = m - 5;
 	switch (type) {
-	case 'Z':
-		s->txstatus = n ? (char)body[0] : 'I';
-		gw_server_set_txstatus(s->srv, s->txstatus);
-		if (gwq_ready(s))
-			return 0;
-		if (s->pending_rfq > 0)
-			s->pending_rfq--;
-		break;
-	case 'C':
-		if (gwq_owns_next(s))
-			return 0;
-		break;
-	case 'E':
-		if (gwq_owns_next(s)) {
-			char text[300] = "", code[8] = "08P01";
-			gw_pg_error_field(body, n, 'M', text, sizeof(text));
-			gw_pg_error_field(body, n, 'C', code, sizeof(code));
-			if (s->gwq[s->gwq_head].fatal_on_error) {
-				session_fatal(s, code, "%s", text);
-				return -1;
-			}
-			gw_warn("session %s: re-applying startup settings failed: %s (%s)", s->reg->id, text, code);
+	case 'E': {
+		char text[300] = "", code[8] = "08P01";
+		gw_pg_error_field(body, n, 'M', text, sizeof(text));
+		gw_pg_error_field(body, n, 'C', code, sizeof(code));
+		if (e->fatal_on_error) {
+			session_fatal(s, code, "%s", text);
+			return -1;
+		}
+		if (e->capture) {
+			gw_decision *d = gw_xcalloc(1, sizeof(*d));
+			d->verdict = GW_DECIDE_DENY;
+			d->cls = GW_SQL_ADMIN;
+			snprintf(d->sqlstate, sizeof(d->sqlstate), "%s", code);
+			snprintf(d->rule, sizeof(d->rule), "catalog");
+			snprintf(d->message, sizeof(d->message), "pgmoat: the statement was not run: looking up what it "
+				"calls failed: %s", text);
+			snprintf(d->detail, sizeof(d->detail), "rule: catalog. The policy needs the catalog's answer "
+				"(function volatility, table schemas) to decide.");
+			free(s->lookup_fail);
+			s->lookup_fail = d;
 			return 0;
 		}
-		{
-			char sev[16] = "";
-			if (!gw_pg_error_field(body, n, 'V', sev, sizeof(sev)))
-				gw_pg_error_field(body, n, 'S', sev, sizeof(sev));
-			if (!strcmp(sev, "FATAL") || !strcmp(sev, "PANIC"))
-				s->upstream_fatal = true;
-		}
-		break;
-	case 'S': {
+		gw_warn("session %s: re-applying session settings failed: %s (%s)", s->reg->id, text, code);
+		return 0;
+	}
+	case 'D':
+		if (e->capture)
+			capture_row(s, body, n);
+		return 0;
+	case 'S':
+	case 'A':
+		gw_buf_append(&s->cl.tx, msg, m);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* max_rows: the row about to pass is one too many. */
+static bool over_max_rows(gw_session *s)
+{
+	if (!s->pol.max_rows || gwq_active(s, GWQ_OWN))
+		return false;
+	if (s->rows < s->pol.max_rows) {
+		s->rows++;
+		return false;
+	}
+	s->cut = true;
+	return true;
+}
+
+/* The end of a result that max_rows cut: say so, and report the rows that were passed on. */
+static void finish_cut(gw_session *s, const uint8_t *msg, size_t m)
+{
+	char tag[64] = "";
+	size_t n = m - 5 < sizeof(tag) - 1 ? m - 5 : sizeof(tag) - 1;
+	memcpy(tag, msg + 5, n);
+	tag[n] = 0;
+	char note[200];
+	snprintf(note, sizeof(note), "pgmoat: result cut to %ld rows by guardrail max_rows (the statement's own "
+		"count was \"%s\")", s->pol.max_rows, tag);
+	gw_pg_notice(&s->cl.tx, note);
+	const char *verb = NULL;
+	if (!strncmp(tag, "SELECT ", 7))
+		verb = "SELECT";
+	else if (!strncmp(tag, "COPY ", 5))
+		verb = "COPY";
+	else if (!strncmp(tag, "FETCH ", 6))
+		verb = "FETCH";
+	if (verb) {
+		char out[64];
+		snprintf(out, sizeof(out), "%s %ld", verb, s->pol.max_rows);
+		size_t k = gw_buf_msg_begin(&s->cl.tx, 'C');
+		gw_buf_put_str(&s->cl.tx, out);
+		gw_buf_msg_end(&s->cl.tx, k);
+	} else {
+		gw_buf_append(&s->cl.tx, msg, m);
+	}
+}
+
+static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_t m)
+{
+	const uint8_t *body = msg + 5;
+	size_t n = m - 5;
+	if (type == 'S') {
 		const uint8_t *kend = memchr(body, 0, n);
 		if (kend && memchr(kend + 1, 0, n - (size_t)(kend + 1 - body)))
 			gw_server_set_param(s->srv, (const char *)body, (const char *)kend + 1);
+	}
+	if (type == 'Z') {
+		s->txstatus = n ? (char)body[0] : 'I';
+		gw_server_set_txstatus(s->srv, s->txstatus);
+	}
+	struct gwq_ent *own = gwq_active(s, GWQ_OWN);
+	if (own) {
+		if (type == 'Z') {
+			gwq_ready(s);
+			return 0;
+		}
+		return own_message(s, own, type, msg, m);
+	}
+	switch (type) {
+	case 'Z':
+		s->rows = 0;
+		s->cut = false;
+		gwq_ready(s);
+		break;
+	case 'E': {
+		s->rows = 0;
+		s->cut = false;
+		struct gwq_ent *d = gwq_active(s, GWQ_DENY);
+		if (d) {
+			char text[200] = "";
+			gw_pg_error_field(body, n, 'M', text, sizeof(text));
+			if (!d->ext || strstr(text, "\"" DENIED_STMT "\"")) {
+				gw_pg_error(&s->cl.tx, "ERROR", d->deny->sqlstate, d->deny->message,
+					d->deny->detail[0] ? d->deny->detail : NULL, d->deny->hint[0] ? d->deny->hint : NULL);
+				return 0;
+			}
+		}
+		char sev[16] = "";
+		if (!gw_pg_error_field(body, n, 'V', sev, sizeof(sev)))
+			gw_pg_error_field(body, n, 'S', sev, sizeof(sev));
+		if (!strcmp(sev, "FATAL") || !strcmp(sev, "PANIC"))
+			s->upstream_fatal = true;
 		break;
 	}
+	case 'D':
+	case 'd':
+		if (over_max_rows(s))
+			return 0;
+		break;
+	case 'C':
+		if (s->cut) {
+			finish_cut(s, msg, m);
+			s->rows = 0;
+			s->cut = false;
+			return 0;
+		}
+		s->rows = 0;
+		break;
+	case 'I':
+		s->rows = 0;
+		break;
 	case 'K':
 	case 'R':
 		session_fatal(s, "08006", "pgmoat: unexpected message '%c' from the upstream server", type);
@@ -549,7 +1089,7 @@ static int process_server(gw_session *s)
 		}
 		if (m == 0) {
 			if (gw_buf_len(rx) >= 5 && (size_t)len + 1 > STREAM_MIN && server_streamable(type)) {
-				stream_start(&s->sf, rx, &s->cl.tx, type, len);
+				stream_start(&s->sf, rx, &s->cl.tx, type, len, gwq_active(s, GWQ_OWN) || over_max_rows(s));
 				continue;
 			}
 			break;
@@ -938,6 +1478,25 @@ void gw_session_start(gw_worker *wk, gw_conn *conn, const struct sockaddr_storag
 		}
 		add_set(s, k, v);
 	}
+	for (size_t i = 0; s->gw->cfg->has_policies && i < s->nset; i++) {
+		const char *k = s->set_kv[2 * i], *v = s->set_kv[2 * i + 1];
+		if ((!strcmp(k, "client_encoding") && !gw_sql_encoding_safe(v)) ||
+			(!strcmp(k, "standard_conforming_strings") && strcasecmp(v, "on"))) {
+			session_fatal(s, "42501", "pgmoat: startup parameter %s=%s would make PostgreSQL read statements "
+				"differently from the gateway's policy parser; use UTF8 and standard_conforming_strings=on", k, v);
+			return;
+		}
+	}
+	if (s->gw->cfg->has_policies) {
+		s->policy_on = true;
+		gw_pctx_init(&s->pol, s->gw->cfg, s->gw->grants, ident->name, ident->groups, tmpl.connection);
+		s->pol.stats = gw_sqlcache_stats(wk->sqlcache);
+		/* A read session runs read-only upstream; the client cannot set this itself (startup_param_allowed). */
+		add_set(s, "default_transaction_read_only", s->pol.read_only ? "on" : "off");
+		if (!s->pol.nents)
+			gw_info("session %s: no policy or grant allows identity %s on %s: every statement will be denied",
+				s->reg->id, ident->name, tmpl.connection);
+	}
 	if (gw_pool_has_params(s->pool)) {
 		/* Known parameters: finish the login now, take a server at the first query. */
 		send_login_tail(s);
@@ -958,6 +1517,15 @@ void gw_session_tick(gw_worker *wk)
 		if (s->closing && now >= s->close_deadline) {
 			session_end(s);
 			continue;
+		}
+		if (s->policy_on && !s->closing) {
+			bool expired = false;
+			int64_t g = gw_pctx_lost_grant(&s->pol, gw_policy_now(), &expired);
+			if (g) {
+				session_fatal(s, "57P01", "pgmoat: grant #%lld %s; the session relied on it", (long long)g,
+					expired ? "expired" : "was revoked");
+				continue;
+			}
 		}
 		if (s->wait && now - s->wait_since > wait_max) {
 			const gw_conn_cfg *cc = gw_pool_cfg(s->pool);

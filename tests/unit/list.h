@@ -16,4 +16,31 @@
 	X(identity_token_roundtrip) \
 	X(identity_admin_groups) \
 	X(sql_classes_and_flags) \
-	X(sql_relations_functions_and_errors)
+	X(sql_relations_functions_and_errors) \
+	X(sql_cte_scope_and_prepare) \
+	X(policy_decisions) \
+	X(policy_config_errors) \
+	X(tz_utc_builtin) \
+	X(tz_matches_glibc) \
+	X(tz_footer_forms_match_glibc) \
+	X(tz_footer_edge_forms) \
+	X(tz_slim_matches_fat) \
+	X(tz_table_then_footer) \
+	X(tz_malformed_refused) \
+	X(tz_truncated_and_mutated) \
+	X(tz_load_names) \
+	X(window_parse_ok) \
+	X(window_parse_errors) \
+	X(window_contains) \
+	X(window_matches_glibc) \
+	X(clock_parse_instant) \
+	X(clock_test_now) \
+	X(clock_test_now_malformed) \
+	X(clock_real_by_default) \
+	X(access_principals_and_tables) \
+	X(access_match_policy) \
+	X(access_who_may_decide) \
+	X(access_clean_text_and_scopes) \
+	X(access_review_check_and_webhook) \
+	X(store_requests_and_grants) \
+	X(store_review_check)
