@@ -7,6 +7,7 @@ Options: --time S (per run, default 5), --rounds N (default 3), --quick
 (1 round of 2 s), --skip-idle, --idle N (default 5000).
 """
 import argparse
+import urllib.request
 import os
 import re
 import resource
@@ -132,6 +133,16 @@ def idle_sessions(gw, user, token, n):
     return base, after, (after - base) / n
 
 
+def metrics(gw):
+    text = urllib.request.urlopen(gw.url + "/metrics", timeout=10).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            k, v = line.split(" ", 1)
+            out[k] = int(float(v))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--time", type=int, default=5)
@@ -140,6 +151,7 @@ def main():
     ap.add_argument("--skip-idle", action="store_true")
     ap.add_argument("--idle", type=int, default=5000)
     ap.add_argument("--clients", default="1,8,32")
+    ap.add_argument("--workloads", default="simple,prepared,churn", help="which of simple,prepared,churn to run")
     a = ap.parse_args()
     if a.quick:
         a.time, a.rounds, a.idle = 2, 1, 1000
@@ -155,46 +167,68 @@ def main():
     pool = 64
     bport, bproc = start_pgbouncer(pg, pool)
     certs = Certs()
-    gw = Gateway(pg, tls=certs, connections=[dict(name="main", host="127.0.0.1", port=pg.port, database="app",
-                                                  user="gw_scram", password="env:GW_SCRAM_PW", sslmode="disable",
-                                                  pool=pool)], env={"GW_SCRAM_PW": "scram-pw"}).start()
-    user, token = gw.agent("bench-agent")
+    conn = [dict(name="main", host="127.0.0.1", port=pg.port, database="app", user="gw_scram",
+                 password="env:GW_SCRAM_PW", sslmode="disable", pool=pool)]
+    # pgmoat with every control this version has: a read policy with a table allow-list and guardrails
+    # (each statement classified, from the parse cache, and decided), read-only upstream.
+    policy = ("policies:\n  - name: bench-read\n    who: [group:bench]\n    connections: [main]\n"
+              "    scope: read\n    tables: [public.pgbench_accounts, public.pgbench_branches, "
+              "public.pgbench_tellers, public.pgbench_history]\n"
+              "    guardrails: [no_delete_without_where, no_update_without_where, no_drop, no_truncate]\n")
+    gw = Gateway(pg, tls=certs, connections=conn, env={"GW_SCRAM_PW": "scram-pw"}, extra=policy).start()
+    user, token = gw.agent("bench-agent", ["bench"])
+    # The same gateway without policies (issue 2's figure), to show what the policy costs.
+    gw_open = Gateway(pg, tls=certs, connections=conn, env={"GW_SCRAM_PW": "scram-pw"}).start()
+    ouser, otoken = gw_open.agent("bench-agent")
     targets = {
         "direct": dict(env0),
         "pgbouncer": dict(env0, PGPORT=str(bport), PGDATABASE="main"),
         "pgmoat": dict(env0, PGPORT=str(gw.port), PGDATABASE="main", PGUSER=user, PGPASSWORD=token),
+        "pgmoat-open": dict(env0, PGPORT=str(gw_open.port), PGDATABASE="main", PGUSER=ouser, PGPASSWORD=otoken),
     }
     names = list(targets)
     # Warm up every target (page cache, backends, pool) so the first measured run is not a cold one.
     for n in names:
         pgbench(targets[n], ["-S", "-c", "8", "-j", "2"], max(2, a.time // 2))
     clients = [int(c) for c in a.clients.split(",")]
-    cells = [("-S -M simple", ["-S", "-M", "simple"], c) for c in clients] + \
-            [("-S -M prepared", ["-S", "-M", "prepared"], c) for c in clients] + \
-            [("-S -C (churn)", ["-S", "-C"], 8)]
+    wl = a.workloads.split(",")
+    cells = ([("-S -M simple", ["-S", "-M", "simple"], c) for c in clients] if "simple" in wl else []) + \
+            ([("-S -M prepared", ["-S", "-M", "prepared"], c) for c in clients] if "prepared" in wl else []) + \
+            ([("-S -C (churn)", ["-S", "-C"], 8)] if "churn" in wl else [])
     results = {}
     for label, args, c in cells:
         key = (label, c)
         results[key] = {n: [] for n in names}
         for r in range(a.rounds):
-            order = names[r % 3:] + names[:r % 3]
+            order = names[r % len(names):] + names[:r % len(names)]
             for n in order:
                 tps = pgbench(targets[n], args + ["-c", str(c), "-j", str(min(c, 2))], a.time)
                 results[key][n].append(tps)
         med = {n: statistics.median(v) for n, v in results[key].items()}
-        log("  %-16s c=%-3d direct %9.0f  pgbouncer %9.0f  pgmoat %9.0f   pgmoat/pgbouncer %.2f  pgmoat/direct %.2f"
-            % (label, c, med["direct"], med["pgbouncer"], med["pgmoat"], med["pgmoat"] / med["pgbouncer"],
-               med["pgmoat"] / med["direct"]))
+        log("  %-16s c=%-3d direct %9.0f  pgbouncer %9.0f  pgmoat %9.0f  pgmoat-open %9.0f   pgmoat/pgbouncer %.2f"
+            "  pgmoat/direct %.2f  pgmoat/pgmoat-open %.2f"
+            % (label, c, med["direct"], med["pgbouncer"], med["pgmoat"], med["pgmoat-open"],
+               med["pgmoat"] / med["pgbouncer"], med["pgmoat"] / med["direct"], med["pgmoat"] / med["pgmoat-open"]))
 
     log("")
     log("pgbench TPS, median of %d alternated runs of %d s each (2 cores shared by pgbench, servers and PostgreSQL)"
         % (a.rounds, a.time))
-    log("| workload | clients | direct | pgbouncer | pgmoat | pgmoat/pgbouncer | pgmoat/direct |")
-    log("|---|---|---|---|---|---|---|")
+    log("pgmoat: read policy with table allow-list and guardrails; pgmoat-open: the same gateway without policies")
+    log("| workload | clients | direct | pgbouncer | pgmoat | pgmoat-open | pgmoat/pgbouncer | pgmoat/direct "
+        "| pgmoat/pgmoat-open |")
+    log("|---|---|---|---|---|---|---|---|---|")
     for (label, c), v in results.items():
         med = {n: statistics.median(x) for n, x in v.items()}
-        log("| %s | %d | %.0f | %.0f | %.0f | %.2f | %.2f |" % (label, c, med["direct"], med["pgbouncer"], med["pgmoat"],
-                                                            med["pgmoat"] / med["pgbouncer"], med["pgmoat"] / med["direct"]))
+        log("| %s | %d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f |" % (
+            label, c, med["direct"], med["pgbouncer"], med["pgmoat"], med["pgmoat-open"],
+            med["pgmoat"] / med["pgbouncer"], med["pgmoat"] / med["direct"], med["pgmoat"] / med["pgmoat-open"]))
+    m = metrics(gw)
+    hits, misses = m.get("pgmoat_parse_cache_hits_total", 0), m.get("pgmoat_parse_cache_misses_total", 0)
+    log("")
+    log("policy: %d decisions, parse cache hit rate %.2f%% (%d hits, %d misses); per statement: %d ns to "
+        "decide, %d ns to parse and classify on a miss (means of 1 in 64, timed in the gateway)"
+        % (m.get("pgmoat_policy_decisions_total", 0), 100.0 * hits / max(1, hits + misses), hits, misses,
+           m.get("pgmoat_policy_decision_ns", 0), m.get("pgmoat_parse_ns", 0)))
     if not a.skip_idle:
         log("")
         log("idle sessions: opening %d TLS sessions through pgmoat" % a.idle)
@@ -202,6 +236,7 @@ def main():
         log("pgmoat RSS: %d KiB before, %d KiB with %d idle TLS sessions: %.1f KiB per session"
             % (base, after, a.idle, per))
     gw.stop()
+    gw_open.stop()
     log("bench: done")
 
 

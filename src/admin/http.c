@@ -243,7 +243,7 @@ static reply metrics(gw_gateway *gw)
 			"pgmoat_pool_waiting{connection=\"%s\"} %d\n", nm, total, nm, idle, nm, waiting);
 		gw_buf_append(&b, line, (size_t)n);
 	}
-	unsigned long long hits = 0, misses = 0, decisions = 0, timed = 0, timed_ns = 0;
+	unsigned long long hits = 0, misses = 0, decisions = 0, timed = 0, timed_ns = 0, ptimed = 0, ptimed_ns = 0;
 	for (int i = 0; i < gw->nworkers; i++) {
 		if (!gw->workers[i].sqlcache)
 			continue;
@@ -253,8 +253,11 @@ static reply metrics(gw_gateway *gw)
 		decisions += atomic_load(&st->decisions);
 		timed += atomic_load(&st->timed);
 		timed_ns += atomic_load(&st->timed_ns);
+		ptimed += atomic_load(&st->parse_timed);
+		ptimed_ns += atomic_load(&st->parse_ns);
 	}
-	n = snprintf(line, sizeof(line),
+	char pline[2048];
+	n = snprintf(pline, sizeof(pline),
 		"# HELP pgmoat_parse_cache_hits_total Statements classified from the parse cache.\n"
 		"# TYPE pgmoat_parse_cache_hits_total counter\npgmoat_parse_cache_hits_total %llu\n"
 		"# HELP pgmoat_parse_cache_misses_total Statements parsed (not in the cache).\n"
@@ -262,9 +265,11 @@ static reply metrics(gw_gateway *gw)
 		"# HELP pgmoat_policy_decisions_total Policy decisions made.\n"
 		"# TYPE pgmoat_policy_decisions_total counter\npgmoat_policy_decisions_total %llu\n"
 		"# HELP pgmoat_policy_decision_ns Mean time of a policy decision (1 in 64 timed), nanoseconds.\n"
-		"# TYPE pgmoat_policy_decision_ns gauge\npgmoat_policy_decision_ns %llu\n",
-		hits, misses, decisions, timed ? timed_ns / timed : 0ull);
-	gw_buf_append(&b, line, (size_t)n);
+		"# TYPE pgmoat_policy_decision_ns gauge\npgmoat_policy_decision_ns %llu\n"
+		"# HELP pgmoat_parse_ns Mean time to parse and classify a statement not in the cache (1 in 64 timed).\n"
+		"# TYPE pgmoat_parse_ns gauge\npgmoat_parse_ns %llu\n",
+		hits, misses, decisions, timed ? timed_ns / timed : 0ull, ptimed ? ptimed_ns / ptimed : 0ull);
+	gw_buf_append(&b, pline, (size_t)n);
 	gw_buf_put_u8(&b, 0);
 	reply r = {200, NULL, gw_xstrdup((const char *)gw_buf_rd(&b)), "text/plain; version=0.0.4"};
 	gw_buf_free(&b);

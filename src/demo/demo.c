@@ -271,7 +271,9 @@ static int start_postgres(char *agent_pw)
 		"\\set ON_ERROR_STOP 1\nCREATE DATABASE shop;\n\\connect shop\n%.*s\n"
 		"CREATE ROLE demo_reader LOGIN PASSWORD '%s';\n"
 		"GRANT USAGE ON SCHEMA public TO demo_reader;\n"
-		"GRANT SELECT ON ALL TABLES IN SCHEMA public TO demo_reader;\n",
+		"GRANT SELECT ON ALL TABLES IN SCHEMA public TO demo_reader;\n"
+		"GRANT INSERT, UPDATE ON support_notes TO demo_reader;\n"
+		"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO demo_reader;\n",
 		(int)shop_len, _binary_src_demo_shop_sql_start, agent_pw);
 	char port[16];
 	snprintf(port, sizeof(port), "%d", D.pg_port);
@@ -312,7 +314,21 @@ static int start_gateway(const char *agent_pw)
 		"    user: demo_reader\n"
 		"    password: file:%s/reader.pw\n"
 		"    sslmode: disable\n"
-		"    pool: {size: 10}\n",
+		"    pool: {size: 10}\n"
+		"policies:\n"
+		"  - name: agents-read\n"
+		"    who: [group:agents]\n"
+		"    connections: [shop]\n"
+		"    scope: read\n"
+		"    guardrails: [no_delete_without_where, no_update_without_where, no_drop, no_truncate, {max_rows: 1000}]\n"
+		"  - name: agents-write\n"
+		"    who: [group:agents]\n"
+		"    connections: [shop]\n"
+		"    scope: write\n"
+		"    access: jit\n"
+		"    max_duration: 30m\n"
+		"    approval: {approvers: [group:dba], required: 1}\n"
+		"    guardrails: [no_delete_without_where, no_update_without_where]\n",
 		D.gw_port, D.http_port, D.dir, D.dir, D.dir, D.dir, D.pg_port, D.dir);
 	char cfg[512];
 	snprintf(cfg, sizeof(cfg), "%s/pgmoat.yaml", D.dir);
@@ -362,6 +378,16 @@ static int make_agent(char *token, size_t toklen)
 	if (run(issue, false, NULL, 0, token, toklen) != 0)
 		return fail("cannot issue the demo token");
 	token[strcspn(token, "\r\n")] = 0;
+	char dba[256], path[512];
+	char *issue2[] = {D.self, "token", "issue", "demo-dba", "--ttl", "7d", NULL};
+	if (run(issue2, false, NULL, 0, dba, sizeof(dba)) != 0)
+		return fail("cannot issue the demo approver's token");
+	dba[strcspn(dba, "\r\n")] = 0;
+	snprintf(path, sizeof(path), "%s/dba.token", D.dir);
+	int wr = write_file(path, dba, 0600);
+	memset(dba, 0, sizeof(dba));
+	if (wr < 0)
+		return fail("cannot write %s", path);
 	unsetenv("PGMOAT_TOKEN");
 	return 0;
 }
@@ -434,7 +460,13 @@ int gw_demo_main(int argc, char **argv)
 	printf("Connect as the agent (TLS, verified against the demo CA):\n\n");
 	printf("  psql \"host=127.0.0.1 port=%d dbname=shop user=demo-agent password=%s sslmode=verify-full sslrootcert=%s/ca.crt\"\n\n",
 		D.gw_port, token, D.dir);
-	printf("Try:\n  SELECT name, email, card_number FROM customers LIMIT 3;\n  SELECT note FROM support_notes;\n\n");
+	printf("Try:\n  SELECT name, email, card_number FROM customers LIMIT 3;\n  SELECT note FROM support_notes;\n"
+		"  UPDATE support_notes SET note = 'x' WHERE id = 1;   -- denied: the agent's standing policy is read\n\n");
+	printf("Ask for write access just in time, and approve it as the demo's DBA (a person):\n\n");
+	printf("  PGMOAT_GATEWAY=http://127.0.0.1:%d PGMOAT_TOKEN=%s %s request shop --scope write --for 15m "
+		"--reason \"fix a note\"\n", D.http_port, token, D.self);
+	printf("  PGMOAT_GATEWAY=http://127.0.0.1:%d PGMOAT_TOKEN=$(cat %s/dba.token) %s approve ID\n\n",
+		D.http_port, D.dir, D.self);
 	printf("A wrong token, or another user name, is refused:\n\n");
 	printf("  psql \"host=127.0.0.1 port=%d dbname=shop user=demo-agent password=wrong sslmode=require\"\n\n", D.gw_port);
 	printf("Administer the gateway (live sessions, identities, tokens):\n\n");

@@ -187,6 +187,9 @@ int gw_serve(const char *config_path)
 	gw->rl = gw_ratelimit_new(cfg->auth_failures_per_minute);
 	gw->reg = gw_registry_new();
 	gw->pools = gw_xcalloc(cfg->n_conns + 1, sizeof(gw_pool *));
+	gw->catcaches = gw_xcalloc(cfg->n_conns + 1, sizeof(gw_catcache *));
+	for (size_t i = 0; i < cfg->n_conns; i++)
+		gw->catcaches[i] = gw_catcache_new();
 	for (size_t i = 0; i < cfg->n_conns; i++) {
 		gw->pools[i] = gw_pool_new(&cfg->conns[i], cfg->connect_timeout_us, err, sizeof(err));
 		if (!gw->pools[i])
@@ -262,6 +265,9 @@ out:
 	for (size_t i = 0; gw->pools && i < cfg->n_conns; i++)
 		gw_pool_free(gw->pools[i]);
 	free(gw->pools);
+	for (size_t i = 0; gw->catcaches && i < cfg->n_conns; i++)
+		gw_catcache_free(gw->catcaches[i]);
+	free(gw->catcaches);
 	gw_notifier_stop(gw->notifier);
 	gw_grants_free(gw->grants);
 	gw_registry_free(gw->reg);

@@ -26,6 +26,7 @@ typedef struct gw_client gw_client;
 typedef struct gw_session gw_session;
 typedef struct gw_grants gw_grants;
 typedef struct gw_sqlcache gw_sqlcache;
+typedef struct gw_catcache gw_catcache;
 typedef struct gw_notifier gw_notifier;
 
 typedef struct gw_worker {
@@ -50,6 +51,7 @@ struct gw_gateway {
 	gw_pool **pools;        /* one per cfg->conns[i] */
 	gw_registry *reg;
 	gw_grants *grants;      /* grants in force (policy/grants.h) */
+	gw_catcache **catcaches;/* per cfg->conns[i]: catalog facts policy decisions share (policy/policy.h) */
 	gw_notifier *notifier;  /* webhook for new requests and reviews (access/), or NULL */
 	gw_worker *workers;
 	int nworkers;

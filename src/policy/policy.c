@@ -5,6 +5,7 @@
 #include "core/clock.h"
 #include "core/util.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,20 @@
 #define CACHE_MAX_TEXT (64u * 1024)   /* longer statements are parsed every time, not kept */
 
 /* ---- parse cache ---- */
+
+#define SAMPLE_MAX_NS 50000u   /* a timed sample longer than this was preempted: not counted */
+
+/* Add one timed sample (since t0) to a counter pair. */
+static void sample(atomic_ullong *count, atomic_ullong *total_ns, const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	uint64_t ns = (uint64_t)(t1.tv_sec - t0->tv_sec) * 1000000000ull + (uint64_t)(t1.tv_nsec - t0->tv_nsec);
+	if (ns > SAMPLE_MAX_NS)
+		return;
+	atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(total_ns, ns, memory_order_relaxed);
+}
 
 struct gw_sqlcache {
 	gw_map map;
@@ -92,9 +107,14 @@ gw_sqlc *gw_sqlcache_get(gw_sqlcache *c, const char *text, size_t len)
 			return e;
 		}
 	}
-	atomic_fetch_add_explicit(&c->stats.misses, 1, memory_order_relaxed);
+	uint64_t n = atomic_fetch_add_explicit(&c->stats.misses, 1, memory_order_relaxed);
+	struct timespec t0;
+	if ((n & 63) == 0)
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 	gw_sqlc *e = gw_xcalloc(1, sizeof(*e));
 	e->rc = gw_sql_parse(text, &e->sql);
+	if ((n & 63) == 0)
+		sample(&c->stats.parse_timed, &c->stats.parse_ns, &t0);
 	e->refs = 1;
 	if (cacheable) {
 		if (c->map.n >= c->max)
@@ -104,6 +124,103 @@ gw_sqlc *gw_sqlcache_get(gw_sqlcache *c, const char *text, size_t len)
 		gw_map_put(&c->map, text, len, e);
 	}
 	return e;
+}
+
+/* ---- catalog facts shared per connection ---- */
+
+#define CATCACHE_TTL_US (60ull * 1000000)
+#define CATCACHE_MAX 20000
+
+struct gw_catcache {
+	pthread_mutex_t lock;
+	gw_map map;             /* path_key \1 kind name → entry */
+};
+
+typedef struct cat_entry {
+	uint64_t at;            /* gw_mono_us() when learnt */
+	char value[];           /* "1"/"2" (function read-only / not), or a schema ("" unknown) */
+} cat_entry;
+
+gw_catcache *gw_catcache_new(void)
+{
+	gw_catcache *c = gw_xcalloc(1, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+void gw_catcache_free(gw_catcache *c)
+{
+	if (!c)
+		return;
+	gw_map_clear(&c->map, free);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static size_t cat_key(const gw_pctx *p, char kind, const char *name, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "%s\1%c%s", p->path_key, kind, name);
+	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+/* The shared fact, copied out; false when unknown or stale. */
+static bool cat_get(gw_pctx *p, char kind, const char *name, char *val, size_t cap)
+{
+	char key[600];
+	size_t kl = cat_key(p, kind, name, key, sizeof(key));
+	if (!p->shared || p->path_changed || !kl)
+		return false;
+	bool found = false;
+	pthread_mutex_lock(&p->shared->lock);
+	cat_entry *e = gw_map_get(&p->shared->map, key, kl);
+	if (e && gw_mono_us() - e->at < CATCACHE_TTL_US) {
+		snprintf(val, cap, "%s", e->value);
+		found = true;
+	}
+	pthread_mutex_unlock(&p->shared->lock);
+	return found;
+}
+
+static void cat_put(gw_pctx *p, char kind, const char *name, const char *val)
+{
+	char key[600];
+	size_t kl = cat_key(p, kind, name, key, sizeof(key));
+	if (!p->shared || p->path_changed || !kl)
+		return;
+	size_t vl = strlen(val);
+	cat_entry *e = gw_xmalloc(sizeof(*e) + vl + 1);
+	e->at = gw_mono_us();
+	memcpy(e->value, val, vl + 1);
+	pthread_mutex_lock(&p->shared->lock);
+	if (p->shared->map.n >= CATCACHE_MAX)
+		gw_map_clear(&p->shared->map, free); /* rare: start over rather than grow without bound */
+	free(gw_map_put(&p->shared->map, key, kl, e));
+	pthread_mutex_unlock(&p->shared->lock);
+}
+
+void gw_pctx_share(gw_pctx *p, gw_catcache *shared, const char *search_path)
+{
+	p->shared = shared;
+	snprintf(p->path_key, sizeof(p->path_key), "%s", search_path ? search_path : "");
+	if (search_path && strlen(search_path) >= sizeof(p->path_key))
+		p->shared = NULL;
+}
+
+void gw_pctx_ran(gw_pctx *p, const gw_sqlc *q)
+{
+	uint32_t f = 0;
+	for (size_t i = 0; i < q->sql.nstmts; i++)
+		f |= q->sql.stmts[i].flags;
+	if (!(f & (GW_SQL_F_SEARCH_PATH | GW_SQL_F_SESSION_RESET)))
+		return;
+	/* Names may now resolve elsewhere: forget what this session learnt. */
+	gw_map_clear(&p->fn_read, NULL);
+	gw_map_clear(&p->rel_schema, free);
+	const gw_sql_stmt *last = q->sql.nstmts ? &q->sql.stmts[q->sql.nstmts - 1] : NULL;
+	if (f & GW_SQL_F_SEARCH_PATH)
+		p->path_changed = true;
+	if (last && (last->flags & GW_SQL_F_SESSION_RESET) && !(last->flags & GW_SQL_F_SEARCH_PATH))
+		p->path_changed = false; /* back to the startup search_path */
 }
 
 /* ---- entitlements ---- */
@@ -581,27 +698,33 @@ static bool needs_lookup(gw_pctx *p, const gw_sql *sql)
 		return false;
 	for (size_t i = 0; i < sql->nstmts; i++) {
 		const gw_sql_stmt *st = &sql->stmts[i];
-		for (size_t j = 0; j < st->nfunctions; j++)
-			if (!gw_map_get(&p->fn_read, st->functions[j], strlen(st->functions[j])))
+		for (size_t j = 0; j < st->nfunctions; j++) {
+			const char *fn = st->functions[j];
+			if (gw_map_get(&p->fn_read, fn, strlen(fn)))
+				continue;
+			char v[8];
+			if (!cat_get(p, 'f', fn, v, sizeof(v)))
 				return true;
+			gw_map_put(&p->fn_read, fn, strlen(fn), v[0] == '1' ? (void *)1 : (void *)2);
+		}
 		if (p->has_tables)
-			for (size_t j = 0; j < st->nrelations; j++)
-				if (!strchr(st->relations[j], '.') &&
-					!gw_map_get(&p->rel_schema, st->relations[j], strlen(st->relations[j])))
+			for (size_t j = 0; j < st->nrelations; j++) {
+				const char *rel = st->relations[j];
+				if (strchr(rel, '.') || gw_map_get(&p->rel_schema, rel, strlen(rel)))
+					continue;
+				char v[128];
+				if (!cat_get(p, 'r', rel, v, sizeof(v)))
 					return true;
+				gw_map_put(&p->rel_schema, rel, strlen(rel), gw_xstrdup(v));
+			}
 	}
 	return false;
 }
 
 static void timed_end(gw_pctx *p, const struct timespec *t0)
 {
-	if (!t0 || !p->stats)
-		return;
-	struct timespec t1;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	uint64_t ns = (uint64_t)(t1.tv_sec - t0->tv_sec) * 1000000000ull + (uint64_t)(t1.tv_nsec - t0->tv_nsec);
-	atomic_fetch_add_explicit(&p->stats->timed, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&p->stats->timed_ns, ns, memory_order_relaxed);
+	if (t0 && p->stats)
+		sample(&p->stats->timed, &p->stats->timed_ns, t0);
 }
 
 typedef struct judged {
@@ -849,8 +972,10 @@ void gw_policy_lookup_row(gw_pctx *p, char *const *cols, int ncols)
 	if (!strcmp(cols[0], "f")) {
 		bool ro = cols[2] && !strcmp(cols[2], "true");
 		gw_map_put(&p->fn_read, cols[1], strlen(cols[1]), ro ? (void *)1 : (void *)2);
+		cat_put(p, 'f', cols[1], ro ? "1" : "2");
 	} else if (!strcmp(cols[0], "r")) {
 		free(gw_map_put(&p->rel_schema, cols[1], strlen(cols[1]), gw_xstrdup(cols[2] ? cols[2] : "")));
+		cat_put(p, 'r', cols[1], cols[2] ? cols[2] : "");
 	}
 }
 

@@ -44,7 +44,7 @@ typedef struct gw_sqlcache gw_sqlcache;
 
 /* Counters, per worker: hits, misses; decisions and the nanoseconds they took (1 in 64 timed). */
 typedef struct gw_policy_stats {
-	atomic_ullong hits, misses, decisions, timed, timed_ns;
+	atomic_ullong hits, misses, decisions, timed, timed_ns, parse_timed, parse_ns;
 } gw_policy_stats;
 
 gw_sqlcache *gw_sqlcache_new(size_t max_entries);
@@ -54,6 +54,15 @@ void gw_sqlcache_free(gw_sqlcache *c);
 gw_sqlc *gw_sqlcache_get(gw_sqlcache *c, const char *text, size_t len);
 void gw_sqlc_ref(gw_sqlc *e);
 void gw_sqlc_unref(gw_sqlc *e);
+
+/*
+ * Catalog facts (function volatility, where an unqualified table resolves)
+ * shared by the sessions of one connection that still have their startup
+ * search_path, kept 60 s: a new session then needs no lookup round trip.
+ */
+typedef struct gw_catcache gw_catcache;
+gw_catcache *gw_catcache_new(void);
+void gw_catcache_free(gw_catcache *c);
 
 /* ---- a session's entitlements and decisions ---- */
 
@@ -82,6 +91,9 @@ typedef struct gw_pctx {
 	gw_map rel_schema;          /* unqualified relation → strdup'd schema ("" unknown) */
 	gw_map prepared;            /* statement name → gw_sqlc* (protocol and SQL PREPARE) */
 	gw_policy_stats *stats;     /* the worker's */
+	gw_catcache *shared;        /* the connection's, or NULL */
+	char path_key[256];         /* the startup search_path: the shared cache's key prefix */
+	bool path_changed;          /* search_path was set in this session: the shared cache no longer applies */
 	bool no_lookup;             /* decide on what is known: unknown functions/relations fail closed */
 } gw_pctx;
 
@@ -100,6 +112,10 @@ typedef struct gw_decision {
 
 void gw_pctx_init(gw_pctx *p, const gw_config *cfg, gw_grants *grants, const char *identity,
 	const char *groups, const char *connection);
+/* Share catalog facts with the connection's other sessions (search_path: the startup value, or NULL). */
+void gw_pctx_share(gw_pctx *p, gw_catcache *shared, const char *search_path);
+/* An allowed message ran: a search_path change or a reset makes the known catalog facts stale. */
+void gw_pctx_ran(gw_pctx *p, const gw_sqlc *q);
 void gw_pctx_free(gw_pctx *p);
 /* Rebuild the entitlements when the grants changed. True when read_only changed. */
 bool gw_pctx_refresh(gw_pctx *p, int64_t now);

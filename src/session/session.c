@@ -647,6 +647,7 @@ static int policy_query(gw_session *s, const uint8_t *msg, size_t m)
 		if (allow) {
 			gw_buf_append(&s->up->tx, msg, m);
 			note_prepares(s, q);
+			gw_pctx_ran(&s->pol, q);
 			if (q->sql.nstmts && (q->sql.stmts[q->sql.nstmts - 1].flags & GW_SQL_F_SESSION_RESET))
 				reapply_settings(s);
 		}
@@ -738,6 +739,7 @@ static int policy_bind(gw_session *s, const uint8_t *msg, size_t m)
 	}
 	if (reset)
 		s->reset_in_group = true;
+	gw_pctx_ran(&s->pol, q);
 	gw_buf_append(&s->up->tx, msg, m);
 	return MSG_DONE;
 }
@@ -1491,6 +1493,11 @@ void gw_session_start(gw_worker *wk, gw_conn *conn, const struct sockaddr_storag
 		s->policy_on = true;
 		gw_pctx_init(&s->pol, s->gw->cfg, s->gw->grants, ident->name, ident->groups, tmpl.connection);
 		s->pol.stats = gw_sqlcache_stats(wk->sqlcache);
+		const char *sp = NULL;
+		for (size_t i = 0; i < s->nset; i++)
+			if (!strcmp(s->set_kv[2 * i], "search_path"))
+				sp = s->set_kv[2 * i + 1];
+		gw_pctx_share(&s->pol, s->gw->catcaches[gw_pool_cfg(pool) - s->gw->cfg->conns], sp);
 		/* A read session runs read-only upstream; the client cannot set this itself (startup_param_allowed). */
 		add_set(s, "default_transaction_read_only", s->pol.read_only ? "on" : "off");
 		if (!s->pol.nents)

@@ -93,6 +93,9 @@ def setup_module():
     pg.sql("CREATE DATABASE app OWNER gw_scram")
     pg.sql_file(fixture, db="app")
     pg.sql(FINGERPRINT_FN, db="app")
+    # A volatile namesake of the STABLE public.invoice_total, found first once search_path puts "other" first.
+    pg.sql("CREATE FUNCTION other.invoice_total(int) RETURNS numeric LANGUAGE sql VOLATILE AS 'SELECT 0::numeric'",
+           db="app")
     # The upstream role owns what the fixture made, so that allowed cases really run.
     pg.sql("DO $$DECLARE r record; BEGIN "
            "FOR r IN SELECT nspname FROM pg_namespace WHERE nspname IN ('public', 'other') LOOP "
@@ -428,6 +431,25 @@ def test_user_function_volatility_from_catalog():
         c.execute("BEGIN")
         c.execute("SELECT public.bump()")
         c.execute("ROLLBACK")
+    finally:
+        c.close()
+
+
+def test_search_path_change_forgets_catalog_facts():
+    """A function learnt as STABLE is looked up again after SET search_path: the name may now mean a
+    volatile namesake. RESET ALL brings the startup search_path (and the shared facts) back."""
+    c = connect("r-agent")
+    try:
+        cur = psycopg.ClientCursor(c)
+        cur.execute("SELECT invoice_total(1) IS NULL OR true")
+        cur.execute("SET search_path = other, public")
+        try:
+            cur.execute("SELECT invoice_total(1) IS NULL OR true")
+            raise AssertionError("the volatile other.invoice_total passed as a read")
+        except psycopg.errors.InsufficientPrivilege as e:
+            assert "admin" in str(e), str(e)
+        cur.execute("RESET ALL")
+        cur.execute("SELECT invoice_total(1) IS NULL OR true")
     finally:
         c.close()
 
