@@ -137,3 +137,37 @@ GW_TEST(config_secret_inline_refused)
 	unlink(p);
 	free(p);
 }
+
+#include "core/map.h"
+
+GW_TEST(map_put_get_del_grow)
+{
+	gw_map m = {0};
+	char key[32];
+	for (long i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "k%ld", i);
+		CHECK(gw_map_put(&m, key, strlen(key), (void *)(i + 1)) == NULL);
+	}
+	CHECK(m.n == 5000);
+	for (long i = 0; i < 5000; i += 2) {
+		snprintf(key, sizeof(key), "k%ld", i);
+		CHECK(gw_map_del(&m, key, strlen(key)) == (void *)(i + 1));
+	}
+	for (long i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "k%ld", i);
+		CHECK(gw_map_get(&m, key, strlen(key)) == (i % 2 ? (void *)(i + 1) : NULL));
+	}
+	/* Churn through deletes and inserts: tombstones are reused or rehashed away. */
+	for (long r = 0; r < 20000; r++) {
+		snprintf(key, sizeof(key), "c%ld", r);
+		gw_map_put(&m, key, strlen(key), (void *)1);
+		CHECK(gw_map_del(&m, key, strlen(key)) == (void *)1);
+	}
+	CHECK(m.n == 2500 && m.cap <= 8192);
+	CHECK(gw_map_put(&m, "k1", 2, (void *)7) == (void *)2);
+	/* Keys are bytes with a length: "" and embedded NULs are fine. */
+	CHECK(gw_map_put(&m, "", 0, (void *)9) == NULL && gw_map_get(&m, "", 0) == (void *)9);
+	CHECK(gw_map_put(&m, "a\0b", 3, (void *)3) == NULL && gw_map_get(&m, "a\0c", 3) == NULL);
+	gw_map_clear(&m, NULL);
+	CHECK(m.n == 0 && m.cap == 0);
+}

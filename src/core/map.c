@@ -53,8 +53,8 @@ static void grow(gw_map *m)
 {
 	gw_map old = *m;
 	m->cap = old.cap ? old.cap * 2 : 16;
-	if (old.n * 4 < old.cap)
-		m->cap = old.cap; /* mostly tombstones: rehash at the same size */
+	if (old.n * 2 < old.cap)
+		m->cap = old.cap; /* at most half live, the rest tombstones: rehash at the same size */
 	m->slots = gw_xcalloc(m->cap, sizeof(gw_map_slot));
 	m->n = m->used = 0;
 	for (size_t i = 0; i < old.cap; i++) {

@@ -72,6 +72,7 @@ void gw_sqlc_unref(gw_sqlc *e)
 {
 	if (e && --e->refs == 0) {
 		gw_sql_free(&e->sql);
+		free(e->text);
 		free(e);
 	}
 }
@@ -113,6 +114,8 @@ gw_sqlc *gw_sqlcache_get(gw_sqlcache *c, const char *text, size_t len)
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 	gw_sqlc *e = gw_xcalloc(1, sizeof(*e));
 	e->rc = gw_sql_parse(text, &e->sql);
+	e->text = gw_xstrndup(text, len);
+	e->len = len;
 	if ((n & 63) == 0)
 		sample(&c->stats.parse_timed, &c->stats.parse_ns, &t0);
 	e->refs = 1;

@@ -33,6 +33,8 @@
 
 typedef struct gw_sqlc {
 	gw_sql sql;
+	char *text;          /* the statement text (reviews match on it) */
+	size_t len;
 	int rc;              /* gw_sql_parse's: 0, or -1 (sql.error) */
 	int refs;
 	uint64_t hash;

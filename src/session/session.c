@@ -730,13 +730,10 @@ static int policy_bind(gw_session *s, const uint8_t *msg, size_t m)
 			"follows DISCARD ALL / RESET ALL.");
 		snprintf(d.hint, sizeof(d.hint), "Send Sync right after the reset.");
 	}
-	if (d.verdict != GW_DECIDE_ALLOW) {
-		if (d.verdict == GW_DECIDE_REVIEW) {
-			/* Reviews are asked for at Parse; a Bind of a statement in review is refused the same way. */
-			review_passes(s, (const uint8_t *)"", 0, &d);
-		}
+	if (d.verdict == GW_DECIDE_REVIEW && review_passes(s, (const uint8_t *)q->text, q->len, &d))
+		d.verdict = GW_DECIDE_ALLOW; /* approved since its Parse: runs once */
+	if (d.verdict != GW_DECIDE_ALLOW)
 		return deny(s, &d, true) ? MSG_DONE : MSG_ENDED;
-	}
 	if (reset)
 		s->reset_in_group = true;
 	gw_pctx_ran(&s->pol, q);

@@ -194,6 +194,17 @@ def test_review_runs_once_after_approval():
             raise AssertionError("an approved review ran twice")
         except psycopg.errors.InsufficientPrivilege as e:
             assert "requires review" in e.diag.message_primary
+        # The extended protocol: decided at Parse, the approved review used once (Parse, then its Bind).
+        ext = "CREATE TABLE reviewed_ext (a int)"
+        try:
+            c.execute(ext, binary=True)
+            raise AssertionError("ddl ran without review (extended)")
+        except psycopg.errors.InsufficientPrivilege as e:
+            rid = int(e.diag.message_primary.rsplit("#", 1)[1])
+        st, body = api("POST", "/v1/reviews/%d/approve" % rid, {}, who="bob")
+        assert st == 200, (st, body)
+        c.execute(ext, binary=True)
+        assert S["pg"].sql("SELECT to_regclass('reviewed_ext') IS NOT NULL", db="app") == "t"
     finally:
         c.close()
 

@@ -5,6 +5,7 @@
 	X(util_duration) \
 	X(util_hostport) \
 	X(util_base64) \
+	X(map_put_get_del_grow) \
 	X(pgwire_frame) \
 	X(pgwire_startup_ok) \
 	X(pgwire_startup_malformed) \
