@@ -29,10 +29,13 @@ static void sample(atomic_ullong *count, atomic_ullong *total_ns, const struct t
 	atomic_fetch_add_explicit(total_ns, ns, memory_order_relaxed);
 }
 
+#define SEEN_SLOTS 8192      /* admission filter: a text is cached the second time it is seen */
+
 struct gw_sqlcache {
 	gw_map map;
 	size_t max;
 	size_t hand;            /* clock hand over map slots */
+	uint32_t seen[SEEN_SLOTS]; /* hash tags of texts seen once (direct-mapped; a collision only delays caching) */
 	gw_policy_stats stats;
 };
 
@@ -107,6 +110,17 @@ gw_sqlc *gw_sqlcache_get(gw_sqlcache *c, const char *text, size_t len)
 			e->refs++;
 			return e;
 		}
+		/*
+		 * A text seen for the first time is not kept: a simple-protocol query
+		 * with literals (WHERE id = 4711) rarely comes back, and keeping it
+		 * would only evict one that does. The second sighting keeps it.
+		 */
+		uint64_t h = gw_hash(text, len);
+		uint32_t *tag = &c->seen[h & (SEEN_SLOTS - 1)];
+		if (*tag != (uint32_t)(h >> 32)) {
+			*tag = (uint32_t)(h >> 32);
+			cacheable = false;
+		}
 	}
 	uint64_t n = atomic_fetch_add_explicit(&c->stats.misses, 1, memory_order_relaxed);
 	struct timespec t0;
@@ -169,10 +183,12 @@ static size_t cat_key(const gw_pctx *p, char kind, const char *name, char *out, 
 /* The shared fact, copied out; false when unknown or stale. */
 static bool cat_get(gw_pctx *p, char kind, const char *name, char *val, size_t cap)
 {
+	if (!p->shared || p->path_changed)
+		return false;
 	char key[600];
 	size_t kl = cat_key(p, kind, name, key, sizeof(key));
-	if (!p->shared || p->path_changed || !kl)
-		return false;
+	if (!kl)
+		return false; /* a key over 600 bytes is never shared */
 	bool found = false;
 	pthread_mutex_lock(&p->shared->lock);
 	cat_entry *e = gw_map_get(&p->shared->map, key, kl);
@@ -186,9 +202,11 @@ static bool cat_get(gw_pctx *p, char kind, const char *name, char *val, size_t c
 
 static void cat_put(gw_pctx *p, char kind, const char *name, const char *val)
 {
+	if (!p->shared || p->path_changed)
+		return;
 	char key[600];
 	size_t kl = cat_key(p, kind, name, key, sizeof(key));
-	if (!p->shared || p->path_changed || !kl)
+	if (!kl)
 		return;
 	size_t vl = strlen(val);
 	cat_entry *e = gw_xmalloc(sizeof(*e) + vl + 1);
@@ -204,9 +222,8 @@ static void cat_put(gw_pctx *p, char kind, const char *name, const char *val)
 void gw_pctx_share(gw_pctx *p, gw_catcache *shared, const char *search_path)
 {
 	p->shared = shared;
-	snprintf(p->path_key, sizeof(p->path_key), "%s", search_path ? search_path : "");
-	if (search_path && strlen(search_path) >= sizeof(p->path_key))
-		p->shared = NULL;
+	free(p->path_key);
+	p->path_key = gw_xstrdup(search_path ? search_path : "");
 }
 
 void gw_pctx_ran(gw_pctx *p, const gw_sqlc *q)
@@ -357,6 +374,7 @@ static void unref_v(void *v)
 void gw_pctx_free(gw_pctx *p)
 {
 	free_ents(p);
+	free(p->path_key);
 	gw_map_clear(&p->fn_read, NULL);
 	gw_map_clear(&p->rel_schema, free);
 	gw_map_clear(&p->prepared, unref_v);

@@ -94,7 +94,7 @@ typedef struct gw_pctx {
 	gw_map prepared;            /* statement name → gw_sqlc* (protocol and SQL PREPARE) */
 	gw_policy_stats *stats;     /* the worker's */
 	gw_catcache *shared;        /* the connection's, or NULL */
-	char path_key[256];         /* the startup search_path: the shared cache's key prefix */
+	char *path_key;             /* the startup search_path: the shared cache's key prefix */
 	bool path_changed;          /* search_path was set in this session: the shared cache no longer applies */
 	bool no_lookup;             /* decide on what is known: unknown functions/relations fail closed */
 } gw_pctx;

@@ -79,7 +79,7 @@ struct gw_session {
 		bool ext;              /* DENY in an extended-protocol group */
 		uint64_t at;
 		gw_decision *deny;     /* DENY: what the client is told */
-	} gwq[64];
+	} gwq[24];
 	int gwq_head, gwq_n;
 	uint64_t rfq_sent, rfq_recv; /* client ReadyForQuery messages asked for / received */
 	/* policy (cfg->has_policies) */
@@ -581,15 +581,20 @@ static int policy_gate(gw_session *s, gw_sqlc *q, const uint8_t *text, size_t le
 	gw_decision d;
 	*allow = false;
 	s->review_used = false;
-	if (!parser_state_ok(s, &d))
+	/* A failed lookup belongs to this message (it waited for it): used below or dropped. */
+	gw_decision *failed = s->lookup_fail;
+	s->lookup_fail = NULL;
+	if (!parser_state_ok(s, &d)) {
+		free(failed);
 		return deny(s, &d, ext) ? MSG_DONE : MSG_ENDED;
+	}
 	gw_policy_decide(&s->pol, q, gw_policy_now(), &d);
-	if (d.verdict == GW_DECIDE_LOOKUP && s->lookup_fail) {
-		/* The lookup for this message failed (e.g. the transaction is aborted): refuse with the server's reason. */
-		bool ok = deny(s, s->lookup_fail, ext);
-		free(s->lookup_fail);
-		s->lookup_fail = NULL;
-		return ok ? MSG_DONE : MSG_ENDED;
+	if (failed) {
+		/* The lookup failed (e.g. the transaction is aborted): refuse with the server's reason. */
+		bool ok = d.verdict != GW_DECIDE_LOOKUP || deny(s, failed, ext);
+		free(failed);
+		if (d.verdict == GW_DECIDE_LOOKUP)
+			return ok ? MSG_DONE : MSG_ENDED;
 	}
 	if (d.verdict == GW_DECIDE_LOOKUP) {
 		if (!s->unsynced) {

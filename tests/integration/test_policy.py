@@ -454,6 +454,27 @@ def test_search_path_change_forgets_catalog_facts():
         c.close()
 
 
+def test_lookup_in_failed_transaction():
+    """A catalog lookup inside an aborted transaction fails like any statement would (25P02); nothing
+    is cached from it, and after ROLLBACK the same statement is looked up and runs."""
+    c = connect("r-agent")
+    try:
+        c.execute("BEGIN")
+        try:
+            c.execute("SELECT 1/0")
+        except psycopg.errors.DivisionByZero:
+            pass
+        try:
+            c.execute("SELECT reverse('abc')")
+            raise AssertionError("ran in an aborted transaction")
+        except psycopg.errors.InFailedSqlTransaction:
+            pass
+        c.execute("ROLLBACK")
+        assert c.execute("SELECT reverse('abc') IS NOT NULL").fetchone() == (True,)
+    finally:
+        c.close()
+
+
 def test_windows_with_injected_now():
     """PGMOAT_TEST_NOW = Wed 2026-11-25 12:00 UTC (13:00 in Berlin): the day window is open, the night one closed."""
     c = connect("day-agent")
