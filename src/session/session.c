@@ -60,6 +60,7 @@ struct gw_session {
 	size_t nset;
 	frame cf, sf;
 	bool unsynced;
+	bool copy_in;          /* the server is in COPY FROM STDIN (it ignores Sync and Flush) */
 	/*
 	 * What the gateway itself put in the server's stream, in send order:
 	 *  - OWN: a query of its own (the prelude of startup settings, their
@@ -343,6 +344,7 @@ static void attach(gw_session *s, gw_server *srv)
 	s->up->io.ud = s;
 	s->rfq_sent = s->rfq_recv = 0;
 	s->unsynced = false;
+	s->copy_in = false;
 	memset(&s->sf, 0, sizeof(s->sf));
 	gw_registry_set_upstream(s->gw->reg, s->reg, gw_pool_cfg(s->pool), gw_server_pid(srv), gw_server_key(srv));
 	gwq_clear(s);
@@ -625,6 +627,23 @@ static int policy_gate(gw_session *s, gw_sqlc *q, const uint8_t *text, size_t le
 	return deny(s, &d, ext) ? MSG_DONE : MSG_ENDED;
 }
 
+/*
+ * A message whose strings are malformed: refused as PostgreSQL refuses it
+ * (ERROR 08P01, the session goes on), never passed on undecided.
+ */
+static int refuse_malformed(gw_session *s, const char *what, bool ext)
+{
+	gw_decision d;
+	memset(&d, 0, sizeof(d));
+	d.verdict = GW_DECIDE_DENY;
+	d.cls = GW_SQL_ADMIN;
+	memcpy(d.sqlstate, "08P01", 6);
+	snprintf(d.rule, sizeof(d.rule), "protocol");
+	snprintf(d.message, sizeof(d.message), "pgmoat: invalid %s message: its strings are not NUL-terminated "
+		"within the message", what);
+	return deny(s, &d, ext) ? MSG_DONE : MSG_ENDED;
+}
+
 static void note_prepares(gw_session *s, gw_sqlc *q)
 {
 	for (size_t i = 0; i < q->sql.nstmts; i++)
@@ -638,8 +657,10 @@ static int policy_query(gw_session *s, const uint8_t *msg, size_t m)
 	const uint8_t *body = msg + 5;
 	size_t n = m - 5;
 	if (n == 0 || body[n - 1] != 0 || memchr(body, 0, n) != body + n - 1) {
-		session_fatal(s, "08P01", "pgmoat: malformed Query message");
-		return MSG_ENDED;
+		int r = refuse_malformed(s, "Query", false);
+		if (r == MSG_DONE)
+			s->rfq_sent++;
+		return r;
 	}
 	if (!s->unsynced)
 		policy_refresh(s);
@@ -667,8 +688,8 @@ static int policy_parse(gw_session *s, const uint8_t *msg, size_t m)
 	const uint8_t *p = msg + 5, *end = msg + m;
 	const char *name = take_str(&p, end), *text = name ? take_str(&p, end) : NULL;
 	if (!text) {
-		session_fatal(s, "08P01", "pgmoat: malformed Parse message");
-		return MSG_ENDED;
+		s->unsynced = true;
+		return refuse_malformed(s, "Parse", true);
 	}
 	if (!s->unsynced)
 		policy_refresh(s);
@@ -698,8 +719,8 @@ static int policy_bind(gw_session *s, const uint8_t *msg, size_t m)
 	const uint8_t *p = msg + 5, *end = msg + m;
 	const char *portal = take_str(&p, end), *name = portal ? take_str(&p, end) : NULL;
 	if (!name) {
-		session_fatal(s, "08P01", "pgmoat: malformed Bind message");
-		return MSG_ENDED;
+		s->unsynced = true;
+		return refuse_malformed(s, "Bind", true);
 	}
 	s->unsynced = true;
 	gw_sqlc *q = gw_pctx_prepared(&s->pol, name);
@@ -762,6 +783,26 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		session_end(s);
 		return MSG_ENDED;
 	case 'Q':
+	case 'F':
+		if (s->unsynced) {
+			/*
+			 * A Query or FunctionCall between extended-protocol messages and
+			 * their Sync: PostgreSQL runs it, or skips it when the sequence
+			 * already failed, so whether a ReadyForQuery follows is unknowable
+			 * here. Refused as part of the sequence (ERROR 08P01; the server
+			 * then skips to Sync), which keeps every response's owner certain.
+			 */
+			gw_decision d;
+			memset(&d, 0, sizeof(d));
+			d.verdict = GW_DECIDE_DENY;
+			memcpy(d.sqlstate, "08P01", 6);
+			snprintf(d.rule, sizeof(d.rule), "protocol");
+			snprintf(d.message, sizeof(d.message), "pgmoat: a %s message inside an unfinished extended-protocol "
+				"sequence is not supported; send Sync first", type == 'Q' ? "Query" : "FunctionCall");
+			return deny(s, &d, true) ? MSG_DONE : MSG_ENDED;
+		}
+		if (type == 'F')
+			break;
 		if (s->policy_on)
 			return policy_query(s, msg, m);
 		s->rfq_sent++;
@@ -769,6 +810,10 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		gw_buf_append(&s->up->tx, msg, m);
 		reapply_after_reset(s, msg + 5, m - 5);
 		return MSG_DONE;
+	default:
+		break;
+	}
+	switch (type) {
 	case 'F':
 		atomic_fetch_add(&s->reg->statements, 1);
 		if (s->policy_on) {
@@ -784,6 +829,8 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		s->rfq_sent++;
 		break;
 	case 'S':
+		if (s->copy_in)
+			break; /* ignored by the server during COPY FROM STDIN: no ReadyForQuery of its own */
 		s->rfq_sent++;
 		s->unsynced = false;
 		gw_buf_append(&s->up->tx, msg, m);
@@ -812,12 +859,15 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		s->unsynced = true;
 		break;
 	case 'D':
-	case 'H':
 		s->unsynced = true;
 		break;
-	case 'd':
+	case 'H':
+		break; /* Flush neither opens a sequence nor can fail */
 	case 'c':
 	case 'f':
+		s->copy_in = false;
+		break;
+	case 'd':
 		break;
 	default:
 		session_fatal(s, "08P01", "pgmoat: invalid frontend message type %d", type);
@@ -1019,14 +1069,19 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		return own_message(s, own, type, msg, m);
 	}
 	switch (type) {
+	case 'G':
+		s->copy_in = true;
+		break;
 	case 'Z':
 		s->rows = 0;
 		s->cut = false;
+		s->copy_in = false;
 		gwq_ready(s);
 		break;
 	case 'E': {
 		s->rows = 0;
 		s->cut = false;
+		s->copy_in = false;
 		struct gwq_ent *d = gwq_active(s, GWQ_DENY);
 		if (d) {
 			char text[200] = "";

@@ -1447,10 +1447,14 @@ def setup_module():
     pg.sql("CREATE TABLE fuzz (a int, b text); GRANT ALL ON fuzz TO gw_scram", db="app")
     conns = [dict(name="main", host="127.0.0.1", port=pg.port, database="app", user="gw_scram",
                   password="env:GW_SCRAM_PW", sslmode="disable", pool=40)]
+    # Policies on: every Query, Parse, Bind and FunctionCall also goes through the classifier and the
+    # decision path (admin scope allows what the fuzz needs; the guardrails deny some of it).
+    policies = ("policies:\n  - name: fuzz-admin\n    who: [group:fuzz]\n    connections: [main]\n"
+                "    scope: admin\n    guardrails: [no_delete_without_where, no_drop, no_truncate]\n")
     gw = Gateway(pg, tls=certs, connections=conns, env={"GW_SCRAM_PW": "scram-pw"},
-                 extra="limits:\n  auth_timeout: 2s\n  max_message_size: 16MB\n").start()
-    ident, token = gw.agent("fuzz-agent")
-    mon_ident, mon_token = gw.agent("monitor-agent")
+                 extra="limits:\n  auth_timeout: 2s\n  max_message_size: 16MB\n" + policies).start()
+    ident, token = gw.agent("fuzz-agent", ["fuzz"])
+    mon_ident, mon_token = gw.agent("monitor-agent", ["fuzz"])
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE

@@ -373,6 +373,24 @@ def test_extended_protocol_sync_rules():
         rs.close()
 
 
+def test_query_inside_extended_sequence_refused():
+    """A simple Query between Parse/Bind and their Sync: ERROR 08P01 inside the sequence, which the server
+    then skips to Sync; every answer still reaches its own message."""
+    rs = raw_session("a-agent")
+    try:
+        rs.sock.sendall(msg(b"P", cstr("") + cstr("SELECT 7") + b"\0\0") + msg(b"B", cstr("") + cstr("") + b"\0" * 6) +
+                        msg(b"Q", cstr("SELECT 8")) + msg(b"E", cstr("") + b"\0\0\0\0") + msg(b"S") +
+                        msg(b"Q", cstr("SELECT 9")))
+        g1 = read_until_ready(rs)
+        assert [t for t, _ in g1] == [b"1", b"2", b"E", b"Z"], g1
+        f = error_fields(g1[2][1])
+        assert f["C"] == "08P01" and "send Sync first" in f["M"], f
+        g2 = read_until_ready(rs)
+        assert [t for t, _ in g2] == [b"T", b"D", b"C", b"Z"] and b"9" in g2[1][1], g2
+    finally:
+        rs.close()
+
+
 def test_function_call_denied_below_admin():
     """The fast-path FunctionCall names a function by OID only: admin scope."""
     rs = raw_session("r-agent")
