@@ -531,10 +531,12 @@ static void kw_scope(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
 	if (!s)
 		return;
 	int v = class_from(s);
-	if (v < 0)
+	if (v < 0) {
 		cfg_err(c, n, "%s: expected read, write, ddl or admin, got '%s'", key, s);
-	else
+		*(int *)dst = -2; /* present but wrong: said once */
+	} else {
 		*(int *)dst = v;
+	}
 }
 
 static void kw_tables(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
@@ -561,7 +563,7 @@ static void kw_windows(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
 		char why[256];
 		gw_window *w = gw_window_parse(specs.v[i], why, sizeof(why));
 		if (!w) {
-			cfg_err(c, n, "%s: \"%s\": %s (expected e.g. \"Mon-Fri 08:00-20:00 Europe/Berlin\")", key, specs.v[i], why);
+			cfg_err(c, n, "%s: \"%s\": %s", key, specs.v[i], why);
 			continue;
 		}
 		p->windows = gw_xrealloc(p->windows, (p->n_windows + 1) * sizeof(gw_window *));
@@ -728,7 +730,7 @@ static void kw_policies(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
 			cfg_err(c, v, "%s: policy '%s' needs who: [group:NAME or identity:NAME, ...]", key, nm);
 		if (!p->connections.n)
 			cfg_err(c, v, "%s: policy '%s' needs connections: [NAME, ...]", key, nm);
-		if (p->scope < 0)
+		if (p->scope == -1)
 			cfg_err(c, v, "%s: policy '%s' needs scope: read, write, ddl or admin", key, nm);
 		if (p->has_approval && !p->jit)
 			cfg_err(c, v, "%s: policy '%s': approval: applies to access: jit only", key, nm);

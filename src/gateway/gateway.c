@@ -8,6 +8,7 @@
  */
 #include "gateway/gateway.h"
 #include "core/clock.h"
+#include "net/tls.h"
 #include "policy/policy.h"
 #include "access/access.h"
 #include "admin/http.h"
@@ -168,6 +169,13 @@ int gw_serve(const char *config_path)
 	gw_gateway *gw = &gw_s;
 	gw->cfg = cfg;
 	gw->started_wall_us = gw_wall_us();
+	{
+		uint8_t rnd[8];
+		gw_random_bytes(rnd, sizeof(rnd));
+		int k = snprintf(gw->denied_stmt, sizeof(gw->denied_stmt), "pgmoat.denied.");
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			k += snprintf(gw->denied_stmt + k, sizeof(gw->denied_stmt) - (size_t)k, "%02x", rnd[i]);
+	}
 	char err[512] = "";
 	int rc = 1;
 	gw->store = gw_store_open(cfg->state_path, err, sizeof(err));

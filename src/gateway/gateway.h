@@ -57,6 +57,7 @@ struct gw_gateway {
 	int nworkers;
 	atomic_int nclients;
 	uint64_t started_wall_us;
+	char denied_stmt[48];   /* "pgmoat.denied.<random>": the statement a denial Binds to (never exists) */
 };
 
 /* `pgmoat serve -c FILE`: returns the process exit code. */

@@ -426,6 +426,11 @@ void gw_pctx_deallocate(gw_pctx *p, const char *name)
 	gw_sqlc_unref(gw_map_del(&p->prepared, name, strlen(name)));
 }
 
+void gw_pctx_deallocate_all(gw_pctx *p)
+{
+	gw_map_clear(&p->prepared, unref_v);
+}
+
 /* ---- decisions ---- */
 
 enum fail_kind { F_NONE, F_SCOPE, F_WINDOW, F_READ_ONLY, F_SEARCH_PATH, F_TABLES, F_GUARDRAIL, F_PARSER };
@@ -728,6 +733,16 @@ static bool needs_lookup(gw_pctx *p, const gw_sql *sql)
 				return true;
 			gw_map_put(&p->fn_read, fn, strlen(fn), v[0] == '1' ? (void *)1 : (void *)2);
 		}
+		for (size_t j = 0; j < st->nfields; j++) {
+			char key[200];
+			int kl = snprintf(key, sizeof(key), ".%s", st->fields[j]);
+			if (kl < 0 || (size_t)kl >= sizeof(key) || gw_map_get(&p->fn_read, key, (size_t)kl))
+				continue;
+			char v[8];
+			if (!cat_get(p, 'm', st->fields[j], v, sizeof(v)))
+				return true;
+			gw_map_put(&p->fn_read, key, (size_t)kl, v[0] == '1' ? (void *)1 : (void *)2);
+		}
 		if (p->has_tables)
 			for (size_t j = 0; j < st->nrelations; j++) {
 				const char *rel = st->relations[j];
@@ -760,6 +775,13 @@ static bool judge(gw_pctx *p, stmt_view *v, int64_t now, gw_decision *d, judged 
 		void *r = gw_map_get(&p->fn_read, v->st->functions[k], strlen(v->st->functions[k]));
 		if (r != (void *)1)
 			v->cls = GW_SQL_ADMIN; /* a user function the catalog does not call STABLE/IMMUTABLE runs any code */
+	}
+	for (size_t k = 0; k < v->st->nfields; k++) {
+		char key[200];
+		int kl = snprintf(key, sizeof(key), ".%s", v->st->fields[k]);
+		void *r = kl > 0 && (size_t)kl < sizeof(key) ? gw_map_get(&p->fn_read, key, (size_t)kl) : NULL;
+		if (r != (void *)1)
+			v->cls = GW_SQL_ADMIN; /* (x).f may call a VOLATILE f(x) */
 	}
 	failure best = {0}, f;
 	const gw_entitlement *ok = NULL, *ok_review = NULL;
@@ -859,7 +881,8 @@ static void decide(gw_pctx *p, const gw_sqlc *q, int64_t now, gw_decision *d)
 		}
 		if (st->flags & GW_SQL_F_EXECUTE) {
 			/* EXECUTE: judged as what was prepared under that name (unknown: fail closed). */
-			const gw_sqlc *prep = st->execute_name ? gw_pctx_prepared(p, st->execute_name) : NULL;
+			const gw_sqlc *prep = !st->execute_name ? NULL
+				: p->named ? p->named(p->named_ud, st->execute_name) : gw_pctx_prepared(p, st->execute_name);
 			/* PREPARE earlier in this same message wins over an older statement of that name. */
 			const gw_sql_stmt *same = NULL;
 			for (size_t k = 0; st->execute_name && k < i; k++)
@@ -922,10 +945,20 @@ static void puts_b(gw_buf *b, const char *s)
 void gw_policy_lookup_sql(gw_pctx *p, const gw_sqlc *q, gw_buf *out)
 {
 	gw_map seen = {0};
-	int nf = 0, nr = 0;
-	gw_buf f = {0}, r = {0};
+	int nf = 0, nr = 0, nm = 0;
+	gw_buf f = {0}, r = {0}, fm = {0};
 	for (size_t i = 0; i < q->sql.nstmts; i++) {
 		const gw_sql_stmt *st = &q->sql.stmts[i];
+		for (size_t j = 0; j < st->nfields; j++) {
+			char key[200];
+			int kl = snprintf(key, sizeof(key), ".%s", st->fields[j]);
+			if (kl < 0 || (size_t)kl >= sizeof(key) || gw_map_get(&p->fn_read, key, (size_t)kl) ||
+				gw_map_put(&seen, key, (size_t)kl, (void *)1))
+				continue;
+			puts_b(&fm, nm++ ? ", (" : "(");
+			lit(&fm, st->fields[j]);
+			puts_b(&fm, ")");
+		}
 		for (size_t j = 0; j < st->nfunctions; j++) {
 			const char *fn = st->functions[j];
 			if (gw_map_get(&p->fn_read, fn, strlen(fn)) || gw_map_put(&seen, fn, strlen(fn), (void *)1))
@@ -979,11 +1012,22 @@ void gw_policy_lookup_sql(gw_pctx *p, const gw_sqlc *q, gw_buf *out)
 		puts_b(out, ") AS r(n) LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass("
 			"pg_catalog.quote_ident(r.n)) LEFT JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace");
 	}
-	if (!nf && !nr)
+	if (nm) {
+		if (nf || nr)
+			puts_b(out, " UNION ALL ");
+		/* A field name with no one-argument function behind it is a column: fine. */
+		puts_b(out, "SELECT 'm', m.k, coalesce(bool_and(p.pronamespace = 'pg_catalog'::regnamespace "
+			"OR p.provolatile IN ('s', 'i')), true)::text FROM (VALUES ");
+		gw_buf_append(out, gw_buf_rd(&fm), gw_buf_len(&fm));
+		puts_b(out, ") AS m(k) LEFT JOIN pg_catalog.pg_proc p ON p.proname = m.k AND p.pronargs = 1 "
+			"AND pg_catalog.pg_function_is_visible(p.oid) GROUP BY m.k");
+	}
+	if (!nf && !nr && !nm)
 		puts_b(out, "SELECT NULL WHERE false");
 	gw_buf_put_u8(out, 0);
 	gw_buf_free(&f);
 	gw_buf_free(&r);
+	gw_buf_free(&fm);
 }
 
 void gw_policy_lookup_row(gw_pctx *p, char *const *cols, int ncols)
@@ -994,6 +1038,13 @@ void gw_policy_lookup_row(gw_pctx *p, char *const *cols, int ncols)
 		bool ro = cols[2] && !strcmp(cols[2], "true");
 		gw_map_put(&p->fn_read, cols[1], strlen(cols[1]), ro ? (void *)1 : (void *)2);
 		cat_put(p, 'f', cols[1], ro ? "1" : "2");
+	} else if (!strcmp(cols[0], "m")) {
+		bool ro = cols[2] && !strcmp(cols[2], "true");
+		char key[200];
+		int kl = snprintf(key, sizeof(key), ".%s", cols[1]);
+		if (kl > 0 && (size_t)kl < sizeof(key))
+			gw_map_put(&p->fn_read, key, (size_t)kl, ro ? (void *)1 : (void *)2);
+		cat_put(p, 'm', cols[1], ro ? "1" : "2");
 	} else if (!strcmp(cols[0], "r")) {
 		free(gw_map_put(&p->rel_schema, cols[1], strlen(cols[1]), gw_xstrdup(cols[2] ? cols[2] : "")));
 		cat_put(p, 'r', cols[1], cols[2] ? cols[2] : "");
@@ -1007,6 +1058,12 @@ void gw_policy_lookup_done(gw_pctx *p, const gw_sqlc *q)
 		for (size_t j = 0; j < st->nfunctions; j++)
 			if (!gw_map_get(&p->fn_read, st->functions[j], strlen(st->functions[j])))
 				gw_map_put(&p->fn_read, st->functions[j], strlen(st->functions[j]), (void *)2);
+		for (size_t j = 0; j < st->nfields; j++) {
+			char key[200];
+			int kl = snprintf(key, sizeof(key), ".%s", st->fields[j]);
+			if (kl > 0 && (size_t)kl < sizeof(key) && !gw_map_get(&p->fn_read, key, (size_t)kl))
+				gw_map_put(&p->fn_read, key, (size_t)kl, (void *)2);
+		}
 		for (size_t j = 0; p->has_tables && j < st->nrelations; j++)
 			if (!strchr(st->relations[j], '.') &&
 				!gw_map_get(&p->rel_schema, st->relations[j], strlen(st->relations[j])))

@@ -97,6 +97,9 @@ typedef struct gw_pctx {
 	char *path_key;             /* the startup search_path: the shared cache's key prefix */
 	bool path_changed;          /* search_path was set in this session: the shared cache no longer applies */
 	bool no_lookup;             /* decide on what is known: unknown functions/relations fail closed */
+	/* What a statement name means now, including names the server has not confirmed yet (the session's). */
+	gw_sqlc *(*named)(void *ud, const char *name);
+	void *named_ud;
 } gw_pctx;
 
 enum gw_verdict { GW_DECIDE_ALLOW, GW_DECIDE_DENY, GW_DECIDE_REVIEW, GW_DECIDE_LOOKUP };
@@ -141,5 +144,6 @@ void gw_policy_lookup_done(gw_pctx *p, const gw_sqlc *q);
 void gw_pctx_prepare(gw_pctx *p, const char *name, gw_sqlc *q);
 gw_sqlc *gw_pctx_prepared(gw_pctx *p, const char *name);
 void gw_pctx_deallocate(gw_pctx *p, const char *name);
+void gw_pctx_deallocate_all(gw_pctx *p);
 
 #endif

@@ -37,7 +37,8 @@ static const cls_case cases[] = {
 	{"COPY t TO '/tmp/x'", GW_SQL_ADMIN, 0},
 	{"COPY t FROM PROGRAM 'curl evil'", GW_SQL_ADMIN, GW_SQL_F_COPY_PROGRAM},
 	{"EXPLAIN SELECT * FROM t", GW_SQL_READ, 0},
-	{"EXPLAIN DELETE FROM t", GW_SQL_READ, GW_SQL_F_DELETE_NO_WHERE},
+	{"EXPLAIN DELETE FROM t", GW_SQL_READ, 0},
+	{"EXPLAIN ANALYZE DELETE FROM t", GW_SQL_WRITE, GW_SQL_F_DELETE_NO_WHERE},
 	{"EXPLAIN ANALYZE DELETE FROM t WHERE id = 1", GW_SQL_WRITE, 0},
 	{"EXPLAIN (ANALYZE, BUFFERS) UPDATE t SET v = 1 WHERE id = 1", GW_SQL_WRITE, 0},
 	{"EXPLAIN (ANALYZE false) UPDATE t SET v = 1 WHERE id = 1", GW_SQL_READ, 0},
@@ -205,6 +206,7 @@ GW_TEST(policy_decisions)
 	gw_decision d;
 	gw_pctx_init(&p, c, NULL, "agent-1", "agents,ops", "app");
 	CHECK(p.nents == 1 && p.read_only && p.has_tables);
+	gw_map_put(&p.fn_read, ".id", 3, (void *)1); /* as the catalog lookup would say: no function id(x) */
 	CHECK(decide_sql(&p, "SELECT * FROM public.invoices i JOIN sales.q1 q ON q.id = i.id", &d) == GW_DECIDE_ALLOW);
 	CHECK(decide_sql(&p, "SELECT * FROM public.secrets", &d) == GW_DECIDE_DENY);
 	CHECK(strstr(d.message, "public.secrets") && !strcmp(d.sqlstate, "42501"));

@@ -66,6 +66,23 @@ static void visit_list(walk *w, const List *l)
 		visit(w, lfirst(lc));
 }
 
+/* A table a statement writes (INSERT/UPDATE/DELETE/MERGE target): never a CTE, whatever is in scope. */
+static void add_relation(walk *w, const RangeVar *rv)
+{
+	if (strchr(rv->relname, '.') || (rv->schemaname && strchr(rv->schemaname, '.'))) {
+		w->st->flags |= GW_SQL_F_OPAQUE; /* a quoted name with a dot would read as schema.table */
+		return;
+	}
+	add_name(&w->st->relations, &w->st->nrelations, rv->schemaname ? rv->schemaname : rv->relname,
+		rv->schemaname ? rv->relname : NULL);
+}
+
+static void target(walk *w, const RangeVar *rv)
+{
+	if (rv && rv->relname)
+		add_relation(w, rv);
+}
+
 static void relation(walk *w, const RangeVar *rv)
 {
 	if (!rv || !rv->relname)
@@ -74,8 +91,7 @@ static void relation(walk *w, const RangeVar *rv)
 		for (int i = w->nctes - 1; i >= 0; i--)
 			if (!strcmp(w->ctes[i], rv->relname))
 				return;
-	add_name(&w->st->relations, &w->st->nrelations, rv->schemaname ? rv->schemaname : rv->relname,
-		rv->schemaname ? rv->relname : NULL);
+	add_relation(w, rv);
 }
 
 /* Built-in functions with side effects, and the class they need. */
@@ -177,8 +193,31 @@ static int with_clause(walk *w, const WithClause *wc)
 	return saved;
 }
 
+/*
+ * A field selection, (expr).name or tbl.name: PostgreSQL calls a function
+ * name(expr) when the row has no such column. Names on the deny list raise
+ * the class here; the others go to the catalog lookup, where a name with no
+ * VOLATILE function of one argument behind it is just a column.
+ */
+static void field_name(walk *w, const char *name)
+{
+	for (size_t i = 0; i < GW_ARRAY_LEN(fn_rules); i++) {
+		const fn_rule *r = &fn_rules[i];
+		if (r->prefix ? !strncmp(name, r->name, strlen(r->name)) : !strcmp(name, r->name)) {
+			raise_class(w, r->cls);
+			return;
+		}
+	}
+	add_name(&w->st->fields, &w->st->nfields, name, NULL);
+}
+
 static void select_stmt(walk *w, const SelectStmt *s)
 {
+	if (++w->depth > 500) {
+		unknown(w); /* e.g. 200,000 UNION ALLs: refuse rather than recurse on */
+		w->depth--;
+		return;
+	}
 	int saved = with_clause(w, s->withClause);
 	if (s->intoClause) {
 		raise_class(w, GW_SQL_DDL);          /* SELECT INTO creates a table */
@@ -204,6 +243,7 @@ static void select_stmt(walk *w, const SelectStmt *s)
 	if (s->rarg)
 		select_stmt(w, s->rarg);
 	w->nctes = saved;
+	w->depth--;
 }
 
 /* Settings a read session may change (SPEC: "harmless SET"). */
@@ -376,7 +416,22 @@ static void set_tag(walk *w, const char *tag)
 		snprintf(w->st->tag, sizeof(w->st->tag), "%s", tag);
 }
 
+static void statement_(walk *w, const Node *n);
+
 static void statement(walk *w, const Node *n)
+{
+	if (!n)
+		return;
+	if (++w->depth > 500) {
+		unknown(w);
+		w->depth--;
+		return;
+	}
+	statement_(w, n);
+	w->depth--;
+}
+
+static void statement_(walk *w, const Node *n)
 {
 	switch (nodeTag(n)) {
 	case T_SelectStmt:
@@ -388,9 +443,14 @@ static void statement(walk *w, const Node *n)
 		set_tag(w, "INSERT");
 		raise_class(w, GW_SQL_WRITE);
 		int saved = with_clause(w, s->withClause);
-		relation(w, s->relation);
+		target(w, s->relation);
+		visit_list(w, s->cols);   /* column list: subscripts may hold expressions */
 		visit(w, s->selectStmt);
 		if (s->onConflictClause) {
+			if (s->onConflictClause->infer) {
+				visit_list(w, s->onConflictClause->infer->indexElems);
+				visit(w, s->onConflictClause->infer->whereClause);
+			}
 			visit_list(w, s->onConflictClause->targetList);
 			visit(w, s->onConflictClause->whereClause);
 		}
@@ -405,7 +465,7 @@ static void statement(walk *w, const Node *n)
 		if (!s->whereClause)
 			w->st->flags |= GW_SQL_F_UPDATE_NO_WHERE;
 		int saved = with_clause(w, s->withClause);
-		relation(w, s->relation);
+		target(w, s->relation);
 		visit_list(w, s->targetList);
 		visit(w, s->whereClause);
 		visit_list(w, s->fromClause);
@@ -420,7 +480,7 @@ static void statement(walk *w, const Node *n)
 		if (!s->whereClause)
 			w->st->flags |= GW_SQL_F_DELETE_NO_WHERE;
 		int saved = with_clause(w, s->withClause);
-		relation(w, s->relation);
+		target(w, s->relation);
 		visit_list(w, s->usingClause);
 		visit(w, s->whereClause);
 		visit_list(w, s->returningList);
@@ -432,12 +492,16 @@ static void statement(walk *w, const Node *n)
 		set_tag(w, "MERGE");
 		raise_class(w, GW_SQL_WRITE);
 		int saved = with_clause(w, s->withClause);
-		relation(w, s->relation);
+		target(w, s->relation);
 		visit(w, s->sourceRelation);
 		visit(w, s->joinCondition);
 		const ListCell *lc;
 		foreach(lc, s->mergeWhenClauses) {
 			const MergeWhenClause *m = lfirst(lc);
+			/*
+			 * Guardrails are syntactic: MERGE always has its ON condition, so
+			 * like DELETE ... WHERE true, MERGE ... ON true is an explicit choice.
+			 */
 			visit(w, m->condition);
 			visit_list(w, m->targetList);
 			visit_list(w, m->values);
@@ -458,6 +522,7 @@ static void statement(walk *w, const Node *n)
 				w->st->flags |= GW_SQL_F_COPY_PROGRAM;
 		} else if (s->is_from) {
 			raise_class(w, GW_SQL_WRITE);
+			w->st->flags |= GW_SQL_F_COPY_IN;
 		}
 		return;
 	}
@@ -477,12 +542,17 @@ static void statement(walk *w, const Node *n)
 		 */
 		walk inner = *w;
 		enum gw_sql_class before = w->st->cls;
-		size_t nfn = w->st->nfunctions;
+		size_t nfn = w->st->nfunctions, nfl = w->st->nfields;
+		uint32_t flags_before = w->st->flags;
 		statement(&inner, s->query);
 		if (!analyze && w->st->cls <= GW_SQL_WRITE && !(w->st->flags & GW_SQL_F_UNKNOWN)) {
 			w->st->cls = before;
+			/* nothing runs: no guardrail applies to what is only planned */
+			w->st->flags = flags_before | (w->st->flags & (GW_SQL_F_OPAQUE | GW_SQL_F_PARSER_STATE));
 			while (w->st->nfunctions > nfn)
 				free(w->st->functions[--w->st->nfunctions]);
+			while (w->st->nfields > nfl)
+				free(w->st->fields[--w->st->nfields]);
 		}
 		return;
 	}
@@ -532,9 +602,17 @@ static void statement(walk *w, const Node *n)
 		visit_list(w, s->params);
 		return;
 	}
-	case T_DeallocateStmt:
+	case T_DeallocateStmt: {
+		const DeallocateStmt *d = (const DeallocateStmt *)n;
 		set_tag(w, "DEALLOCATE");
+		if (d->name) {
+			free(w->st->deallocate_name);
+			w->st->deallocate_name = gw_xstrdup(d->name);
+		} else {
+			w->st->flags |= GW_SQL_F_DEALLOCATE_ALL;
+		}
 		return;
+	}
 	case T_DiscardStmt:
 		set_tag(w, "DISCARD");
 		if (((const DiscardStmt *)n)->target == DISCARD_ALL)
@@ -713,10 +791,25 @@ static void visit(walk *w, const Node *n)
 	case T_BooleanTest:
 		visit(w, (const Node *)((const BooleanTest *)n)->arg);
 		break;
-	case T_A_Indirection:
+	case T_A_Indirection: {
 		visit(w, ((const A_Indirection *)n)->arg);
-		visit_list(w, ((const A_Indirection *)n)->indirection);
+		const ListCell *lc;
+		foreach(lc, ((const A_Indirection *)n)->indirection) {
+			const Node *i = lfirst(lc);
+			if (IsA(i, String))
+				field_name(w, strVal(i)); /* (expr).name may call name(expr) */
+			else
+				visit(w, i);
+		}
 		break;
+	}
+	case T_ColumnRef: {
+		/* tbl.name may call name(tbl) when tbl has no column of that name */
+		const List *f = ((const ColumnRef *)n)->fields;
+		if (list_length(f) >= 2 && IsA(llast(f), String))
+			field_name(w, strVal(llast(f)));
+		break;
+	}
 	case T_A_Indices:
 		visit(w, ((const A_Indices *)n)->lidx);
 		visit(w, ((const A_Indices *)n)->uidx);
@@ -789,13 +882,16 @@ static void visit(walk *w, const Node *n)
 	case T_XmlSerialize:
 		visit(w, ((const XmlSerialize *)n)->expr);
 		break;
+	case T_IndexElem:
+		visit(w, ((const IndexElem *)n)->expr);
+		break;
 	case T_GroupingFunc:
 		visit_list(w, ((const GroupingFunc *)n)->args);
 		break;
 	case T_NamedArgExpr:
 		visit(w, (const Node *)((const NamedArgExpr *)n)->arg);
 		break;
-	case T_ColumnRef: case T_A_Const: case T_ParamRef: case T_A_Star: case T_SQLValueFunction:
+	case T_A_Const: case T_ParamRef: case T_A_Star: case T_SQLValueFunction:
 	case T_SetToDefault: case T_String: case T_Integer: case T_Float: case T_Boolean: case T_BitString:
 	case T_TypeName: case T_CurrentOfExpr: case T_DefElem: case T_ColumnDef: case T_RoleSpec:
 		break;
@@ -843,6 +939,10 @@ void gw_sql_free(gw_sql *s)
 		free(st->functions);
 		free(st->execute_name);
 		free(st->prepare_name);
+		free(st->deallocate_name);
+		for (size_t j = 0; j < st->nfields; j++)
+			free(st->fields[j]);
+		free(st->fields);
 	}
 	free(s->stmts);
 	memset(s, 0, sizeof(*s));

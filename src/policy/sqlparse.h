@@ -36,6 +36,8 @@ enum {
 	GW_SQL_F_OPAQUE = 1u << 11,         /* acts on objects not listed in relations (a table allow-list refuses it) */
 	GW_SQL_F_PARSER_STATE = 1u << 12,   /* changes how the server splits text (standard_conforming_strings off,
 	                                       an unsafe client_encoding): the gateway's parse would no longer match */
+	GW_SQL_F_COPY_IN = 1u << 13,        /* COPY ... FROM STDIN: the server reads CopyData next */
+	GW_SQL_F_DEALLOCATE_ALL = 1u << 14, /* DEALLOCATE ALL (DISCARD ALL: GW_SQL_F_SESSION_RESET) */
 };
 
 typedef struct gw_sql_stmt {
@@ -44,10 +46,13 @@ typedef struct gw_sql_stmt {
 	char tag[32];            /* SELECT, INSERT, CREATE TABLE, ... */
 	char *execute_name;      /* with GW_SQL_F_EXECUTE */
 	char *prepare_name;      /* PREPARE name AS ...: the class is the inner statement's */
+	char *deallocate_name;   /* DEALLOCATE name */
 	char **relations;        /* "schema.name" or "name", as written (CTE names excluded) */
 	size_t nrelations;
 	char **functions;        /* called functions not on the built-in lists, as written */
 	size_t nfunctions;
+	char **fields;           /* field selections (x).name / t.name: a function call when no column matches */
+	size_t nfields;
 } gw_sql_stmt;
 
 typedef struct gw_sql {

@@ -61,6 +61,9 @@ struct gw_session {
 	frame cf, sf;
 	bool unsynced;
 	bool copy_in;          /* the server is in COPY FROM STDIN (it ignores Sync and Flush) */
+	bool copy_wait;        /* a Query with COPY FROM STDIN was sent: client input waits until the server
+	                          says whether COPY started (CopyInResponse) or not (ReadyForQuery), since
+	                          it ignores Sync and Flush only in the first case */
 	/*
 	 * What the gateway itself put in the server's stream, in send order:
 	 *  - OWN: a query of its own (the prelude of startup settings, their
@@ -92,6 +95,19 @@ struct gw_session {
 	char review_pass[64];  /* a prepared statement whose review was used at Parse: one Bind may run it */
 	bool review_pass_set;
 	bool review_used;      /* the message just decided ran under an approved review */
+	/*
+	 * Prepared statements sent but not yet confirmed by the server (Parse →
+	 * ParseComplete, SQL PREPARE → CommandComplete "PREPARE"), in order. Only
+	 * what the server confirmed is remembered, so the gateway's idea of a
+	 * name is always the server's.
+	 */
+	struct pending_prep {
+		char *name;
+		gw_sqlc *q;
+		uint64_t group;
+		bool sql;
+	} *pend;
+	size_t npend, pend_head, pend_cap;
 	long rows;             /* max_rows: rows of the current result passed on */
 	bool cut;              /* max_rows: rows of the current result dropped */
 	bool login_done;
@@ -124,6 +140,11 @@ static void session_free(void *p)
 	if (s->lookup_q)
 		gw_sqlc_unref(s->lookup_q);
 	free(s->lookup_fail);
+	for (size_t i = s->pend_head; i < s->npend; i++) {
+		free(s->pend[i].name);
+		gw_sqlc_unref(s->pend[i].q);
+	}
+	free(s->pend);
 	if (s->policy_on)
 		gw_pctx_free(&s->pol);
 	for (size_t i = 0; i < 2 * s->nset; i++)
@@ -223,7 +244,8 @@ __attribute__((format(printf, 3, 4))) static void session_fatal(gw_session *s, c
 
 enum { GWQ_OWN = 1, GWQ_DENY = 2 };
 
-#define DENIED_STMT "pgmoat.denied"
+/* Client statement names may not begin with this (the gateway's stand-in for denials lives there). */
+#define RESERVED_PREFIX "pgmoat."
 
 static struct gwq_ent *gwq_head(gw_session *s)
 {
@@ -319,18 +341,28 @@ static void append_literal(gw_buf *b, const char *v)
  */
 static bool startup_sets(gw_session *s, gw_buf *sql, bool only_changed)
 {
+	/*
+	 * set_config, not SET: a startup value is a string read as PostgreSQL
+	 * reads its configuration (search_path "a, b" is two schemas), which SET
+	 * with a quoted literal would take as one name.
+	 */
+	int n = 0;
 	for (size_t i = 0; i < s->nset; i++) {
 		const char *k = s->set_kv[2 * i], *v = s->set_kv[2 * i + 1];
 		const char *cur = only_changed ? gw_server_param(s->srv, k) : NULL;
 		if (cur && !strcmp(cur, v))
 			continue;
-		gw_buf_append(sql, "SET ", 4);
-		gw_buf_append(sql, k, strlen(k));
-		gw_buf_append(sql, " = ", 3);
+		if (n++)
+			gw_buf_append(sql, ", ", 2);
+		else
+			gw_buf_append(sql, "SELECT ", 7);
+		gw_buf_append(sql, "pg_catalog.set_config(", 22);
+		append_literal(sql, k);
+		gw_buf_append(sql, ", ", 2);
 		append_literal(sql, v);
-		gw_buf_append(sql, "; ", 2);
+		gw_buf_append(sql, ", false)", 8);
 	}
-	if (!gw_buf_len(sql))
+	if (!n)
 		return false;
 	gw_buf_put_u8(sql, 0);
 	return true;
@@ -345,6 +377,7 @@ static void attach(gw_session *s, gw_server *srv)
 	s->rfq_sent = s->rfq_recv = 0;
 	s->unsynced = false;
 	s->copy_in = false;
+	s->copy_wait = false;
 	memset(&s->sf, 0, sizeof(s->sf));
 	gw_registry_set_upstream(s->gw->reg, s->reg, gw_pool_cfg(s->pool), gw_server_pid(srv), gw_server_key(srv));
 	gwq_clear(s);
@@ -422,14 +455,17 @@ static bool client_streamable(uint8_t type)
  * client's startup settings (and, in a read session, read-only mode),
  * pipelined right behind the client's message.
  */
-static void reapply_settings(gw_session *s)
+static bool reapply_settings(gw_session *s)
 {
 	if (!s->nset)
-		return;
+		return true;
 	gw_buf sql = {0};
-	if (startup_sets(s, &sql, false) && !gwq_send(s, (const char *)gw_buf_rd(&sql), false))
-		gw_warn("session %s: too many pipelined resets; startup settings not re-applied", s->reg->id);
+	bool ok = !startup_sets(s, &sql, false) || gwq_send(s, (const char *)gw_buf_rd(&sql), false);
 	gw_buf_free(&sql);
+	if (!ok) /* the settings (read-only mode among them) could not be put back: the session cannot go on */
+		session_fatal(s, "53400", "pgmoat: too many resets pipelined without reading the answers; "
+			"the session's settings could not be re-applied");
+	return ok;
 }
 
 /*
@@ -438,16 +474,36 @@ static void reapply_settings(gw_session *s)
  * spellings); the decision itself is made on the parse tree. Only when the
  * reset is the message's last statement (a later SET in the message wins).
  */
-static void reapply_after_reset(gw_session *s, const uint8_t *body, size_t n)
+static bool reapply_after_reset(gw_session *s, const uint8_t *body, size_t n)
 {
 	if (!s->nset || n == 0 || body[n - 1] != 0)
-		return;
+		return true;
 	if (!strcasestr((const char *)body, "reset") && !strcasestr((const char *)body, "discard"))
-		return;
+		return true;
 	gw_sqlc *q = gw_sqlcache_get(s->wk->sqlcache, (const char *)body, n - 1);
+	bool ok = true;
 	if (q->rc == 0 && q->sql.nstmts > 0 && (q->sql.stmts[q->sql.nstmts - 1].flags & GW_SQL_F_SESSION_RESET))
-		reapply_settings(s);
+		ok = reapply_settings(s);
 	gw_sqlc_unref(q);
+	return ok;
+}
+
+/* Does this Query hold a COPY ... FROM STDIN (decided on the parse tree)? */
+static bool copy_from_stdin(gw_session *s, const uint8_t *body, size_t n, gw_sqlc *q)
+{
+	if (!q) {
+		if (n == 0 || body[n - 1] != 0 || !strcasestr((const char *)body, "copy"))
+			return false; /* no COPY without the keyword (keywords have no escaped spellings) */
+		q = gw_sqlcache_get(s->wk->sqlcache, (const char *)body, n - 1);
+	} else {
+		gw_sqlc_ref(q);
+	}
+	bool in = false;
+	for (size_t i = 0; q->rc == 0 && i < q->sql.nstmts; i++)
+		if (q->sql.stmts[i].flags & GW_SQL_F_COPY_IN)
+			in = true;
+	gw_sqlc_unref(q);
+	return in;
 }
 
 /* ---- policy: decisions on the client's messages ---- */
@@ -490,7 +546,7 @@ static bool deny(gw_session *s, const gw_decision *d, bool ext)
 	if (ext) {
 		size_t m = gw_buf_msg_begin(&s->up->tx, 'B');
 		gw_buf_put_str(&s->up->tx, "");
-		gw_buf_put_str(&s->up->tx, DENIED_STMT);
+		gw_buf_put_str(&s->up->tx, s->gw->denied_stmt);
 		gw_buf_put_i16(&s->up->tx, 0);
 		gw_buf_put_i16(&s->up->tx, 0);
 		gw_buf_put_i16(&s->up->tx, 0);
@@ -644,11 +700,114 @@ static int refuse_malformed(gw_session *s, const char *what, bool ext)
 	return deny(s, &d, ext) ? MSG_DONE : MSG_ENDED;
 }
 
-static void note_prepares(gw_session *s, gw_sqlc *q)
+/* ---- prepared statements, as the server knows them ---- */
+
+#define MAX_PREPARED 10000
+
+static void pend_add(gw_session *s, const char *name, gw_sqlc *q, bool sql)
 {
-	for (size_t i = 0; i < q->sql.nstmts; i++)
-		if (q->sql.stmts[i].prepare_name)
-			gw_pctx_prepare(&s->pol, q->sql.stmts[i].prepare_name, q);
+	if (s->pend_head > 0 && s->pend_head == s->npend)
+		s->pend_head = s->npend = 0;
+	if (s->npend == s->pend_cap) {
+		if (s->pend_head > 0) {
+			memmove(s->pend, s->pend + s->pend_head, (s->npend - s->pend_head) * sizeof(*s->pend));
+			s->npend -= s->pend_head;
+			s->pend_head = 0;
+		} else {
+			s->pend_cap = s->pend_cap ? 2 * s->pend_cap : 8;
+			s->pend = gw_xrealloc(s->pend, s->pend_cap * sizeof(*s->pend));
+		}
+	}
+	gw_sqlc_ref(q);
+	s->pend[s->npend++] = (struct pending_prep){gw_xstrdup(name), q, s->rfq_sent, sql};
+}
+
+static void pend_pop(gw_session *s, bool commit)
+{
+	struct pending_prep *e = &s->pend[s->pend_head++];
+	if (commit)
+		gw_pctx_prepare(&s->pol, e->name, e->q);
+	free(e->name);
+	gw_sqlc_unref(e->q);
+}
+
+/* ParseComplete (sql false) or CommandComplete "PREPARE" (sql true): the oldest such one took effect. */
+static void pend_confirm(gw_session *s, bool sql)
+{
+	if (s->pend_head < s->npend && s->pend[s->pend_head].sql == sql)
+		pend_pop(s, true);
+}
+
+/* A group ended (ReadyForQuery): what it prepared and the server did not confirm failed. */
+static void pend_group_done(gw_session *s, uint64_t group)
+{
+	while (s->pend_head < s->npend && s->pend[s->pend_head].group <= group)
+		pend_pop(s, false);
+}
+
+/* What name means now: a pending statement of this name (newest) or the confirmed one. */
+static gw_sqlc *prepared_lookup(gw_session *s, const char *name)
+{
+	for (size_t i = s->npend; i > s->pend_head; i--)
+		if (!strcmp(s->pend[i - 1].name, name))
+			return s->pend[i - 1].q;
+	return gw_pctx_prepared(&s->pol, name);
+}
+
+static gw_sqlc *named_hook(void *ud, const char *name)
+{
+	return prepared_lookup(ud, name);
+}
+
+static bool name_reserved(const char *name)
+{
+	return !strncmp(name, RESERVED_PREFIX, strlen(RESERVED_PREFIX));
+}
+
+/* A refusal for a statement name the client may not use, or one too many. */
+static bool refuse_name(gw_session *s, const char *name, bool ext)
+{
+	gw_decision d;
+	memset(&d, 0, sizeof(d));
+	d.verdict = GW_DECIDE_DENY;
+	d.cls = GW_SQL_ADMIN;
+	if (name_reserved(name)) {
+		memcpy(d.sqlstate, "42501", 6);
+		snprintf(d.rule, sizeof(d.rule), "reserved-name");
+		snprintf(d.message, sizeof(d.message), "pgmoat: prepared statement names beginning with \"%s\" are "
+			"reserved for the gateway", RESERVED_PREFIX);
+	} else {
+		memcpy(d.sqlstate, "54000", 6);
+		snprintf(d.rule, sizeof(d.rule), "limit");
+		snprintf(d.message, sizeof(d.message), "pgmoat: too many prepared statements on this session (%d); "
+			"DEALLOCATE some first", MAX_PREPARED);
+	}
+	return deny(s, &d, ext);
+}
+
+/* Statement names an allowed Query prepares or drops; false when one of them must be refused first. */
+static bool query_names_ok(gw_session *s, const gw_sqlc *q)
+{
+	for (size_t i = 0; i < q->sql.nstmts; i++) {
+		const char *n = q->sql.stmts[i].prepare_name;
+		if (n && (name_reserved(n) || s->pol.prepared.n + (s->npend - s->pend_head) >= MAX_PREPARED))
+			return refuse_name(s, n, false), false;
+	}
+	return true;
+}
+
+/* After an allowed Query is sent: its PREPAREs wait for confirmation, its DEALLOCATE / DISCARD ALL apply. */
+static void note_query_names(gw_session *s, gw_sqlc *q)
+{
+	for (size_t i = 0; i < q->sql.nstmts; i++) {
+		const gw_sql_stmt *st = &q->sql.stmts[i];
+		if (st->prepare_name)
+			pend_add(s, st->prepare_name, q, true);
+		if (st->deallocate_name)
+			gw_pctx_deallocate(&s->pol, st->deallocate_name);
+		if (st->flags & (GW_SQL_F_DEALLOCATE_ALL | GW_SQL_F_SESSION_RESET))
+			gw_pctx_deallocate_all(&s->pol);
+	}
 }
 
 /* A simple Query under policy. */
@@ -665,17 +824,27 @@ static int policy_query(gw_session *s, const uint8_t *msg, size_t m)
 	if (!s->unsynced)
 		policy_refresh(s);
 	gw_sqlc *q = gw_sqlcache_get(s->wk->sqlcache, (const char *)body, n - 1);
-	bool allow;
-	int r = policy_gate(s, q, body, n - 1, false, &allow);
+	bool allow = false;
+	int r = MSG_DONE;
+	if (q->rc == 0 && !query_names_ok(s, q)) {
+		if (s->ended || s->closing)
+			r = MSG_ENDED;
+	} else {
+		r = policy_gate(s, q, body, n - 1, false, &allow);
+	}
 	if (r == MSG_DONE) {
+		if (allow) {
+			gw_buf_append(&s->up->tx, msg, m);
+			note_query_names(s, q);
+			s->copy_wait = copy_from_stdin(s, body, n, q);
+		}
 		s->rfq_sent++;
 		atomic_fetch_add(&s->reg->statements, 1);
 		if (allow) {
-			gw_buf_append(&s->up->tx, msg, m);
-			note_prepares(s, q);
 			gw_pctx_ran(&s->pol, q);
-			if (q->sql.nstmts && (q->sql.stmts[q->sql.nstmts - 1].flags & GW_SQL_F_SESSION_RESET))
-				reapply_settings(s);
+			if (q->sql.nstmts && (q->sql.stmts[q->sql.nstmts - 1].flags & GW_SQL_F_SESSION_RESET) &&
+				!reapply_settings(s))
+				r = MSG_ENDED;
 		}
 	}
 	gw_sqlc_unref(q);
@@ -693,15 +862,24 @@ static int policy_parse(gw_session *s, const uint8_t *msg, size_t m)
 	}
 	if (!s->unsynced)
 		policy_refresh(s);
+	s->unsynced = true;
+	if (name_reserved(name) || (*name && s->pol.prepared.n + (s->npend - s->pend_head) >= MAX_PREPARED))
+		return refuse_name(s, name, true) ? MSG_DONE : MSG_ENDED;
 	gw_sqlc *q = gw_sqlcache_get(s->wk->sqlcache, text, strlen(text));
 	bool allow;
 	int r = policy_gate(s, q, (const uint8_t *)text, strlen(text), true, &allow);
 	if (r == MSG_DONE) {
-		/* Remembered even when denied: a later Bind to the name is decided (and denied) again. */
-		gw_pctx_prepare(&s->pol, name, q);
-		s->unsynced = true;
+		/*
+		 * Remembered once the server confirms it (ParseComplete). A denied
+		 * Parse never reaches the server: its name keeps whatever it meant.
+		 * PostgreSQL drops the unnamed statement at every Parse, so does this.
+		 */
 		s->review_pass_set = false;
 		if (allow) {
+			if (!*name)
+				gw_pctx_deallocate(&s->pol, "");
+			if (!*name || !prepared_lookup(s, name))
+				pend_add(s, name, q, false); /* (a name in use: the server refuses it, 42P05) */
 			gw_buf_append(&s->up->tx, msg, m);
 			if (s->review_used) {
 				snprintf(s->review_pass, sizeof(s->review_pass), "%s", name);
@@ -723,7 +901,7 @@ static int policy_bind(gw_session *s, const uint8_t *msg, size_t m)
 		return refuse_malformed(s, "Bind", true);
 	}
 	s->unsynced = true;
-	gw_sqlc *q = gw_pctx_prepared(&s->pol, name);
+	gw_sqlc *q = prepared_lookup(s, name);
 	gw_decision d;
 	if (!q) {
 		memset(&d, 0, sizeof(d));
@@ -808,8 +986,8 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		s->rfq_sent++;
 		atomic_fetch_add(&s->reg->statements, 1);
 		gw_buf_append(&s->up->tx, msg, m);
-		reapply_after_reset(s, msg + 5, m - 5);
-		return MSG_DONE;
+		s->copy_wait = copy_from_stdin(s, msg + 5, m - 5, NULL);
+		return reapply_after_reset(s, msg + 5, m - 5) ? MSG_DONE : MSG_ENDED;
 	default:
 		break;
 	}
@@ -836,7 +1014,8 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		gw_buf_append(&s->up->tx, msg, m);
 		if (s->reset_in_group) {
 			s->reset_in_group = false;
-			reapply_settings(s);
+			if (!reapply_settings(s))
+				return MSG_ENDED;
 		}
 		return MSG_DONE;
 	case 'E':
@@ -855,7 +1034,7 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		break;
 	case 'C':
 		if (s->policy_on && m > 6 && msg[5] == 'S' && msg[m - 1] == 0)
-			gw_pctx_deallocate(&s->pol, (const char *)msg + 6);
+			gw_pctx_deallocate(&s->pol, (const char *)msg + 6); /* (if the server skips it: denied later, closed) */
 		s->unsynced = true;
 		break;
 	case 'D':
@@ -895,7 +1074,7 @@ static int process_client(gw_session *s)
 	}
 	int moved = 0;
 	size_t max = s->gw->cfg->max_message_size;
-	while (gw_buf_len(rx) && gw_buf_len(&s->up->tx) < HIGH_WATER && !s->lookup_q) {
+	while (gw_buf_len(rx) && gw_buf_len(&s->up->tx) < HIGH_WATER && !s->lookup_q && !s->copy_wait) {
 		moved = 1;
 		if (s->cf.streaming) {
 			stream_on(&s->cf, rx, &s->up->tx);
@@ -1071,12 +1250,20 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 	switch (type) {
 	case 'G':
 		s->copy_in = true;
+		s->copy_wait = false;
 		break;
 	case 'Z':
 		s->rows = 0;
 		s->cut = false;
 		s->copy_in = false;
+		s->copy_wait = false;
+		if (s->policy_on)
+			pend_group_done(s, s->rfq_recv);
 		gwq_ready(s);
+		break;
+	case '1':
+		if (s->policy_on)
+			pend_confirm(s, false);
 		break;
 	case 'E': {
 		s->rows = 0;
@@ -1086,7 +1273,7 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		if (d) {
 			char text[200] = "";
 			gw_pg_error_field(body, n, 'M', text, sizeof(text));
-			if (!d->ext || strstr(text, "\"" DENIED_STMT "\"")) {
+			if (!d->ext || strstr(text, s->gw->denied_stmt)) {
 				gw_pg_error(&s->cl.tx, "ERROR", d->deny->sqlstate, d->deny->message,
 					d->deny->detail[0] ? d->deny->detail : NULL, d->deny->hint[0] ? d->deny->hint : NULL);
 				return 0;
@@ -1105,6 +1292,8 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 			return 0;
 		break;
 	case 'C':
+		if (s->policy_on && n >= 8 && !memcmp(body, "PREPARE", 8))
+			pend_confirm(s, true);
 		if (s->cut) {
 			finish_cut(s, msg, m);
 			s->rows = 0;
@@ -1550,6 +1739,8 @@ void gw_session_start(gw_worker *wk, gw_conn *conn, const struct sockaddr_storag
 		s->policy_on = true;
 		gw_pctx_init(&s->pol, s->gw->cfg, s->gw->grants, ident->name, ident->groups, tmpl.connection);
 		s->pol.stats = gw_sqlcache_stats(wk->sqlcache);
+		s->pol.named = named_hook;
+		s->pol.named_ud = s;
 		const char *sp = NULL;
 		for (size_t i = 0; i < s->nset; i++)
 			if (!strcmp(s->set_kv[2 * i], "search_path"))

@@ -368,7 +368,8 @@ def test_extended_protocol_sync_rules():
         assert b"42" in g2[2][1]
         g3 = read_until_ready(rs)
         assert [t for t, _ in g3] == [b"E", b"Z"], g3
-        assert error_fields(g3[0][1])["C"] == "42501"
+        # "bad" was never prepared (its Parse never reached the server): as PostgreSQL would say.
+        assert error_fields(g3[0][1])["C"] == "26000", error_fields(g3[0][1])
     finally:
         rs.close()
 
