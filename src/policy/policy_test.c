@@ -298,4 +298,36 @@ GW_TEST(sql_cte_scope_and_prepare)
 	gw_sql_free(&q);
 	CHECK(gw_sql_parse("COMMENT ON TABLE x IS 'y'", &q) == 0 && (q.stmts[0].flags & GW_SQL_F_OPAQUE));
 	gw_sql_free(&q);
+	/* red-team findings: each must be seen */
+	CHECK(gw_sql_parse("INSERT INTO t (a[f(1)]) VALUES (1)", &q) == 0 && q.stmts[0].nfunctions == 1 &&
+		!strcmp(q.stmts[0].functions[0], "f"));
+	gw_sql_free(&q);
+	CHECK(gw_sql_parse("SELECT (1::bigint).pg_advisory_lock", &q) == 0 && q.stmts[0].cls == GW_SQL_WRITE);
+	gw_sql_free(&q);
+	CHECK(gw_sql_parse("SELECT ('x').ts_stat", &q) == 0 && q.stmts[0].cls == GW_SQL_ADMIN);
+	gw_sql_free(&q);
+	CHECK(gw_sql_parse("SELECT i.purge FROM invoices i", &q) == 0 && q.stmts[0].nfields == 1 &&
+		!strcmp(q.stmts[0].fields[0], "purge"));
+	gw_sql_free(&q);
+	CHECK(gw_sql_parse("WITH secrets AS (SELECT 1) UPDATE secrets SET v = 1 WHERE id = 1", &q) == 0 &&
+		q.stmts[0].nrelations == 1 && !strcmp(q.stmts[0].relations[0], "secrets"));
+	gw_sql_free(&q);
+	CHECK(gw_sql_parse("SELECT * FROM \"public.secrets\"", &q) == 0 && (q.stmts[0].flags & GW_SQL_F_OPAQUE));
+	gw_sql_free(&q);
+	CHECK(gw_sql_parse("COPY t FROM STDIN", &q) == 0 && (q.stmts[0].flags & GW_SQL_F_COPY_IN));
+	gw_sql_free(&q);
+	CHECK(gw_sql_parse("DEALLOCATE ALL; DEALLOCATE p1", &q) == 0 && (q.stmts[0].flags & GW_SQL_F_DEALLOCATE_ALL) &&
+		q.stmts[1].deallocate_name && !strcmp(q.stmts[1].deallocate_name, "p1"));
+	gw_sql_free(&q);
+	/* a chain of 200,000 UNION ALLs: refused (admin, unknown), not a stack overflow */
+	size_t n = 200000, len = 8 + n * 19 + 1;
+	char *big = malloc(len);
+	CHECK(big);
+	strcpy(big, "SELECT 1");
+	for (size_t i = 0; i < n; i++)
+		memcpy(big + 8 + i * 19, " UNION ALL SELECT 1", 19);
+	big[8 + n * 19] = 0;
+	CHECK(gw_sql_parse(big, &q) == 0 && q.stmts[0].cls == GW_SQL_ADMIN && (q.stmts[0].flags & GW_SQL_F_UNKNOWN));
+	gw_sql_free(&q);
+	free(big);
 }

@@ -76,6 +76,8 @@ def policies_yaml():
               "    guardrails: [%s, {max_rows: 5}]" % ", ".join(GUARDRAILS),
               "  - name: p-tables", "    who: [group:g-tables]", "    connections: [main]", "    scope: read",
               "    tables: [public.invoices, public.customers]",
+              "  - name: p-wtables", "    who: [group:g-wtables]", "    connections: [main]", "    scope: write",
+              "    tables: [public.invoices, public.customers]",
               "  - name: p-night", "    who: [group:g-night]", "    connections: [main]", "    scope: read",
               "    window: [\"Mon-Fri 22:00-06:00 Europe/Berlin\", \"Sun 10:00-11:00 UTC\"]",
               "  - name: p-day", "    who: [group:g-day]", "    connections: [main]", "    scope: read",
@@ -96,6 +98,9 @@ def setup_module():
     # A volatile namesake of the STABLE public.invoice_total, found first once search_path puts "other" first.
     pg.sql("CREATE FUNCTION other.invoice_total(int) RETURNS numeric LANGUAGE sql VOLATILE AS 'SELECT 0::numeric'",
            db="app")
+    # A VOLATILE function of a row: callable as i.purge (field selection).
+    pg.sql("CREATE FUNCTION public.purge(invoices) RETURNS int LANGUAGE sql VOLATILE AS 'SELECT 1'; "
+           "ALTER FUNCTION public.purge(invoices) OWNER TO gw_scram", db="app")
     # The upstream role owns what the fixture made, so that allowed cases really run.
     pg.sql("DO $$DECLARE r record; BEGIN "
            "FOR r IN SELECT nspname FROM pg_namespace WHERE nspname IN ('public', 'other') LOOP "
@@ -111,7 +116,7 @@ def setup_module():
     S["tokens"] = {}
     for name, groups in [("r-agent", ["g-read"]), ("w-agent", ["g-write"]), ("d-agent", ["g-ddl"]),
                          ("a-agent", ["g-admin"]), ("gr-agent", ["g-guarded"]), ("t-agent", ["g-tables"]),
-                         ("n-agent", ["g-night"]), ("day-agent", ["g-day"]), ("nobody", [])]:
+                         ("n-agent", ["g-night"]), ("wt-agent", ["g-wtables"]), ("day-agent", ["g-day"]), ("nobody", [])]:
         S["tokens"][name] = gw.agent(name, groups)[1]
 
 
@@ -390,6 +395,73 @@ def test_query_inside_extended_sequence_refused():
         assert [t for t, _ in g2] == [b"T", b"D", b"C", b"Z"] and b"9" in g2[1][1], g2
     finally:
         rs.close()
+
+
+def test_red_team_regressions():
+    """Bypasses a review found, each closed: field-selection calls, a CTE named like a DML target,
+    a client statement named like the gateway's stand-in, a huge set-operation chain."""
+    before = fp()
+    expect_denied("r-agent", "SELECT (1::bigint).pg_advisory_lock")
+    expect_denied("r-agent", "SELECT (pg_backend_pid()).pg_terminate_backend")
+    expect_denied("t-agent", "SELECT ('SELECT 1').ts_stat")
+    expect_denied("w-agent", "SELECT i.purge FROM invoices i")
+    expect_denied("wt-agent", "WITH secrets AS (SELECT 1) UPDATE secrets SET value = value RETURNING *")
+    expect_denied("wt-agent", "WITH secrets AS (SELECT 1) DELETE FROM secrets WHERE id = 99")
+    c = connect("w-agent")
+    try:
+        # qualified columns are still just columns
+        assert c.execute("SELECT i.id, c.name FROM invoices i JOIN customers c ON c.id = i.customer_id "
+                         "ORDER BY i.id LIMIT 1").fetchone()
+    finally:
+        c.close()
+    rs = raw_session("r-agent")
+    try:
+        rs.sock.sendall(msg(b"P", cstr("pgmoat.denied") + cstr("RESET ALL") + b"\0\0") + msg(b"S"))
+        g = read_until_ready(rs)
+        assert [t for t, _ in g] == [b"E", b"Z"] and error_fields(g[0][1])["C"] == "42501", g
+        rows, err = rs.query("SHOW default_transaction_read_only")
+        assert rows == [["on"]], (rows, err)
+        # 200,000 UNION ALLs (3.8 MB): refused, the gateway lives on
+        rows, err = rs.query("SELECT 1" + " UNION ALL SELECT 1" * 200000)
+        assert err and err["C"] == "42501", err
+        rows, err = rs.query("SELECT 5")
+        assert rows == [["5"]], (rows, err)
+    finally:
+        rs.close()
+    assert fp() == before
+
+
+def test_copy_from_stdin_with_pipelined_sync():
+    """COPY FROM STDIN and a Sync in one write: the server ignores that Sync in COPY mode, and the
+    gateway waits to see whether COPY started before reading on, so answers keep their owners."""
+    rs = raw_session("w-agent")
+    try:
+        rs.sock.sendall(msg(b"Q", cstr("COPY scratch (id, v) FROM STDIN")) + msg(b"S") +
+                        msg(b"d", b"9001\tpiped\n") + msg(b"c") + msg(b"Q", cstr("SELECT 42")))
+        out = []
+        while len([t for t, _ in out if t == b"Z"]) < 2:
+            t, body = read_msg(rs.sock)
+            if t not in (b"S", b"N"):
+                out.append((t, body))
+        types = [t for t, _ in out]
+        assert types == [b"G", b"C", b"Z", b"T", b"D", b"C", b"Z"], types
+        assert b"42" in out[4][1]
+        rows, err = rs.query("DELETE FROM scratch WHERE id = 9001")
+        assert err is None, err
+    finally:
+        rs.close()
+
+
+def test_startup_search_path_list():
+    """options=-c search_path=other,public is two schemas, as PostgreSQL reads it at startup."""
+    gw = S["gw"]
+    c = psycopg.connect(gw.dsn("r-agent", S["tokens"]["r-agent"]), autocommit=True,
+                        options="-c search_path=other,public")
+    try:
+        assert c.execute("SHOW search_path").fetchone()[0].replace(" ", "") == "other,public"
+        assert c.execute("SELECT count(*) FROM customers").fetchone()[0] >= 1
+    finally:
+        c.close()
 
 
 def test_function_call_denied_below_admin():
