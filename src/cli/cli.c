@@ -583,37 +583,53 @@ int gw_cli_request(int argc, char **argv)
 	return finish(&a, j);
 }
 
-int gw_cli_requests(int argc, char **argv)
+/*
+ * The list verbs (requests, grants, reviews): one optional flag that narrows
+ * the route, --json or a table whose rows print_row writes.
+ */
+static int list_verb(int argc, char **argv, const char *text, const char *flag, const char *route,
+	const char *narrowed, const char *header, void (*print_row)(json_t *))
 {
 	api a;
 	int rc = api_init(&a, &argc, argv);
 	if (rc)
 		return rc;
-	bool pending = false;
-	if (wants_help(argc, argv) || !verb_opts(argc, argv, 1, "--pending", &pending, NULL)) {
+	bool on = false;
+	if (wants_help(argc, argv) || !verb_opts(argc, argv, 1, flag, &on, NULL)) {
 		api_free(&a);
-		return usage(requests_usage, wants_help(argc, argv));
+		return usage(text, wants_help(argc, argv));
 	}
 	long st;
-	json_t *j = call(&a, "GET", pending ? "/v1/requests?state=pending" : "/v1/requests", NULL, &st);
-	if (j && a.json)
+	json_t *j = call(&a, "GET", on ? narrowed : route, NULL, &st);
+	if (j && a.json) {
 		print_json(j);
-	else if (j) {
-		printf("%-6s %-20s %-16s %-6s %-8s %-8s %-9s %-27s %s\n", "ID", "IDENTITY", "CONNECTION", "SCOPE",
-			"DURATION", "STATE", "APPROVALS", "CREATED", "REASON");
+	} else if (j) {
+		printf("%s\n", header);
 		size_t i;
 		json_t *o;
-		json_array_foreach(j, i, o) {
-			char d[32], appr[24], reason[80];
-			fmt_secs(jint(o, "duration_s"), d, sizeof(d));
-			snprintf(appr, sizeof(appr), "%zu/%lld", json_array_size(json_object_get(o, "approvals")),
-				jint(o, "required"));
-			one_line(jstr(o, "reason"), 60, reason, sizeof(reason));
-			printf("%-6lld %-20s %-16s %-6s %-8s %-8s %-9s %-27s %s\n", jint(o, "id"), jstr(o, "identity"),
-				jstr(o, "connection"), jstr(o, "scope"), d, jstr(o, "state"), appr, jstr(o, "created_at"), reason);
-		}
+		json_array_foreach(j, i, o)
+			print_row(o);
 	}
 	return finish(&a, j);
+}
+
+static void request_row(json_t *o)
+{
+	char d[32], appr[24], reason[80];
+	fmt_secs(jint(o, "duration_s"), d, sizeof(d));
+	snprintf(appr, sizeof(appr), "%zu/%lld", json_array_size(json_object_get(o, "approvals")), jint(o, "required"));
+	one_line(jstr(o, "reason"), 60, reason, sizeof(reason));
+	printf("%-6lld %-20s %-16s %-6s %-8s %-8s %-9s %-27s %s\n", jint(o, "id"), jstr(o, "identity"),
+		jstr(o, "connection"), jstr(o, "scope"), d, jstr(o, "state"), appr, jstr(o, "created_at"), reason);
+}
+
+int gw_cli_requests(int argc, char **argv)
+{
+	char header[160];
+	snprintf(header, sizeof(header), "%-6s %-20s %-16s %-6s %-8s %-8s %-9s %-27s %s", "ID", "IDENTITY",
+		"CONNECTION", "SCOPE", "DURATION", "STATE", "APPROVALS", "CREATED", "REASON");
+	return list_verb(argc, argv, requests_usage, "--pending", "/v1/requests", "/v1/requests?state=pending", header,
+		request_row);
 }
 
 /* approve / deny REQUEST_ID [--comment T]. */
@@ -645,36 +661,22 @@ static int decide_request(int argc, char **argv, bool approve)
 int gw_cli_approve(int argc, char **argv) { return decide_request(argc, argv, true); }
 int gw_cli_deny(int argc, char **argv) { return decide_request(argc, argv, false); }
 
+static void grant_row(json_t *o)
+{
+	char tables[256], reqid[24] = "-";
+	jlist(o, "tables", tables, sizeof(tables));
+	if (json_is_integer(json_object_get(o, "request_id")))
+		snprintf(reqid, sizeof(reqid), "%lld", jint(o, "request_id"));
+	printf("%-6lld %-20s %-16s %-6s %-24s %-27s %-8s %s\n", jint(o, "id"), jstr(o, "identity"),
+		jstr(o, "connection"), jstr(o, "scope"), tables, jstr(o, "expires_at"), jstr(o, "state"), reqid);
+}
+
 int gw_cli_grants(int argc, char **argv)
 {
-	api a;
-	int rc = api_init(&a, &argc, argv);
-	if (rc)
-		return rc;
-	bool active = false;
-	if (wants_help(argc, argv) || !verb_opts(argc, argv, 1, "--active", &active, NULL)) {
-		api_free(&a);
-		return usage(grants_usage, wants_help(argc, argv));
-	}
-	long st;
-	json_t *j = call(&a, "GET", active ? "/v1/grants?active=true" : "/v1/grants", NULL, &st);
-	if (j && a.json)
-		print_json(j);
-	else if (j) {
-		printf("%-6s %-20s %-16s %-6s %-24s %-27s %-8s %s\n", "ID", "IDENTITY", "CONNECTION", "SCOPE", "TABLES",
-			"EXPIRES", "STATE", "REQUEST");
-		size_t i;
-		json_t *o;
-		json_array_foreach(j, i, o) {
-			char tables[256], reqid[24] = "-";
-			jlist(o, "tables", tables, sizeof(tables));
-			if (json_is_integer(json_object_get(o, "request_id")))
-				snprintf(reqid, sizeof(reqid), "%lld", jint(o, "request_id"));
-			printf("%-6lld %-20s %-16s %-6s %-24s %-27s %-8s %s\n", jint(o, "id"), jstr(o, "identity"),
-				jstr(o, "connection"), jstr(o, "scope"), tables, jstr(o, "expires_at"), jstr(o, "state"), reqid);
-		}
-	}
-	return finish(&a, j);
+	char header[160];
+	snprintf(header, sizeof(header), "%-6s %-20s %-16s %-6s %-24s %-27s %-8s %s", "ID", "IDENTITY", "CONNECTION",
+		"SCOPE", "TABLES", "EXPIRES", "STATE", "REQUEST");
+	return list_verb(argc, argv, grants_usage, "--active", "/v1/grants", "/v1/grants?active=true", header, grant_row);
 }
 
 int gw_cli_revoke(int argc, char **argv)
@@ -699,34 +701,21 @@ int gw_cli_revoke(int argc, char **argv)
 	return finish(&a, j);
 }
 
+static void review_row(json_t *o)
+{
+	char stmt[96];
+	one_line(jstr(o, "statement"), 80, stmt, sizeof(stmt));
+	printf("%-6lld %-20s %-16s %-6s %-8s %-27s %s\n", jint(o, "id"), jstr(o, "identity"), jstr(o, "connection"),
+		jstr(o, "class"), jstr(o, "state"), jstr(o, "created_at"), stmt);
+}
+
 int gw_cli_reviews(int argc, char **argv)
 {
-	api a;
-	int rc = api_init(&a, &argc, argv);
-	if (rc)
-		return rc;
-	bool pending = false;
-	if (wants_help(argc, argv) || !verb_opts(argc, argv, 1, "--pending", &pending, NULL)) {
-		api_free(&a);
-		return usage(reviews_usage, wants_help(argc, argv));
-	}
-	long st;
-	json_t *j = call(&a, "GET", pending ? "/v1/reviews?state=pending" : "/v1/reviews", NULL, &st);
-	if (j && a.json)
-		print_json(j);
-	else if (j) {
-		printf("%-6s %-20s %-16s %-6s %-8s %-27s %s\n", "ID", "IDENTITY", "CONNECTION", "CLASS", "STATE", "CREATED",
-			"STATEMENT");
-		size_t i;
-		json_t *o;
-		json_array_foreach(j, i, o) {
-			char stmt[96];
-			one_line(jstr(o, "statement"), 80, stmt, sizeof(stmt));
-			printf("%-6lld %-20s %-16s %-6s %-8s %-27s %s\n", jint(o, "id"), jstr(o, "identity"),
-				jstr(o, "connection"), jstr(o, "class"), jstr(o, "state"), jstr(o, "created_at"), stmt);
-		}
-	}
-	return finish(&a, j);
+	char header[160];
+	snprintf(header, sizeof(header), "%-6s %-20s %-16s %-6s %-8s %-27s %s", "ID", "IDENTITY", "CONNECTION", "CLASS",
+		"STATE", "CREATED", "STATEMENT");
+	return list_verb(argc, argv, reviews_usage, "--pending", "/v1/reviews", "/v1/reviews?state=pending", header,
+		review_row);
 }
 
 int gw_cli_review(int argc, char **argv)
