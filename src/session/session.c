@@ -862,13 +862,16 @@ static int policy_parse(gw_session *s, const uint8_t *msg, size_t m)
 	}
 	if (!s->unsynced)
 		policy_refresh(s);
-	s->unsynced = true;
-	if (name_reserved(name) || (*name && s->pol.prepared.n + (s->npend - s->pend_head) >= MAX_PREPARED))
+	if (name_reserved(name) || (*name && s->pol.prepared.n + (s->npend - s->pend_head) >= MAX_PREPARED)) {
+		s->unsynced = true;
 		return refuse_name(s, name, true) ? MSG_DONE : MSG_ENDED;
+	}
 	gw_sqlc *q = gw_sqlcache_get(s->wk->sqlcache, text, strlen(text));
 	bool allow;
+	/* (still "in sync" here at a group's first Parse: a catalog lookup may go out before it) */
 	int r = policy_gate(s, q, (const uint8_t *)text, strlen(text), true, &allow);
 	if (r == MSG_DONE) {
+		s->unsynced = true;
 		/*
 		 * Remembered once the server confirms it (ParseComplete). A denied
 		 * Parse never reaches the server: its name keeps whatever it meant.

@@ -526,6 +526,16 @@ def test_user_function_volatility_from_catalog():
         c.close()
 
 
+def test_lookup_at_parse():
+    """A function first met in a Parse (extended protocol) is looked up there, not refused."""
+    c = connect("r-agent")
+    try:
+        assert c.execute("SELECT initcap(%s)", ("abc",)).fetchone() == ("Abc",)
+        assert c.execute("SELECT public.add_tax(%s) IS NOT NULL", (1,)).fetchone() == (True,)
+    finally:
+        c.close()
+
+
 def test_search_path_change_forgets_catalog_facts():
     """A function learnt as STABLE is looked up again after SET search_path: the name may now mean a
     volatile namesake. RESET ALL brings the startup search_path (and the shared facts) back."""
