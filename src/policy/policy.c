@@ -998,7 +998,9 @@ void gw_policy_lookup_sql(gw_pctx *p, const gw_sqlc *q, gw_buf *out)
 	/* One query, two kinds of rows: ('f', name, read-only?) and ('r', name, schema). */
 	if (nf) {
 		puts_b(out, "SELECT 'f', f.k, (coalesce(bool_and(p.pronamespace = 'pg_catalog'::regnamespace "
-			"OR p.provolatile IN ('s', 'i')), false) AND count(p.oid) > 0)::text FROM (VALUES ");
+			"OR p.provolatile IN ('s', 'i')), false) AND count(p.oid) > 0)::text, ");
+		lit(out, p->nonce);
+		puts_b(out, " FROM (VALUES ");
 		gw_buf_append(out, gw_buf_rd(&f), gw_buf_len(&f));
 		puts_b(out, ") AS f(k, s, n) LEFT JOIN pg_catalog.pg_proc p ON p.proname = f.n AND CASE WHEN f.s IS NULL "
 			"THEN pg_catalog.pg_function_is_visible(p.oid) ELSE p.pronamespace = (SELECT oid FROM "
@@ -1007,7 +1009,9 @@ void gw_policy_lookup_sql(gw_pctx *p, const gw_sqlc *q, gw_buf *out)
 	if (nr) {
 		if (nf)
 			puts_b(out, " UNION ALL ");
-		puts_b(out, "SELECT 'r', r.n, ns.nspname::text FROM (VALUES ");
+		puts_b(out, "SELECT 'r', r.n, ns.nspname::text, ");
+		lit(out, p->nonce);
+		puts_b(out, " FROM (VALUES ");
 		gw_buf_append(out, gw_buf_rd(&r), gw_buf_len(&r));
 		puts_b(out, ") AS r(n) LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass("
 			"pg_catalog.quote_ident(r.n)) LEFT JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace");
@@ -1017,9 +1021,12 @@ void gw_policy_lookup_sql(gw_pctx *p, const gw_sqlc *q, gw_buf *out)
 			puts_b(out, " UNION ALL ");
 		/* A field name with no one-argument function behind it is a column: fine. */
 		puts_b(out, "SELECT 'm', m.k, coalesce(bool_and(p.pronamespace = 'pg_catalog'::regnamespace "
-			"OR p.provolatile IN ('s', 'i')), true)::text FROM (VALUES ");
+			"OR p.provolatile IN ('s', 'i')), true)::text, ");
+		lit(out, p->nonce);
+		puts_b(out, " FROM (VALUES ");
 		gw_buf_append(out, gw_buf_rd(&fm), gw_buf_len(&fm));
-		puts_b(out, ") AS m(k) LEFT JOIN pg_catalog.pg_proc p ON p.proname = m.k AND p.pronargs = 1 "
+		puts_b(out, ") AS m(k) LEFT JOIN pg_catalog.pg_proc p ON p.proname = m.k AND p.pronargs - p.pronargdefaults <= 1 "
+			"AND p.pronargs >= 1 "
 			"AND pg_catalog.pg_function_is_visible(p.oid) GROUP BY m.k");
 	}
 	if (!nf && !nr && !nm)
@@ -1032,7 +1039,8 @@ void gw_policy_lookup_sql(gw_pctx *p, const gw_sqlc *q, gw_buf *out)
 
 void gw_policy_lookup_row(gw_pctx *p, char *const *cols, int ncols)
 {
-	if (ncols != 3 || !cols[0] || !cols[1])
+	/* Only rows of our own lookup count: they carry the session's nonce (anything else fails closed). */
+	if (ncols != 4 || !cols[0] || !cols[1] || !cols[3] || !p->nonce[0] || strcmp(cols[3], p->nonce))
 		return;
 	if (!strcmp(cols[0], "f")) {
 		bool ro = cols[2] && !strcmp(cols[2], "true");

@@ -97,6 +97,7 @@ typedef struct gw_pctx {
 	char *path_key;             /* the startup search_path: the shared cache's key prefix */
 	bool path_changed;          /* search_path was set in this session: the shared cache no longer applies */
 	bool no_lookup;             /* decide on what is known: unknown functions/relations fail closed */
+	char nonce[24];             /* a random tag every row of a lookup answer carries (set by the session) */
 	/* What a statement name means now, including names the server has not confirmed yet (the session's). */
 	gw_sqlc *(*named)(void *ud, const char *name);
 	void *named_ud;

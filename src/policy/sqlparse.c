@@ -545,6 +545,9 @@ static void statement_(walk *w, const Node *n)
 		size_t nfn = w->st->nfunctions, nfl = w->st->nfields;
 		uint32_t flags_before = w->st->flags;
 		statement(&inner, s->query);
+		/* EXPLAIN EXECUTE p(args) evaluates args even without ANALYZE: that EXPLAIN keeps their class. */
+		if (IsA(s->query, ExecuteStmt))
+			analyze = true;
 		if (!analyze && w->st->cls <= GW_SQL_WRITE && !(w->st->flags & GW_SQL_F_UNKNOWN)) {
 			w->st->cls = before;
 			/* nothing runs: no guardrail applies to what is only planned */

@@ -21,6 +21,7 @@
 #include "access/access.h"
 #include "core/clock.h"
 #include "policy/policy.h"
+#include "net/tls.h"
 #include "session/registry.h"
 #include "upstream/upstream.h"
 
@@ -61,6 +62,8 @@ struct gw_session {
 	frame cf, sf;
 	bool unsynced;
 	bool copy_in;          /* the server is in COPY FROM STDIN (it ignores Sync and Flush) */
+	char copy_portal[64];  /* the portal last bound to a COPY FROM STDIN statement (policy sessions) */
+	bool copy_portal_set;
 	bool copy_wait;        /* a Query with COPY FROM STDIN was sent: client input waits until the server
 	                          says whether COPY started (CopyInResponse) or not (ReadyForQuery), since
 	                          it ignores Sync and Flush only in the first case */
@@ -102,10 +105,10 @@ struct gw_session {
 	 * name is always the server's.
 	 */
 	struct pending_prep {
-		char *name;
-		gw_sqlc *q;
+		char *name;        /* NULL: all (DEALLOCATE ALL, DISCARD ALL) */
+		gw_sqlc *q;        /* what a PREPARE / Parse prepares */
 		uint64_t group;
-		bool sql;
+		uint8_t kind;      /* PEND_* */
 	} *pend;
 	size_t npend, pend_head, pend_cap;
 	long rows;             /* max_rows: rows of the current result passed on */
@@ -704,7 +707,15 @@ static int refuse_malformed(gw_session *s, const char *what, bool ext)
 
 #define MAX_PREPARED 10000
 
-static void pend_add(gw_session *s, const char *name, gw_sqlc *q, bool sql)
+enum {
+	PEND_PARSE,        /* Parse: ParseComplete */
+	PEND_PREPARE,      /* SQL PREPARE: CommandComplete "PREPARE" */
+	PEND_DEALLOCATE,   /* SQL DEALLOCATE [ALL]: CommandComplete "DEALLOCATE..." */
+	PEND_DISCARD,      /* DISCARD ALL: CommandComplete "DISCARD ALL" */
+	PEND_CLOSE,        /* Close of a statement (name) or a portal (no name effect): CloseComplete */
+};
+
+static void pend_add(gw_session *s, uint8_t kind, const char *name, gw_sqlc *q)
 {
 	if (s->pend_head > 0 && s->pend_head == s->npend)
 		s->pend_head = s->npend = 0;
@@ -718,39 +729,60 @@ static void pend_add(gw_session *s, const char *name, gw_sqlc *q, bool sql)
 			s->pend = gw_xrealloc(s->pend, s->pend_cap * sizeof(*s->pend));
 		}
 	}
-	gw_sqlc_ref(q);
-	s->pend[s->npend++] = (struct pending_prep){gw_xstrdup(name), q, s->rfq_sent, sql};
+	if (q)
+		gw_sqlc_ref(q);
+	s->pend[s->npend++] = (struct pending_prep){name ? gw_xstrdup(name) : NULL, q, s->rfq_sent, kind};
 }
 
-static void pend_pop(gw_session *s, bool commit)
+static void pend_pop(gw_session *s, bool apply)
 {
 	struct pending_prep *e = &s->pend[s->pend_head++];
-	if (commit)
-		gw_pctx_prepare(&s->pol, e->name, e->q);
+	if (apply) {
+		switch (e->kind) {
+		case PEND_PARSE:
+		case PEND_PREPARE:
+			gw_pctx_prepare(&s->pol, e->name, e->q);
+			break;
+		case PEND_DEALLOCATE:
+		case PEND_DISCARD:
+		case PEND_CLOSE:
+			if (e->name)
+				gw_pctx_deallocate(&s->pol, e->name);
+			else if (e->kind != PEND_CLOSE)
+				gw_pctx_deallocate_all(&s->pol);
+			break;
+		}
+	}
 	free(e->name);
 	gw_sqlc_unref(e->q);
 }
 
-/* ParseComplete (sql false) or CommandComplete "PREPARE" (sql true): the oldest such one took effect. */
-static void pend_confirm(gw_session *s, bool sql)
+/*
+ * The server confirmed the oldest change of this kind: apply it. Changes to
+ * statement names take effect in the gateway exactly when and in the order
+ * they take effect on the server.
+ */
+static void pend_confirm(gw_session *s, uint8_t kind)
 {
-	if (s->pend_head < s->npend && s->pend[s->pend_head].sql == sql)
+	if (s->pend_head < s->npend && s->pend[s->pend_head].kind == kind)
 		pend_pop(s, true);
 }
 
-/* A group ended (ReadyForQuery): what it prepared and the server did not confirm failed. */
+/* A group ended (ReadyForQuery): what it changed and the server did not confirm failed. */
 static void pend_group_done(gw_session *s, uint64_t group)
 {
 	while (s->pend_head < s->npend && s->pend[s->pend_head].group <= group)
 		pend_pop(s, false);
 }
 
-/* What name means now: a pending statement of this name (newest) or the confirmed one. */
+/* What name means now: a statement of this name waiting for confirmation (newest), or the confirmed one. */
 static gw_sqlc *prepared_lookup(gw_session *s, const char *name)
 {
-	for (size_t i = s->npend; i > s->pend_head; i--)
-		if (!strcmp(s->pend[i - 1].name, name))
-			return s->pend[i - 1].q;
+	for (size_t i = s->npend; i > s->pend_head; i--) {
+		const struct pending_prep *e = &s->pend[i - 1];
+		if ((e->kind == PEND_PARSE || e->kind == PEND_PREPARE) && !strcmp(e->name, name))
+			return e->q;
+	}
 	return gw_pctx_prepared(&s->pol, name);
 }
 
@@ -788,25 +820,28 @@ static bool refuse_name(gw_session *s, const char *name, bool ext)
 /* Statement names an allowed Query prepares or drops; false when one of them must be refused first. */
 static bool query_names_ok(gw_session *s, const gw_sqlc *q)
 {
+	size_t count = s->pol.prepared.n + (s->npend - s->pend_head);
 	for (size_t i = 0; i < q->sql.nstmts; i++) {
 		const char *n = q->sql.stmts[i].prepare_name;
-		if (n && (name_reserved(n) || s->pol.prepared.n + (s->npend - s->pend_head) >= MAX_PREPARED))
+		if (n && (name_reserved(n) || ++count > MAX_PREPARED))
 			return refuse_name(s, n, false), false;
 	}
 	return true;
 }
 
-/* After an allowed Query is sent: its PREPAREs wait for confirmation, its DEALLOCATE / DISCARD ALL apply. */
-static void note_query_names(gw_session *s, gw_sqlc *q)
+/* After an allowed Query or Bind is sent: its PREPARE / DEALLOCATE / DISCARD ALL wait for the server. */
+static void note_names(gw_session *s, gw_sqlc *q)
 {
 	for (size_t i = 0; i < q->sql.nstmts; i++) {
 		const gw_sql_stmt *st = &q->sql.stmts[i];
 		if (st->prepare_name)
-			pend_add(s, st->prepare_name, q, true);
+			pend_add(s, PEND_PREPARE, st->prepare_name, q);
 		if (st->deallocate_name)
-			gw_pctx_deallocate(&s->pol, st->deallocate_name);
-		if (st->flags & (GW_SQL_F_DEALLOCATE_ALL | GW_SQL_F_SESSION_RESET))
-			gw_pctx_deallocate_all(&s->pol);
+			pend_add(s, PEND_DEALLOCATE, st->deallocate_name, NULL);
+		if (st->flags & GW_SQL_F_DEALLOCATE_ALL)
+			pend_add(s, PEND_DEALLOCATE, NULL, NULL);
+		if (st->flags & GW_SQL_F_SESSION_RESET && !strcmp(st->tag, "DISCARD"))
+			pend_add(s, PEND_DISCARD, NULL, NULL);
 	}
 }
 
@@ -835,7 +870,7 @@ static int policy_query(gw_session *s, const uint8_t *msg, size_t m)
 	if (r == MSG_DONE) {
 		if (allow) {
 			gw_buf_append(&s->up->tx, msg, m);
-			note_query_names(s, q);
+			note_names(s, q);
 			s->copy_wait = copy_from_stdin(s, body, n, q);
 		}
 		s->rfq_sent++;
@@ -880,9 +915,8 @@ static int policy_parse(gw_session *s, const uint8_t *msg, size_t m)
 		s->review_pass_set = false;
 		if (allow) {
 			if (!*name)
-				gw_pctx_deallocate(&s->pol, "");
-			if (!*name || !prepared_lookup(s, name))
-				pend_add(s, name, q, false); /* (a name in use: the server refuses it, 42P05) */
+				gw_pctx_deallocate(&s->pol, ""); /* dropped by the server at every Parse */
+			pend_add(s, PEND_PARSE, name, q); /* (a name in use: the server refuses it, 42P05, no ParseComplete) */
 			gw_buf_append(&s->up->tx, msg, m);
 			if (s->review_used) {
 				snprintf(s->review_pass, sizeof(s->review_pass), "%s", name);
@@ -943,7 +977,14 @@ static int policy_bind(gw_session *s, const uint8_t *msg, size_t m)
 		return deny(s, &d, true) ? MSG_DONE : MSG_ENDED;
 	if (reset)
 		s->reset_in_group = true;
+	s->copy_portal_set = false;
+	for (size_t i = 0; i < q->sql.nstmts; i++)
+		if ((q->sql.stmts[i].flags & GW_SQL_F_COPY_IN) && strlen(portal) < sizeof(s->copy_portal)) {
+			snprintf(s->copy_portal, sizeof(s->copy_portal), "%s", portal);
+			s->copy_portal_set = true;
+		}
 	gw_pctx_ran(&s->pol, q);
+	note_names(s, q);
 	gw_buf_append(&s->up->tx, msg, m);
 	return MSG_DONE;
 }
@@ -1010,8 +1051,13 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		s->rfq_sent++;
 		break;
 	case 'S':
+		/*
+		 * PostgreSQL ignores Sync during COPY FROM STDIN, unless the COPY has
+		 * just failed, when it answers it: not knowable here, so the gateway
+		 * does not forward it (what PostgreSQL does while the COPY runs).
+		 */
 		if (s->copy_in)
-			break; /* ignored by the server during COPY FROM STDIN: no ReadyForQuery of its own */
+			return MSG_DONE;
 		s->rfq_sent++;
 		s->unsynced = false;
 		gw_buf_append(&s->up->tx, msg, m);
@@ -1024,6 +1070,13 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 	case 'E':
 		atomic_fetch_add(&s->reg->statements, 1);
 		s->unsynced = true;
+		if (s->copy_portal_set && m > 5 && msg[m - 5] == 0 && !strcmp((const char *)msg + 5, s->copy_portal)) {
+			/* Execute of a COPY FROM STDIN: read on once the server says whether it started */
+			s->copy_portal_set = false;
+			gw_buf_append(&s->up->tx, msg, m);
+			s->copy_wait = true;
+			return MSG_DONE;
+		}
 		break;
 	case 'P':
 		if (s->policy_on)
@@ -1036,8 +1089,8 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		s->unsynced = true;
 		break;
 	case 'C':
-		if (s->policy_on && m > 6 && msg[5] == 'S' && msg[m - 1] == 0)
-			gw_pctx_deallocate(&s->pol, (const char *)msg + 6); /* (if the server skips it: denied later, closed) */
+		if (s->policy_on && m > 6 && msg[m - 1] == 0 && (msg[5] == 'S' || msg[5] == 'P'))
+			pend_add(s, PEND_CLOSE, msg[5] == 'S' ? (const char *)msg + 6 : NULL, NULL);
 		s->unsynced = true;
 		break;
 	case 'D':
@@ -1266,12 +1319,17 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		break;
 	case '1':
 		if (s->policy_on)
-			pend_confirm(s, false);
+			pend_confirm(s, PEND_PARSE);
+		break;
+	case '3':
+		if (s->policy_on)
+			pend_confirm(s, PEND_CLOSE);
 		break;
 	case 'E': {
 		s->rows = 0;
 		s->cut = false;
 		s->copy_in = false;
+		s->copy_wait = false;
 		struct gwq_ent *d = gwq_active(s, GWQ_DENY);
 		if (d) {
 			char text[200] = "";
@@ -1296,7 +1354,11 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		break;
 	case 'C':
 		if (s->policy_on && n >= 8 && !memcmp(body, "PREPARE", 8))
-			pend_confirm(s, true);
+			pend_confirm(s, PEND_PREPARE);
+		if (s->policy_on && n >= 11 && !memcmp(body, "DEALLOCATE", 10) && (body[10] == 0 || body[10] == ' '))
+			pend_confirm(s, PEND_DEALLOCATE);
+		if (s->policy_on && n >= 12 && !memcmp(body, "DISCARD ALL", 12))
+			pend_confirm(s, PEND_DISCARD);
 		if (s->cut) {
 			finish_cut(s, msg, m);
 			s->rows = 0;
@@ -1744,6 +1806,10 @@ void gw_session_start(gw_worker *wk, gw_conn *conn, const struct sockaddr_storag
 		s->pol.stats = gw_sqlcache_stats(wk->sqlcache);
 		s->pol.named = named_hook;
 		s->pol.named_ud = s;
+		uint8_t rnd[8];
+		gw_random_bytes(rnd, sizeof(rnd));
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			snprintf(s->pol.nonce + 2 * i, 3, "%02x", rnd[i]);
 		const char *sp = NULL;
 		for (size_t i = 0; i < s->nset; i++)
 			if (!strcmp(s->set_kv[2 * i], "search_path"))

@@ -452,6 +452,48 @@ def test_copy_from_stdin_with_pipelined_sync():
         rs.close()
 
 
+def test_copy_error_with_pipelined_sync_keeps_owners():
+    """A failing COPY row with a Sync and more queries behind it: the Sync is not forwarded (PostgreSQL
+    ignores it during COPY), so a client row can never pass for a catalog answer."""
+    before = fp()
+    rs = raw_session("w-agent")
+    try:
+        rs.sock.sendall(msg(b"Q", cstr("COPY scratch (id, v) FROM STDIN")))
+        t, _ = read_msg(rs.sock)
+        while t in (b"S", b"N"):
+            t, _ = read_msg(rs.sock)
+        assert t == b"G", t
+        rs.sock.sendall(msg(b"d", b"notanint\tz\n") + msg(b"S") +
+                        msg(b"Q", cstr("SELECT 'f', 'public.bump', 'true', 'x'")) + msg(b"Q", cstr("SELECT public.bump()")))
+        g1 = read_until_ready(rs)
+        assert [t for t, _ in g1] == [b"E", b"Z"] and error_fields(g1[0][1])["C"] == "22P02", g1
+        g2 = read_until_ready(rs)
+        assert [t for t, _ in g2] == [b"T", b"D", b"C", b"Z"], g2
+        g3 = read_until_ready(rs)
+        assert [t for t, _ in g3] == [b"E", b"Z"] and error_fields(g3[0][1])["C"] == "42501", g3
+    finally:
+        rs.close()
+    assert fp() == before
+
+
+def test_prepared_names_follow_the_server():
+    """PREPARE then DEALLOCATE in one message, Close then Parse: the gateway's idea of a name is the
+    server's, in order."""
+    rs = raw_session("r-agent")
+    try:
+        rows, err = rs.query("PREPARE pn AS SELECT 1; DEALLOCATE pn")
+        assert err is None, err
+        rs.sock.sendall(msg(b"P", cstr("pn") + cstr("SELECT 2") + b"\0\0") + msg(b"B", cstr("") + cstr("pn") + b"\0" * 6) +
+                        msg(b"E", cstr("") + b"\0\0\0\0") + msg(b"C", b"S" + cstr("pn")) +
+                        msg(b"P", cstr("pn") + cstr("SELECT 3") + b"\0\0") + msg(b"B", cstr("") + cstr("pn") + b"\0" * 6) +
+                        msg(b"E", cstr("") + b"\0\0\0\0") + msg(b"S"))
+        g = read_until_ready(rs)
+        assert [t for t, _ in g] == [b"1", b"2", b"D", b"C", b"3", b"1", b"2", b"D", b"C", b"Z"], g
+        assert g[2][1].endswith(b"2") and g[7][1].endswith(b"3"), g
+    finally:
+        rs.close()
+
+
 def test_startup_search_path_list():
     """options=-c search_path=other,public is two schemas, as PostgreSQL reads it at startup."""
     gw = S["gw"]
