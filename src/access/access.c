@@ -271,19 +271,6 @@ bool gw_access_may_view(const gw_config *cfg, const gw_policy_cfg *pol, const gw
 
 /* ---- requests and grants ---- */
 
-/* Is name one of the comma-separated names in list? */
-static bool csv_has(const char *list, const char *name)
-{
-	size_t nl = strlen(name);
-	for (const char *p = list; *p;) {
-		const char *e = strchr(p, ',');
-		size_t l = e ? (size_t)(e - p) : strlen(p);
-		if (l == nl && !strncmp(p, name, nl))
-			return true;
-		p = e ? e + 1 : p + l;
-	}
-	return false;
-}
 
 static int csv_count(const char *list)
 {
@@ -428,7 +415,7 @@ int gw_access_decide(gw_gateway *gw, const gw_identity *actor, int64_t id, bool 
 		req->decided_at = now;
 		add_comment(req->comment, sizeof(req->comment), actor->name, comment);
 	} else {
-		if (csv_has(req->approvals, actor->name)) {
+		if (gw_csv_has(req->approvals, actor->name)) {
 			snprintf(err, errlen, "identity '%s' has already approved request #%lld (%d of %d approvals); each "
 				"approver counts once", actor->name, (long long)id, csv_count(req->approvals), req->required);
 			return GW_ACCESS_CONFLICT;

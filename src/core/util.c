@@ -264,3 +264,18 @@ long gw_b64_decode(const char *s, size_t slen, uint8_t *out, size_t outcap)
 	}
 	return (long)o;
 }
+
+bool gw_csv_has(const char *csv, const char *item)
+{
+	size_t il = strlen(item);
+	for (const char *p = csv; *p;) {
+		const char *e = strchr(p, ',');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		if (l == il && !memcmp(p, item, il))
+			return true;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return false;
+}

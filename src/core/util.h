@@ -17,6 +17,9 @@
 #define GW_ASSERT(x) do { if (!(x)) gw_die("assertion failed: %s (%s:%d)", #x, __FILE__, __LINE__); } while (0)
 #else
 #define GW_ASSERT(x) do { (void)sizeof(x); } while (0)
+/* Is item one of the comma-separated names in csv (exact, no spaces)? */
+bool gw_csv_has(const char *csv, const char *item);
+
 #endif
 
 __attribute__((noreturn, format(printf, 1, 2))) void gw_die(const char *fmt, ...);
@@ -50,5 +53,8 @@ void gw_b64url(const uint8_t *p, size_t n, char *out);
 /* Standard base64 with padding; decode returns length or -1. */
 size_t gw_b64_encode(const uint8_t *p, size_t n, char *out);
 long gw_b64_decode(const char *s, size_t slen, uint8_t *out, size_t outcap);
+
+/* Is item one of the comma-separated names in csv (exact, no spaces)? */
+bool gw_csv_has(const char *csv, const char *item);
 
 #endif

@@ -129,18 +129,7 @@ bool gw_identity_kind_ok(const char *kind)
 
 bool gw_identity_in_group(const gw_identity *id, const char *group)
 {
-	size_t gl = strlen(group);
-	const char *p = id->groups;
-	while (*p) {
-		const char *e = strchr(p, ',');
-		size_t l = e ? (size_t)(e - p) : strlen(p);
-		if (l == gl && !strncmp(p, group, gl))
-			return true;
-		if (!e)
-			break;
-		p = e + 1;
-	}
-	return false;
+	return gw_csv_has(id->groups, group);
 }
 
 bool gw_identity_is_admin(const gw_identity *id, char *const *admins, size_t n)

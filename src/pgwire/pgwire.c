@@ -251,3 +251,14 @@ bool gw_pg_error_field(const uint8_t *body, size_t n, char field, char *out, siz
 	}
 	return false;
 }
+
+void gw_pg_literal(gw_buf *b, const char *v)
+{
+	gw_buf_append(b, "E'", 2);
+	for (const char *p = v; *p; p++) {
+		if (*p == '\'' || *p == '\\')
+			gw_buf_append(b, p, 1);
+		gw_buf_append(b, p, 1);
+	}
+	gw_buf_append(b, "'", 1);
+}

@@ -62,6 +62,8 @@ void gw_pg_param_status(gw_buf *b, const char *key, const char *value);
 void gw_pg_backend_key(gw_buf *b, uint32_t pid, uint32_t key);
 void gw_pg_ready(gw_buf *b, char txstatus);
 void gw_pg_query(gw_buf *b, const char *sql);
+/* Append v as a SQL string literal, E'' form (the same under either standard_conforming_strings). */
+void gw_pg_literal(gw_buf *b, const char *v);
 void gw_pg_terminate(gw_buf *b);
 /* StartupMessage with the given parameters (NULL-terminated key, value list). */
 void gw_pg_startup_msg(gw_buf *b, const char *const *kv);

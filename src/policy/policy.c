@@ -4,6 +4,7 @@
 #include "policy/policy.h"
 #include "core/clock.h"
 #include "core/util.h"
+#include "pgwire/pgwire.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -245,20 +246,6 @@ void gw_pctx_ran(gw_pctx *p, const gw_sqlc *q)
 
 /* ---- entitlements ---- */
 
-static bool in_groups(const char *groups, const char *g)
-{
-	size_t gl = strlen(g);
-	for (const char *p = groups; *p;) {
-		const char *comma = strchr(p, ',');
-		size_t n = comma ? (size_t)(comma - p) : strlen(p);
-		if (n == gl && !memcmp(p, g, n))
-			return true;
-		if (!comma)
-			break;
-		p = comma + 1;
-	}
-	return false;
-}
 
 static bool who_matches(const gw_policy_cfg *pol, const char *identity, const char *groups)
 {
@@ -266,7 +253,7 @@ static bool who_matches(const gw_policy_cfg *pol, const char *identity, const ch
 		const char *w = pol->who.v[i];
 		if (!strncmp(w, "identity:", 9) && !strcmp(w + 9, identity))
 			return true;
-		if (!strncmp(w, "group:", 6) && in_groups(groups, w + 6))
+		if (!strncmp(w, "group:", 6) && gw_csv_has(groups, w + 6))
 			return true;
 	}
 	return false;
@@ -926,16 +913,6 @@ static void decide(gw_pctx *p, const gw_sqlc *q, int64_t now, gw_decision *d)
 
 /* ---- catalog lookups ---- */
 
-static void lit(gw_buf *b, const char *v)
-{
-	gw_buf_append(b, "E'", 2);
-	for (const char *s = v; *s; s++) {
-		if (*s == '\'' || *s == '\\')
-			gw_buf_append(b, s, 1);
-		gw_buf_append(b, s, 1);
-	}
-	gw_buf_append(b, "'", 1);
-}
 
 static void puts_b(gw_buf *b, const char *s)
 {
@@ -956,7 +933,7 @@ void gw_policy_lookup_sql(gw_pctx *p, const gw_sqlc *q, gw_buf *out)
 				gw_map_put(&seen, key, (size_t)kl, (void *)1))
 				continue;
 			puts_b(&fm, nm++ ? ", (" : "(");
-			lit(&fm, st->fields[j]);
+			gw_pg_literal(&fm, st->fields[j]);
 			puts_b(&fm, ")");
 		}
 		for (size_t j = 0; j < st->nfunctions; j++) {
@@ -965,17 +942,17 @@ void gw_policy_lookup_sql(gw_pctx *p, const gw_sqlc *q, gw_buf *out)
 				continue;
 			const char *dot = strchr(fn, '.');
 			puts_b(&f, nf++ ? ", (" : "(");
-			lit(&f, fn);
+			gw_pg_literal(&f, fn);
 			puts_b(&f, ", ");
 			if (dot) {
 				char *schema = gw_xstrndup(fn, (size_t)(dot - fn));
-				lit(&f, schema);
+				gw_pg_literal(&f, schema);
 				free(schema);
 				puts_b(&f, ", ");
-				lit(&f, dot + 1);
+				gw_pg_literal(&f, dot + 1);
 			} else {
 				puts_b(&f, "NULL, ");
-				lit(&f, fn);
+				gw_pg_literal(&f, fn);
 			}
 			puts_b(&f, ")");
 		}
@@ -990,7 +967,7 @@ void gw_policy_lookup_sql(gw_pctx *p, const gw_sqlc *q, gw_buf *out)
 			if (gw_map_put(&seen, key, strlen(key), (void *)1))
 				continue;
 			puts_b(&r, nr++ ? ", (" : "(");
-			lit(&r, rel);
+			gw_pg_literal(&r, rel);
 			puts_b(&r, ")");
 		}
 	}
@@ -999,7 +976,7 @@ void gw_policy_lookup_sql(gw_pctx *p, const gw_sqlc *q, gw_buf *out)
 	if (nf) {
 		puts_b(out, "SELECT 'f', f.k, (coalesce(bool_and(p.pronamespace = 'pg_catalog'::regnamespace "
 			"OR p.provolatile IN ('s', 'i')), false) AND count(p.oid) > 0)::text, ");
-		lit(out, p->nonce);
+		gw_pg_literal(out, p->nonce);
 		puts_b(out, " FROM (VALUES ");
 		gw_buf_append(out, gw_buf_rd(&f), gw_buf_len(&f));
 		puts_b(out, ") AS f(k, s, n) LEFT JOIN pg_catalog.pg_proc p ON p.proname = f.n AND CASE WHEN f.s IS NULL "
@@ -1010,7 +987,7 @@ void gw_policy_lookup_sql(gw_pctx *p, const gw_sqlc *q, gw_buf *out)
 		if (nf)
 			puts_b(out, " UNION ALL ");
 		puts_b(out, "SELECT 'r', r.n, ns.nspname::text, ");
-		lit(out, p->nonce);
+		gw_pg_literal(out, p->nonce);
 		puts_b(out, " FROM (VALUES ");
 		gw_buf_append(out, gw_buf_rd(&r), gw_buf_len(&r));
 		puts_b(out, ") AS r(n) LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass("
@@ -1022,7 +999,7 @@ void gw_policy_lookup_sql(gw_pctx *p, const gw_sqlc *q, gw_buf *out)
 		/* A field name with no one-argument function behind it is a column: fine. */
 		puts_b(out, "SELECT 'm', m.k, coalesce(bool_and(p.pronamespace = 'pg_catalog'::regnamespace "
 			"OR p.provolatile IN ('s', 'i')), true)::text, ");
-		lit(out, p->nonce);
+		gw_pg_literal(out, p->nonce);
 		puts_b(out, " FROM (VALUES ");
 		gw_buf_append(out, gw_buf_rd(&fm), gw_buf_len(&fm));
 		puts_b(out, ") AS m(k) LEFT JOIN pg_catalog.pg_proc p ON p.proname = m.k AND p.pronargs - p.pronargdefaults <= 1 "

@@ -325,17 +325,6 @@ static void send_login_tail(gw_session *s)
 	s->login_done = true;
 }
 
-/* Append value as a SQL string literal (E'' form: safe under either standard_conforming_strings). */
-static void append_literal(gw_buf *b, const char *v)
-{
-	gw_buf_append(b, "E'", 2);
-	for (const char *p = v; *p; p++) {
-		if (*p == '\'' || *p == '\\')
-			gw_buf_append(b, p, 1);
-		gw_buf_append(b, p, 1);
-	}
-	gw_buf_append(b, "'", 1);
-}
 
 /*
  * "SET k = v; ..." for the client's startup settings into sql (NUL-ended);
@@ -360,9 +349,9 @@ static bool startup_sets(gw_session *s, gw_buf *sql, bool only_changed)
 		else
 			gw_buf_append(sql, "SELECT ", 7);
 		gw_buf_append(sql, "pg_catalog.set_config(", 22);
-		append_literal(sql, k);
+		gw_pg_literal(sql, k);
 		gw_buf_append(sql, ", ", 2);
-		append_literal(sql, v);
+		gw_pg_literal(sql, v);
 		gw_buf_append(sql, ", false)", 8);
 	}
 	if (!n)
@@ -522,6 +511,21 @@ static const char *take_str(const uint8_t **p, const uint8_t *end)
 	return r;
 }
 
+/* A refusal the session makes itself (the protocol, a name, the catalog): ERROR sqlstate, rule, message. */
+__attribute__((format(printf, 4, 5))) static void refusal(gw_decision *d, const char *sqlstate, const char *rule,
+	const char *fmt, ...)
+{
+	memset(d, 0, sizeof(*d));
+	d->verdict = GW_DECIDE_DENY;
+	d->cls = GW_SQL_ADMIN;
+	snprintf(d->sqlstate, sizeof(d->sqlstate), "%s", sqlstate);
+	snprintf(d->rule, sizeof(d->rule), "%s", rule);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(d->message, sizeof(d->message), fmt, ap);
+	va_end(ap);
+}
+
 static void log_denial(gw_session *s, const gw_decision *d)
 {
 	gw_info("session %s: denied identity=%s connection=%s class=%s rule=%s: %s", s->reg->id, s->ident.name,
@@ -618,12 +622,7 @@ static bool parser_state_ok(gw_session *s, gw_decision *d)
 	const char *enc = gw_server_param(s->srv, "client_encoding");
 	if ((!scs || !strcmp(scs, "on")) && (!enc || gw_sql_encoding_safe(enc)))
 		return true;
-	memset(d, 0, sizeof(*d));
-	d->verdict = GW_DECIDE_DENY;
-	d->cls = GW_SQL_ADMIN;
-	memcpy(d->sqlstate, "42501", 6);
-	snprintf(d->rule, sizeof(d->rule), "parser_safety");
-	snprintf(d->message, sizeof(d->message), "pgmoat: the upstream session reads statement text differently from "
+	refusal(d, "42501", "parser_safety", "pgmoat: the upstream session reads statement text differently from "
 		"the gateway (standard_conforming_strings=%s, client_encoding=%s)", scs ? scs : "?", enc ? enc : "?");
 	snprintf(d->detail, sizeof(d->detail), "rule: parser_safety. Policies are decided on the gateway's parse; "
 		"it must match the server's.");
@@ -693,12 +692,7 @@ static int policy_gate(gw_session *s, gw_sqlc *q, const uint8_t *text, size_t le
 static int refuse_malformed(gw_session *s, const char *what, bool ext)
 {
 	gw_decision d;
-	memset(&d, 0, sizeof(d));
-	d.verdict = GW_DECIDE_DENY;
-	d.cls = GW_SQL_ADMIN;
-	memcpy(d.sqlstate, "08P01", 6);
-	snprintf(d.rule, sizeof(d.rule), "protocol");
-	snprintf(d.message, sizeof(d.message), "pgmoat: invalid %s message: its strings are not NUL-terminated "
+	refusal(&d, "08P01", "protocol", "pgmoat: invalid %s message: its strings are not NUL-terminated "
 		"within the message", what);
 	return deny(s, &d, ext) ? MSG_DONE : MSG_ENDED;
 }
@@ -800,20 +794,12 @@ static bool name_reserved(const char *name)
 static bool refuse_name(gw_session *s, const char *name, bool ext)
 {
 	gw_decision d;
-	memset(&d, 0, sizeof(d));
-	d.verdict = GW_DECIDE_DENY;
-	d.cls = GW_SQL_ADMIN;
-	if (name_reserved(name)) {
-		memcpy(d.sqlstate, "42501", 6);
-		snprintf(d.rule, sizeof(d.rule), "reserved-name");
-		snprintf(d.message, sizeof(d.message), "pgmoat: prepared statement names beginning with \"%s\" are "
+	if (name_reserved(name))
+		refusal(&d, "42501", "reserved-name", "pgmoat: prepared statement names beginning with \"%s\" are "
 			"reserved for the gateway", RESERVED_PREFIX);
-	} else {
-		memcpy(d.sqlstate, "54000", 6);
-		snprintf(d.rule, sizeof(d.rule), "limit");
-		snprintf(d.message, sizeof(d.message), "pgmoat: too many prepared statements on this session (%d); "
+	else
+		refusal(&d, "54000", "limit", "pgmoat: too many prepared statements on this session (%d); "
 			"DEALLOCATE some first", MAX_PREPARED);
-	}
 	return deny(s, &d, ext);
 }
 
@@ -941,12 +927,7 @@ static int policy_bind(gw_session *s, const uint8_t *msg, size_t m)
 	gw_sqlc *q = prepared_lookup(s, name);
 	gw_decision d;
 	if (!q) {
-		memset(&d, 0, sizeof(d));
-		d.verdict = GW_DECIDE_DENY;
-		d.cls = GW_SQL_ADMIN;
-		memcpy(d.sqlstate, "26000", 6);
-		snprintf(d.rule, sizeof(d.rule), "unknown-statement");
-		snprintf(d.message, sizeof(d.message), "pgmoat: prepared statement \"%.60s\" does not exist", name);
+		refusal(&d, "26000", "unknown-statement", "pgmoat: prepared statement \"%.60s\" does not exist", name);
 		snprintf(d.detail, sizeof(d.detail), "rule: unknown-statement. The gateway decides statements when they "
 			"are prepared; this name was never prepared on this session.");
 		return deny(s, &d, true) ? MSG_DONE : MSG_ENDED;
@@ -1015,11 +996,7 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 			 * then skips to Sync), which keeps every response's owner certain.
 			 */
 			gw_decision d;
-			memset(&d, 0, sizeof(d));
-			d.verdict = GW_DECIDE_DENY;
-			memcpy(d.sqlstate, "08P01", 6);
-			snprintf(d.rule, sizeof(d.rule), "protocol");
-			snprintf(d.message, sizeof(d.message), "pgmoat: a %s message inside an unfinished extended-protocol "
+			refusal(&d, "08P01", "protocol", "pgmoat: a %s message inside an unfinished extended-protocol "
 				"sequence is not supported; send Sync first", type == 'Q' ? "Query" : "FunctionCall");
 			return deny(s, &d, true) ? MSG_DONE : MSG_ENDED;
 		}
@@ -1211,13 +1188,9 @@ static int own_message(gw_session *s, struct gwq_ent *e, uint8_t type, const uin
 			return -1;
 		}
 		if (e->capture) {
-			gw_decision *d = gw_xcalloc(1, sizeof(*d));
-			d->verdict = GW_DECIDE_DENY;
-			d->cls = GW_SQL_ADMIN;
-			snprintf(d->sqlstate, sizeof(d->sqlstate), "%s", code);
-			snprintf(d->rule, sizeof(d->rule), "catalog");
-			snprintf(d->message, sizeof(d->message), "pgmoat: the statement was not run: looking up what it "
-				"calls failed: %s", text);
+			gw_decision *d = gw_xmalloc(sizeof(*d));
+			refusal(d, code, "catalog", "pgmoat: the statement was not run: looking up what it calls failed: %s",
+				text);
 			snprintf(d->detail, sizeof(d->detail), "rule: catalog. The policy needs the catalog's answer "
 				"(function volatility, table schemas) to decide.");
 			free(s->lookup_fail);
