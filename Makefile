@@ -44,6 +44,10 @@ $(BUILD)/unit_tests: $(TEST_OBJS) $(LIB_OBJS)
 	@echo "  LD    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+$(BUILD)/audit_bench: bench/audit_bench.c $(LIB_OBJS)
+	@echo "  LD    $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 $(BUILD)/%: tests/clients/%.c
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lpq
 
@@ -67,7 +71,7 @@ test: all $(BUILD)/unit_tests $(LIBPQ_TESTS)
 demo: all
 	$(BUILD)/pgmoat demo
 
-bench: all
+bench: all $(BUILD)/audit_bench
 	@PGMOAT_BUILD=$(BUILD) /usr/bin/python3 bench/bench.py $(BENCH_ARGS)
 
 clean:

@@ -31,6 +31,7 @@
  * "error"), 404, 409 already decided, 503 state store.
  */
 #include "admin/http.h"
+#include "audit/audit.h"
 #include "policy/policy.h"
 #include "access/access.h"
 #include "core/clock.h"
@@ -269,6 +270,25 @@ static reply metrics(gw_gateway *gw)
 		"# HELP pgmoat_parse_ns Mean time to parse and classify a statement not in the cache (1 in 64 timed).\n"
 		"# TYPE pgmoat_parse_ns gauge\npgmoat_parse_ns %llu\n",
 		hits, misses, decisions, timed ? timed_ns / timed : 0ull, ptimed ? ptimed_ns / ptimed : 0ull);
+	gw_buf_append(&b, pline, (size_t)n);
+	gw_audit_stats as;
+	gw_audit_get_stats(gw->audit, &as);
+	n = snprintf(pline, sizeof(pline),
+		"# HELP pgmoat_audit_records_total Records committed to the audit store.\n"
+		"# TYPE pgmoat_audit_records_total counter\npgmoat_audit_records_total %llu\n"
+		"# HELP pgmoat_audit_commits_total Audit store commits (group commits).\n"
+		"# TYPE pgmoat_audit_commits_total counter\npgmoat_audit_commits_total %llu\n"
+		"# HELP pgmoat_audit_failed_records_total Records the audit store could not commit (their statements were refused).\n"
+		"# TYPE pgmoat_audit_failed_records_total counter\npgmoat_audit_failed_records_total %llu\n"
+		"# HELP pgmoat_audit_commit_us Mean time of one audit commit, microseconds.\n"
+		"# TYPE pgmoat_audit_commit_us gauge\npgmoat_audit_commit_us %llu\n"
+		"# HELP pgmoat_audit_queue_peak Most records ever waiting for the audit writer.\n"
+		"# TYPE pgmoat_audit_queue_peak gauge\npgmoat_audit_queue_peak %llu\n"
+		"# HELP pgmoat_audit_jsonl_errors_total Batches audit.jsonl could not take.\n"
+		"# TYPE pgmoat_audit_jsonl_errors_total counter\npgmoat_audit_jsonl_errors_total %llu\n",
+		(unsigned long long)as.records, (unsigned long long)as.batches, (unsigned long long)as.failed_records,
+		(unsigned long long)(as.batches ? as.commit_us_total / as.batches : 0), (unsigned long long)as.queue_peak,
+		(unsigned long long)as.jsonl_errors);
 	gw_buf_append(&b, pline, (size_t)n);
 	gw_buf_put_u8(&b, 0);
 	reply r = {200, NULL, gw_xstrdup((const char *)gw_buf_rd(&b)), "text/plain; version=0.0.4"};
@@ -695,8 +715,14 @@ static reply access_route(gw_gateway *gw, struct MHD_Connection *conn, const cha
 static reply route(gw_gateway *gw, struct MHD_Connection *conn, const char *method, const char *url, const req *rq)
 {
 	bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST"), del = !strcmp(method, "DELETE");
-	if (!strcmp(url, "/healthz") && get)
-		return jok(200, json_pack("{s:s,s:i}", "status", "ok", "sessions", gw_registry_count(gw->reg)));
+	if (!strcmp(url, "/healthz") && get) {
+		char why[300] = "";
+		if (!gw_audit_healthy(gw->audit, why, sizeof(why)))
+			return jok(503, json_pack("{s:s,s:s,s:i}", "status", "degraded", "audit", why, "sessions",
+				gw_registry_count(gw->reg)));
+		return jok(200, json_pack("{s:s,s:s,s:i}", "status", "ok", "audit", "ok", "sessions",
+			gw_registry_count(gw->reg)));
+	}
 	if (!strcmp(url, "/metrics") && get)
 		return metrics(gw);
 	if (strncmp(url, "/v1/", 4) != 0)

@@ -751,6 +751,36 @@ static void kw_notify(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
 		cfg_err(c, n, "%s.webhook: expected an http:// or https:// URL", key);
 }
 
+static void kw_statement_text(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	if (strcmp(s, "full") && strcmp(s, "normalized"))
+		cfg_err(c, n, "%s: expected full or normalized, got '%s'", key, s);
+	*(bool *)dst = !strcmp(s, "normalized");
+}
+
+static const cfg_kw audit_kws[] = {
+	{"jsonl", kw_path, offsetof(gw_config, audit_jsonl)},
+	{"jsonl_max_size", kw_size, offsetof(gw_config, audit_jsonl_max_size)},
+	{"jsonl_keep", kw_int, offsetof(gw_config, audit_jsonl_keep)},
+	{"statement_text", kw_statement_text, offsetof(gw_config, audit_normalized)},
+	{"checkpoint_key", kw_secret, offsetof(gw_config, audit_checkpoint_key)},
+	{"fsync", kw_bool, offsetof(gw_config, audit_fsync)},
+	{"queue_max", kw_int, offsetof(gw_config, audit_queue_max)},
+};
+
+static void kw_audit(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_config *cfg = dst;
+	walk(c, n, audit_kws, GW_ARRAY_LEN(audit_kws), dst, key);
+	if (cfg->audit_checkpoint_key && strlen(cfg->audit_checkpoint_key) < 16)
+		cfg_err(c, n, "%s.checkpoint_key: the key must be at least 16 bytes (for example: openssl rand -hex 32)", key);
+	if (cfg->audit_jsonl_keep > 1000)
+		cfg_err(c, n, "%s.jsonl_keep: at most 1000 rotated files", key);
+}
+
 static void policy_free(gw_policy_cfg *p)
 {
 	free(p->name);
@@ -783,7 +813,7 @@ static const cfg_kw top_kws[] = {
 	{"log_level", kw_log_level, offsetof(gw_config, log_level)},
 	{"policies", kw_policies, 0},
 	{"masking", kw_not_yet, 0},
-	{"audit", kw_not_yet, 0},
+	{"audit", kw_audit, 0},
 	{"notify", kw_notify, 0},
 };
 
@@ -831,6 +861,8 @@ gw_config *gw_config_load(const char *file, char **errors)
 	cfg->auth_failures_per_minute = 20;
 	cfg->log_level = 1;
 	cfg->worker_fill = 16;
+	cfg->audit_jsonl_max_size = 100ul * 1024 * 1024;
+	cfg->audit_jsonl_keep = 5;
 
 	yaml_node_t *root = yaml_document_get_root_node(&c.doc);
 	if (!root)
@@ -850,6 +882,10 @@ gw_config *gw_config_load(const char *file, char **errors)
 	}
 	if (root && !cfg->tls_cert && !cfg->allow_plaintext_loopback)
 		cfg_err(&c, root, "tls: no cert/key and allow_plaintext_loopback is off, so no client could log in");
+	if (cfg->audit_checkpoint_key)
+		cfg->audit_checkpoint_key_len = strlen(cfg->audit_checkpoint_key);
+	if (!cfg->audit_queue_max)
+		cfg->audit_queue_max = 100000;
 	yaml_document_delete(&c.doc);
 	if (c.nerr) {
 		*errors = c.errors;
@@ -889,6 +925,10 @@ void gw_config_free(gw_config *cfg)
 		policy_free(&cfg->policies[i]);
 	free(cfg->policies);
 	free(cfg->notify_webhook);
+	free(cfg->audit_jsonl);
+	if (cfg->audit_checkpoint_key)
+		explicit_bzero(cfg->audit_checkpoint_key, strlen(cfg->audit_checkpoint_key));
+	free(cfg->audit_checkpoint_key);
 	free(cfg);
 }
 

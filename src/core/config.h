@@ -89,6 +89,15 @@ typedef struct gw_config {
 	gw_policy_cfg *policies;
 	size_t n_policies;
 	char *notify_webhook;    /* notify.webhook URL, or NULL */
+	/* audit: (the record is always on; these shape it) */
+	char *audit_jsonl;       /* audit.jsonl: a copy of every record as JSON Lines, or NULL */
+	size_t audit_jsonl_max_size; /* rotate the file past this size (default 100MB) */
+	int audit_jsonl_keep;    /* rotated files kept: FILE.1 .. FILE.N (default 5) */
+	bool audit_normalized;   /* statement_text: normalized (constants replaced by $n) */
+	char *audit_checkpoint_key; /* resolved secret for the signed checkpoint, or NULL */
+	size_t audit_checkpoint_key_len;
+	bool audit_fsync;        /* fsync every commit (survives power loss), else a process crash only */
+	int audit_queue_max;     /* events waiting for the writer before statements are refused (58030) */
 	/* limits (pgmoat extension, see README) */
 	size_t max_message_size;
 	size_t max_startup_size;

@@ -7,6 +7,7 @@
  * and no lock sits on the accept path.
  */
 #include "gateway/gateway.h"
+#include "audit/audit.h"
 #include "core/clock.h"
 #include "net/tls.h"
 #include "policy/policy.h"
@@ -181,6 +182,11 @@ int gw_serve(const char *config_path)
 	gw->store = gw_store_open(cfg->state_path, err, sizeof(err));
 	if (!gw->store)
 		goto out;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	gw->nworkers = cfg->workers > 0 ? cfg->workers : (int)(ncpu > 0 ? ncpu : 1);
+	gw->audit = gw_audit_open(cfg, gw->nworkers, err, sizeof(err));
+	if (!gw->audit)
+		goto out;
 	gw->grants = gw_grants_new();
 	if (gw_grants_load(gw->grants, gw->store, gw_policy_now()) < 0) {
 		snprintf(err, sizeof(err), "cannot load the grants in force from the state store");
@@ -203,8 +209,6 @@ int gw_serve(const char *config_path)
 		if (!gw->pools[i])
 			goto out;
 	}
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	gw->nworkers = cfg->workers > 0 ? cfg->workers : (int)(ncpu > 0 ? ncpu : 1);
 	gw->workers = gw_xcalloc((size_t)gw->nworkers, sizeof(gw_worker));
 	for (int i = 0; i < gw->nworkers; i++) {
 		gw_worker *wk = &gw->workers[i];
@@ -212,6 +216,7 @@ int gw_serve(const char *config_path)
 		wk->index = i;
 		wk->loop = gw_loop_new(i);
 		wk->sqlcache = gw_sqlcache_new(4096);
+		gw_audit_attach(gw->audit, i, wk->loop, gw_session_audit_wake, wk);
 		gw_loop_set_tick(wk->loop, 100000, on_tick, wk);
 		wk->listen_io.fd = -1;
 		/* Filling: worker 0 accepts for all. Spreading: each its own SO_REUSEPORT socket. */
@@ -248,7 +253,8 @@ int gw_serve(const char *config_path)
 		int sig = 0;
 		sigwait(&set, &sig);
 		if (sig == SIGHUP) {
-			gw_info("SIGHUP: nothing to reopen");
+			gw_info("SIGHUP: reopening audit.jsonl");
+			gw_audit_reopen(gw->audit);
 			continue;
 		}
 		gw_info("signal %d: shutting down", sig);
@@ -270,6 +276,7 @@ out:
 		gw_sqlcache_free(gw->workers[i].sqlcache);
 	}
 	free(gw->workers);
+	gw_audit_close(gw->audit); /* after the workers: their last events are written */
 	for (size_t i = 0; gw->pools && i < cfg->n_conns; i++)
 		gw_pool_free(gw->pools[i]);
 	free(gw->pools);

@@ -28,6 +28,7 @@ typedef struct gw_grants gw_grants;
 typedef struct gw_sqlcache gw_sqlcache;
 typedef struct gw_catcache gw_catcache;
 typedef struct gw_notifier gw_notifier;
+typedef struct gw_audit gw_audit;
 
 typedef struct gw_worker {
 	gw_gateway *gw;
@@ -41,6 +42,7 @@ typedef struct gw_worker {
 	atomic_int nconns;      /* client connections this worker owns (read by the acceptor) */
 	gw_buf scratch;         /* an empty receive buffer lent to whichever socket reads next */
 	gw_sqlcache *sqlcache;  /* classified statements by text (policy/), this worker's own */
+	gw_session *aud_waiting;/* sessions holding a statement until its record is committed (session/) */
 } gw_worker;
 
 struct gw_gateway {
@@ -53,6 +55,7 @@ struct gw_gateway {
 	gw_grants *grants;      /* grants in force (policy/grants.h) */
 	gw_catcache **catcaches;/* per cfg->conns[i]: catalog facts policy decisions share (policy/policy.h) */
 	gw_notifier *notifier;  /* webhook for new requests and reviews (access/), or NULL */
+	gw_audit *audit;        /* the record (audit/) */
 	gw_worker *workers;
 	int nworkers;
 	atomic_int nclients;

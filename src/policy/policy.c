@@ -2,10 +2,12 @@
  * Policy decisions; see policy.h.
  */
 #include "policy/policy.h"
+#include "net/tls.h"
 #include "core/clock.h"
 #include "core/util.h"
 #include "pgwire/pgwire.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,9 +74,68 @@ void gw_sqlc_ref(gw_sqlc *e)
 	e->refs++;
 }
 
+struct gw_sqlc_fp {
+	char *normalized;
+	char fingerprint[17];
+};
+
+size_t gw_sqlc_count(const gw_sqlc *q)
+{
+	return q->rc == 0 && q->sql.nstmts ? q->sql.nstmts : 1;
+}
+
+static void trim(const char **p, size_t *n)
+{
+	while (*n && isspace((unsigned char)**p)) {
+		(*p)++;
+		(*n)--;
+	}
+	while (*n && isspace((unsigned char)(*p)[*n - 1]))
+		(*n)--;
+}
+
+void gw_sqlc_view_of(gw_sqlc *q, size_t i, gw_sqlc_view *out)
+{
+	size_t count = gw_sqlc_count(q);
+	if (i >= count)
+		i = count - 1;
+	const char *t = q->text;
+	size_t n = q->len;
+	if (q->rc == 0 && q->sql.nstmts) {
+		t = q->text + q->sql.stmts[i].loc;
+		n = q->sql.stmts[i].len;
+	}
+	trim(&t, &n);
+	if (!q->fps) {
+		q->fps = gw_xcalloc(count, sizeof(*q->fps));
+		for (size_t k = 0; k < count; k++) {
+			const char *kt = q->text;
+			size_t kn = q->len;
+			if (q->rc == 0 && q->sql.nstmts) {
+				kt = q->text + q->sql.stmts[k].loc;
+				kn = q->sql.stmts[k].len;
+			}
+			trim(&kt, &kn);
+			char *norm = q->rc == 0 ? gw_sql_normalize(kt, kn) : NULL;
+			q->fps[k].normalized = norm ? norm : gw_xstrndup(kt, kn);
+			uint8_t h[32];
+			gw_sha256(q->fps[k].normalized, strlen(q->fps[k].normalized), h);
+			gw_hex(h, 8, q->fps[k].fingerprint);
+		}
+	}
+	out->text = t;
+	out->len = n;
+	out->normalized = q->fps[i].normalized;
+	out->fingerprint = q->fps[i].fingerprint;
+}
+
 void gw_sqlc_unref(gw_sqlc *e)
 {
 	if (e && --e->refs == 0) {
+		if (e->fps)
+			for (size_t k = 0; k < gw_sqlc_count(e); k++)
+				free(e->fps[k].normalized);
+		free(e->fps);
 		gw_sql_free(&e->sql);
 		free(e->text);
 		free(e);

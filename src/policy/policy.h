@@ -40,7 +40,25 @@ typedef struct gw_sqlc {
 	uint64_t hash;
 	bool cached;         /* held by the cache (else freed at the last unref) */
 	bool used;           /* clock bit for eviction */
+	struct gw_sqlc_fp *fps; /* per statement: normalized text and fingerprint, made when first recorded */
 } gw_sqlc;
+
+/*
+ * Statement i of q as the record shows it (a text the parser rejects is one
+ * statement, as sent): its text trimmed of surrounding blanks, the text with
+ * constants replaced by $n (the text itself when it does not parse), and a
+ * fingerprint: hex of the first 8 bytes of SHA-256 over the normalized text,
+ * the same for statements that differ only in constants. Computed once per
+ * cached text.
+ */
+typedef struct gw_sqlc_view {
+	const char *text;
+	size_t len;
+	const char *normalized;
+	const char *fingerprint;
+} gw_sqlc_view;
+size_t gw_sqlc_count(const gw_sqlc *q);
+void gw_sqlc_view_of(gw_sqlc *q, size_t i, gw_sqlc_view *out);
 
 typedef struct gw_sqlcache gw_sqlcache;
 
@@ -109,6 +127,7 @@ typedef struct gw_decision {
 	enum gw_verdict verdict;
 	int cls;                    /* the message's highest class */
 	const gw_entitlement *by;   /* ALLOW / REVIEW: the entitlement that allows it */
+	int64_t review;             /* a refusal naming review #review (0: none) */
 	char sqlstate[6];
 	char rule[128];             /* policy or guardrail name */
 	char message[300];

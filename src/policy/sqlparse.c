@@ -922,12 +922,29 @@ int gw_sql_parse(const char *sql, gw_sql *out)
 		foreach(lc, r.tree) {
 			const RawStmt *rs = lfirst_node(RawStmt, lc);
 			walk w = {.st = &out->stmts[out->nstmts++]};
+			size_t total = strlen(sql), loc = rs->stmt_location > 0 ? (size_t)rs->stmt_location : 0;
+			if (loc > total)
+				loc = total;
+			w.st->loc = loc;
+			w.st->len = rs->stmt_len > 0 && loc + (size_t)rs->stmt_len <= total ? (size_t)rs->stmt_len : total - loc;
 			statement(&w, rs->stmt);
 		}
 	}
 	free(r.stderr_buffer);
 	pg_query_exit_memory_context(ctx);
 	return rc;
+}
+
+char *gw_sql_normalize(const char *text, size_t len)
+{
+	char *tmp = gw_xmalloc(len + 1);
+	memcpy(tmp, text, len);
+	tmp[len] = 0;
+	PgQueryNormalizeResult r = pg_query_normalize(tmp);
+	free(tmp);
+	char *out = !r.error && r.normalized_query ? gw_xstrdup(r.normalized_query) : NULL;
+	pg_query_free_normalize_result(r);
+	return out;
 }
 
 void gw_sql_free(gw_sql *s)

@@ -53,6 +53,7 @@ typedef struct gw_sql_stmt {
 	size_t nfunctions;
 	char **fields;           /* field selections (x).name / t.name: a function call when no column matches */
 	size_t nfields;
+	size_t loc, len;         /* where the statement's text lies in the parsed string (from the last ';') */
 } gw_sql_stmt;
 
 typedef struct gw_sql {
@@ -67,6 +68,11 @@ void gw_sql_free(gw_sql *s);
 const char *gw_sql_class_str(enum gw_sql_class c);
 /* A client_encoding whose multibyte characters hold no ASCII bytes (UTF8, LATIN*, EUC_*, ...). */
 bool gw_sql_encoding_safe(const char *enc);
+/*
+ * text[0..len) with its constants replaced by $n (libpg_query's normalizer):
+ * a malloc'd NUL-terminated string, or NULL when the text does not parse.
+ */
+char *gw_sql_normalize(const char *text, size_t len);
 /* The highest class of all statements (a multi-statement message is judged whole). */
 enum gw_sql_class gw_sql_max_class(const gw_sql *s);
 

@@ -16,6 +16,8 @@
  * after the last Sync, nothing half-streamed. Otherwise it is closed.
  */
 #include "session/session.h"
+#include "audit/audit.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "access/access.h"
@@ -121,11 +123,69 @@ struct gw_session {
 	uint64_t close_deadline;
 	char txstatus;
 	struct gw_session *prev, *next;
+
+	/*
+	 * The record (audit/). Every statement gets an event before it is
+	 * forwarded: the client message that carries it (Query, Execute,
+	 * FunctionCall) is held back — with whatever the gateway queued right
+	 * behind it — until the writer says its events are committed; then it
+	 * goes on, or, when the store could not commit, is refused (58030).
+	 * Client input is not read meanwhile, so order is kept.
+	 */
+	uint32_t stmt_n;       /* statements recorded so far (the record's n) */
+	uint64_t opened_wall, opened_mono;
+	char auth_method[24];
+	char end_reason[200];
+	gw_audit_ev *evs, **evs_tail; /* events of the message being handled */
+	size_t nevs;
+	/* what the message being handled is, for its refusal's record */
+	bool cur_set;
+	gw_sqlc *cur_q;
+	const char *cur_proto;
+	const char *cur_params;  /* JSON array or NULL */
+	/* the decision that allowed it (policy) */
+	int dec_cls;
+	const char *dec_rule;
+	int64_t dec_grant, dec_review;
+	/* the held message */
+	bool hold_set;         /* the message being handled forwarded a recorded message */
+	size_t hold_off, hold_len;
+	int hold_gwq;
+	uint64_t hold_at;
+	bool hold_ext;
+	size_t hold_infl;
+	bool aud_wait;         /* held, waiting for tickets aud_first..aud_last */
+	uint64_t aud_first, aud_last;
+	gw_buf held;
+	struct gw_session *aud_prev, *aud_next; /* the worker's waiting sessions */
+	/* statements forwarded and not yet answered, in order: their outcome is recorded when it comes */
+	struct inflight {
+		uint32_t n;
+		uint64_t group;
+		uint64_t start_us;
+	} *infl;
+	size_t infl_head, infl_n, infl_cap;
+	uint64_t res_rows;     /* DataRows of the current result */
+	/* portals: a Bind's statement and parameters, for its Execute's record */
+	struct pbind {
+		char *portal;
+		gw_sqlc *q;        /* NULL: the Bind was refused */
+		char *params;      /* JSON array */
+		uint64_t group;
+	} *pb;
+	size_t pb_head, pb_n, pb_cap;  /* sent, not yet confirmed by BindComplete */
+	gw_map portals;        /* confirmed: name → struct pbind* */
 };
 
 static void session_client_io(gw_io *io, uint32_t events);
 static void session_server_io(gw_io *io, uint32_t events);
 static void run(gw_session *s);
+static void pbind_free(struct pbind *b);
+static void portal_free_v(void *v);
+static bool submit_events(gw_session *s);
+static void outcome_session_end(gw_session *s);
+static void waiting_remove(gw_session *s);
+static void rec_session_close(gw_session *s);
 
 /* ---- lifetime ---- */
 
@@ -148,8 +208,17 @@ static void session_free(void *p)
 		gw_sqlc_unref(s->pend[i].q);
 	}
 	free(s->pend);
-	if (s->policy_on)
-		gw_pctx_free(&s->pol);
+	gw_pctx_free(&s->pol);
+	for (gw_audit_ev *e = s->evs, *n; e; e = n) {
+		n = e->next;
+		free(e);
+	}
+	gw_buf_free(&s->held);
+	free(s->infl);
+	for (size_t i = s->pb_head; i < s->pb_n; i++)
+		pbind_free(&s->pb[i]);
+	free(s->pb);
+	gw_map_clear(&s->portals, portal_free_v);
 	for (size_t i = 0; i < 2 * s->nset; i++)
 		free(s->set_kv[i]);
 	free(s->set_kv);
@@ -159,7 +228,7 @@ static void session_free(void *p)
 static bool in_sync(const gw_session *s)
 {
 	return !s->wk->stopping && s->rfq_sent == s->rfq_recv && !s->unsynced && !s->cf.streaming && !s->sf.streaming &&
-		s->gwq_n == 0 && (!s->up || gw_buf_len(&s->up->rx) == 0);
+		s->gwq_n == 0 && !s->aud_wait && (!s->up || gw_buf_len(&s->up->rx) == 0);
 }
 
 /*
@@ -192,6 +261,14 @@ static void session_end(gw_session *s)
 	s->ended = true;
 	drop_upstream(s);
 	if (s->reg) {
+		/* the record: events of a message cut short, outcomes never answered, the close */
+		if (s->evs) {
+			s->hold_set = false;
+			submit_events(s);
+		}
+		outcome_session_end(s);
+		waiting_remove(s);
+		rec_session_close(s);
 		atomic_store(&s->reg->bytes_in, s->cl.bytes_in);
 		atomic_store(&s->reg->bytes_out, s->cl.bytes_out);
 		gw_info("session %s closed: identity=%s connection=%s bytes_in=%llu bytes_out=%llu statements=%llu",
@@ -223,6 +300,7 @@ __attribute__((format(printf, 3, 4))) static void session_fatal(gw_session *s, c
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	gw_info("session %s: FATAL %s %s", s->reg ? s->reg->id : "-", sqlstate, msg);
+	snprintf(s->end_reason, sizeof(s->end_reason), "FATAL %s %s", sqlstate, msg);
 	/*
 	 * No second FATAL after the server's own (noise), and none while a server
 	 * message is half passed on (a streamed DataRow or CopyData): it would
@@ -460,42 +538,13 @@ static bool reapply_settings(gw_session *s)
 	return ok;
 }
 
-/*
- * Without policies nothing else needs the parse tree, so a Query is parsed
- * here only when its text could hold a reset (keywords have no escaped
- * spellings); the decision itself is made on the parse tree. Only when the
- * reset is the message's last statement (a later SET in the message wins).
- */
-static bool reapply_after_reset(gw_session *s, const uint8_t *body, size_t n)
-{
-	if (!s->nset || n == 0 || body[n - 1] != 0)
-		return true;
-	if (!strcasestr((const char *)body, "reset") && !strcasestr((const char *)body, "discard"))
-		return true;
-	gw_sqlc *q = gw_sqlcache_get(s->wk->sqlcache, (const char *)body, n - 1);
-	bool ok = true;
-	if (q->rc == 0 && q->sql.nstmts > 0 && (q->sql.stmts[q->sql.nstmts - 1].flags & GW_SQL_F_SESSION_RESET))
-		ok = reapply_settings(s);
-	gw_sqlc_unref(q);
-	return ok;
-}
-
 /* Does this Query hold a COPY ... FROM STDIN (decided on the parse tree)? */
-static bool copy_from_stdin(gw_session *s, const uint8_t *body, size_t n, gw_sqlc *q)
+static bool copy_from_stdin(const gw_sqlc *q)
 {
-	if (!q) {
-		if (n == 0 || body[n - 1] != 0 || !strcasestr((const char *)body, "copy"))
-			return false; /* no COPY without the keyword (keywords have no escaped spellings) */
-		q = gw_sqlcache_get(s->wk->sqlcache, (const char *)body, n - 1);
-	} else {
-		gw_sqlc_ref(q);
-	}
-	bool in = false;
 	for (size_t i = 0; q->rc == 0 && i < q->sql.nstmts; i++)
 		if (q->sql.stmts[i].flags & GW_SQL_F_COPY_IN)
-			in = true;
-	gw_sqlc_unref(q);
-	return in;
+			return true;
+	return false;
 }
 
 /* ---- policy: decisions on the client's messages ---- */
@@ -539,8 +588,11 @@ static void log_denial(gw_session *s, const gw_decision *d)
  * statement that does not exist (extended protocol: the server then skips to
  * Sync, as for any error). Returns false when the queue is full.
  */
+static void rec_refusal(gw_session *s, const gw_decision *d);
+
 static bool deny(gw_session *s, const gw_decision *d, bool ext)
 {
+	rec_refusal(s, d);
 	struct gwq_ent *e = gwq_push(s, GWQ_DENY);
 	if (!e) {
 		session_fatal(s, "53400", "pgmoat: too many denied messages pipelined without reading the answers");
@@ -572,6 +624,7 @@ static bool review_passes(gw_session *s, const uint8_t *text, size_t len, gw_dec
 		(const char *)text, len, s->reg->id, &id);
 	if (r == 0) {
 		gw_info("session %s: statement runs under approved review #%lld", s->reg->id, (long long)id);
+		s->dec_review = id;
 		return true;
 	}
 	d->verdict = GW_DECIDE_DENY;
@@ -584,6 +637,7 @@ static bool review_passes(gw_session *s, const uint8_t *text, size_t len, gw_dec
 		memcpy(d->sqlstate, "58030", 6);
 		return false;
 	}
+	d->review = id;
 	snprintf(d->message, sizeof(d->message), "pgmoat: statement requires review #%lld", (long long)id);
 	snprintf(d->detail, sizeof(d->detail), "rule: policy %s review: %s statements need an approver's review. "
 		"An approver runs: pgmoat review approve %lld", d->by->pol->name, gw_sql_class_str((enum gw_sql_class)d->cls),
@@ -591,6 +645,581 @@ static bool review_passes(gw_session *s, const uint8_t *text, size_t len, gw_dec
 	snprintf(d->hint, sizeof(d->hint), "Once review #%lld is approved, send the identical statement again on "
 		"connection \"%s\": it runs once.", (long long)id, s->pol.connection);
 	return false;
+}
+
+/* ---- the record: events, write-ahead hold, outcomes ---- */
+
+#define REC_TEXT_MAX (1u << 20)  /* statement text recorded whole up to 1 MiB; beyond, cut, with its length and SHA-256 */
+#define REC_PARAM_MAX 4096u       /* a parameter recorded whole up to this; beyond, its head, length and SHA-256 */
+#define MAX_PORTALS 10000
+
+/* "ts","event","session",["n",]"identity","connection" */
+static void ev_head(gw_session *s, gw_buf *b, uint64_t wall, const char *event, uint32_t n)
+{
+	gw_audit_ev_begin(b, wall, event);
+	gw_json_key(b, "session", false);
+	gw_json_cstr(b, s->reg->id);
+	if (n) {
+		gw_json_key(b, "n", false);
+		gw_json_int(b, n);
+	}
+	gw_json_key(b, "identity", false);
+	gw_json_cstr(b, s->ident.name);
+	gw_json_key(b, "connection", false);
+	gw_json_cstr(b, gw_pool_cfg(s->pool)->name);
+}
+
+/* Queue an event now (session and outcome events: nothing waits for them). */
+static void ev_submit_now(gw_session *s, uint8_t kind, uint64_t wall, uint32_t n, const gw_buf *b)
+{
+	gw_audit_ev *e = gw_audit_ev_new(kind, wall, s->reg->id, s->ident.name, n, b);
+	if (!gw_audit_submit(s->gw->audit, e, false))
+		gw_warn("session %s: the audit queue is full; a %s event was not recorded", s->reg->id,
+			kind == GW_AUD_OUTCOME ? "statement outcome" : "session");
+}
+
+/* An event of the message being handled: submitted after it, before anything it forwards. */
+static void ev_add(gw_session *s, uint8_t kind, uint64_t wall, uint32_t n, const gw_buf *b)
+{
+	gw_audit_ev *e = gw_audit_ev_new(kind, wall, s->reg->id, s->ident.name, n, b);
+	*s->evs_tail = e;
+	s->evs_tail = &e->next;
+	s->nevs++;
+}
+
+/* Text as a JSON string, cut at max bytes (on a character boundary); true when cut. */
+static bool json_text_capped(gw_buf *b, const char *t, size_t n, size_t max)
+{
+	if (n <= max) {
+		gw_json_text(b, t, n);
+		return false;
+	}
+	size_t k = max;
+	while (k > 0 && ((unsigned char)t[k] & 0xC0) == 0x80)
+		k--;
+	gw_json_text(b, t, k);
+	return true;
+}
+
+static void json_sha256(gw_buf *b, const void *p, size_t n)
+{
+	uint8_t h[32];
+	char hex[65];
+	gw_sha256(p, n, h);
+	gw_hex(h, 32, hex);
+	gw_json_cstr(b, hex);
+}
+
+/*
+ * Bound parameters (Bind, FunctionCall), p at the format-code count, as a
+ * JSON array: text values as text, binary ones as "\\x<hex>", NULL as null;
+ * a long value as {"bytes","sha256","head"}. NULL when malformed (the
+ * server refuses such a message).
+ */
+static char *params_json(const uint8_t *p, const uint8_t *end)
+{
+	gw_buf b = {0};
+	if (end - p < 2)
+		return NULL;
+	size_t nfmt = gw_get_u16(p);
+	p += 2;
+	if ((size_t)(end - p) < 2 * nfmt + 2)
+		return NULL;
+	const uint8_t *fmts = p;
+	p += 2 * nfmt;
+	size_t np = gw_get_u16(p);
+	p += 2;
+	if (nfmt > 1 && nfmt != np)
+		return NULL;
+	gw_buf_append(&b, "[", 1);
+	for (size_t i = 0; i < np; i++) {
+		if (end - p < 4)
+			goto bad;
+		int32_t len = (int32_t)gw_get_u32(p);
+		p += 4;
+		if (i)
+			gw_buf_append(&b, ",", 1);
+		if (len == -1) {
+			gw_json_raw(&b, "null");
+			continue;
+		}
+		if (len < 0 || len > end - p)
+			goto bad;
+		bool binary = nfmt == 1 ? gw_get_u16(fmts) == 1 : nfmt > 1 && gw_get_u16(fmts + 2 * i) == 1;
+		size_t show = (size_t)len <= REC_PARAM_MAX ? (size_t)len : 1024;
+		if (show < (size_t)len) {
+			gw_json_raw(&b, "{\"bytes\":");
+			gw_json_int(&b, len);
+			gw_json_key(&b, "sha256", false);
+			json_sha256(&b, p, (size_t)len);
+			gw_json_key(&b, "head", false);
+		}
+		if (binary)
+			gw_json_hex(&b, p, show);
+		else
+			json_text_capped(&b, (const char *)p, (size_t)len, show);
+		if (show < (size_t)len)
+			gw_buf_append(&b, "}", 1);
+		p += len;
+	}
+	gw_buf_append(&b, "]", 2); /* with its NUL */
+	char *out = gw_xstrdup((const char *)gw_buf_rd(&b));
+	gw_buf_free(&b);
+	return out;
+bad:
+	gw_buf_free(&b);
+	return NULL;
+}
+
+/*
+ * A statement event: statement i of q (or text, for a FunctionCall), how it
+ * came (protocol, params), and the decision — d for a refusal, else the
+ * allowing decision the session noted (dec_*).
+ */
+static void rec_statement(gw_session *s, gw_sqlc *q, size_t i, const char *text, const char *proto,
+	const char *params, const gw_decision *d)
+{
+	const gw_config *cfg = s->gw->cfg;
+	uint32_t n = ++s->stmt_n;
+	uint64_t wall = gw_wall_us();
+	gw_buf b = {0};
+	ev_head(s, &b, wall, "statement", n);
+	int64_t grant = d ? (d->by ? d->by->grant_id : 0) : s->dec_grant;
+	gw_json_key(&b, "grant", false);
+	if (grant)
+		gw_json_int(&b, grant);
+	else
+		gw_json_raw(&b, "null");
+	gw_json_key(&b, "protocol", false);
+	gw_json_cstr(&b, proto);
+	gw_sqlc_view v = {text ? text : "", text ? strlen(text) : 0, NULL, NULL};
+	if (q)
+		gw_sqlc_view_of(q, i, &v);
+	const char *st = v.text;
+	size_t stn = v.len;
+	if (q && cfg->audit_normalized) {
+		st = v.normalized;
+		stn = strlen(st);
+	}
+	gw_json_key(&b, "statement", false);
+	if (json_text_capped(&b, st, stn, REC_TEXT_MAX)) {
+		gw_json_key(&b, "statement_bytes", false);
+		gw_json_int(&b, (int64_t)stn);
+		gw_json_key(&b, "statement_sha256", false);
+		json_sha256(&b, st, stn);
+	}
+	if (params && !cfg->audit_normalized) {
+		gw_json_key(&b, "params", false);
+		gw_json_raw(&b, params);
+	}
+	gw_json_key(&b, "fingerprint", false);
+	gw_json_cstr(&b, v.fingerprint);
+	int cls = d ? d->cls : (q && q->rc == 0 && i < q->sql.nstmts ? (int)q->sql.stmts[i].cls : s->dec_cls);
+	gw_json_key(&b, "class", false);
+	gw_json_cstr(&b, gw_sql_class_str((enum gw_sql_class)cls));
+	gw_json_key(&b, "decision", false);
+	gw_json_cstr(&b, !d ? "allow" : d->review ? "review" : "deny");
+	gw_json_key(&b, "rule", false);
+	gw_json_cstr(&b, d ? (d->rule[0] ? d->rule : NULL) : s->dec_rule);
+	int64_t review = d ? d->review : s->dec_review;
+	if (review) {
+		gw_json_key(&b, "review", false);
+		gw_json_int(&b, review);
+	}
+	if (d) {
+		gw_json_key(&b, "sqlstate", false);
+		gw_json_cstr(&b, d->sqlstate);
+		gw_json_key(&b, "message", false);
+		gw_json_cstr(&b, d->message);
+	}
+	ev_add(s, GW_AUD_STATEMENT, wall, n, &b);
+	gw_buf_free(&b);
+}
+
+/* A refusal of the message being handled: each of its statements is recorded as refused. */
+static void rec_refusal(gw_session *s, const gw_decision *d)
+{
+	if (!s->cur_set)
+		return;
+	gw_sqlc *q = s->cur_q;
+	size_t count = q ? gw_sqlc_count(q) : 1;
+	for (size_t i = 0; i < count; i++)
+		rec_statement(s, q, i, q ? NULL : "", s->cur_proto, s->cur_params, d);
+}
+
+/* The message being handled is this (its refusals are recorded with it). */
+static void cur_begin(gw_session *s, gw_sqlc *q, const char *proto, const char *params)
+{
+	s->cur_set = true;
+	s->cur_q = q;
+	s->cur_proto = proto;
+	s->cur_params = params;
+	s->dec_cls = GW_SQL_READ;
+	s->dec_rule = NULL;
+	s->dec_grant = s->dec_review = 0;
+}
+
+static void cur_end(gw_session *s)
+{
+	s->cur_set = false;
+	s->cur_q = NULL;
+	s->cur_params = NULL;
+}
+
+static void infl_push(gw_session *s, uint32_t n)
+{
+	if (s->infl_n == s->infl_cap) {
+		size_t cap = s->infl_cap ? 2 * s->infl_cap : 8;
+		struct inflight *v = gw_xmalloc(cap * sizeof(*v));
+		for (size_t i = 0; i < s->infl_n; i++)
+			v[i] = s->infl[(s->infl_head + i) % s->infl_cap];
+		free(s->infl);
+		s->infl = v;
+		s->infl_cap = cap;
+		s->infl_head = 0;
+	}
+	s->infl[(s->infl_head + s->infl_n) % s->infl_cap] = (struct inflight){n, s->rfq_sent, gw_mono_us()};
+	s->infl_n++;
+}
+
+static struct inflight *infl_front(gw_session *s)
+{
+	return s->infl_n ? &s->infl[s->infl_head] : NULL;
+}
+
+static void infl_pop(gw_session *s)
+{
+	s->infl_head = (s->infl_head + 1) % s->infl_cap;
+	s->infl_n--;
+}
+
+/* rows: from a CommandComplete tag ("SELECT 10", "INSERT 0 5", "COPY 100000"); -1 when it has none. */
+static int64_t tag_rows(const uint8_t *tag, size_t n)
+{
+	size_t end = n && tag[n - 1] == 0 ? n - 1 : n, i = end;
+	while (i > 0 && isdigit(tag[i - 1]))
+		i--;
+	if (i == end || i == 0 || tag[i - 1] != ' ' || end - i > 18)
+		return -1;
+	static const char *const counted[] = {"SELECT ", "INSERT ", "UPDATE ", "DELETE ", "MERGE ", "COPY ", "FETCH ",
+		"MOVE "};
+	bool ok = false;
+	for (size_t k = 0; k < GW_ARRAY_LEN(counted); k++)
+		if (end >= strlen(counted[k]) && !memcmp(tag, counted[k], strlen(counted[k])))
+			ok = true;
+	if (!ok)
+		return -1;
+	int64_t v = 0;
+	for (; i < end; i++)
+		v = v * 10 + (tag[i] - '0');
+	return v;
+}
+
+static void rec_outcome(gw_session *s, const struct inflight *f, const char *status, int64_t rows, const char *sqlstate)
+{
+	uint64_t wall = gw_wall_us();
+	gw_buf b = {0};
+	ev_head(s, &b, wall, "outcome", f->n);
+	gw_json_key(&b, "status", false);
+	gw_json_cstr(&b, status);
+	gw_json_key(&b, "rows", false);
+	if (rows >= 0)
+		gw_json_int(&b, rows);
+	else
+		gw_json_raw(&b, "null");
+	gw_json_key(&b, "duration_us", false);
+	gw_json_int(&b, (int64_t)(gw_mono_us() - f->start_us));
+	gw_json_key(&b, "sqlstate", false);
+	gw_json_cstr(&b, sqlstate);
+	gw_json_key(&b, "masked_values", false);
+	gw_json_int(&b, 0);
+	ev_submit_now(s, GW_AUD_OUTCOME, wall, f->n, &b);
+	gw_buf_free(&b);
+}
+
+/* A statement's result ended (CommandComplete, EmptyQueryResponse, PortalSuspended, ErrorResponse). */
+static void outcome_from_server(gw_session *s, uint8_t type, const uint8_t *body, size_t n)
+{
+	struct inflight *f = infl_front(s);
+	if (!f || f->group != s->rfq_recv)
+		return;
+	if (type == 'E') {
+		char code[8] = "XX000";
+		gw_pg_error_field(body, n, 'C', code, sizeof(code));
+		rec_outcome(s, f, "error", -1, code);
+	} else {
+		int64_t rows = type == 'C' ? tag_rows(body, n) : type == 's' ? (int64_t)s->res_rows : 0;
+		rec_outcome(s, f, type == 's' ? "suspended" : "ok", rows, "00000");
+	}
+	infl_pop(s);
+}
+
+/* A group ended: its statements the server never answered did not run. */
+static void outcome_group_done(gw_session *s, uint64_t group)
+{
+	struct inflight *f;
+	while ((f = infl_front(s)) && f->group <= group) {
+		rec_outcome(s, f, "skipped", -1, NULL);
+		infl_pop(s);
+	}
+}
+
+/* The session ends: what is still in flight has no known outcome. */
+static void outcome_session_end(gw_session *s)
+{
+	struct inflight *f;
+	while ((f = infl_front(s))) {
+		rec_outcome(s, f, s->aud_wait ? "skipped" : "unknown", -1, NULL);
+		infl_pop(s);
+	}
+}
+
+static void rec_session_open(gw_session *s, const char *kind, const char *client, const char *tls, const char *app)
+{
+	gw_buf b = {0};
+	ev_head(s, &b, s->opened_wall, "session_open", 0);
+	gw_json_key(&b, "kind", false);
+	gw_json_cstr(&b, kind);
+	gw_json_key(&b, "client", false);
+	gw_json_cstr(&b, client);
+	gw_json_key(&b, "tls", false);
+	gw_json_cstr(&b, strcmp(tls, "none") ? tls : NULL);
+	gw_json_key(&b, "auth", false);
+	gw_json_cstr(&b, s->auth_method);
+	gw_json_key(&b, "application_name", false);
+	gw_json_cstr(&b, app);
+	ev_submit_now(s, GW_AUD_SESSION_OPEN, s->opened_wall, 0, &b);
+	gw_buf_free(&b);
+}
+
+static void rec_session_close(gw_session *s)
+{
+	uint64_t wall = gw_wall_us();
+	gw_buf b = {0};
+	ev_head(s, &b, wall, "session_close", 0);
+	gw_json_key(&b, "bytes_in", false);
+	gw_json_int(&b, (int64_t)s->cl.bytes_in);
+	gw_json_key(&b, "bytes_out", false);
+	gw_json_int(&b, (int64_t)s->cl.bytes_out);
+	gw_json_key(&b, "statements", false);
+	gw_json_int(&b, s->stmt_n);
+	gw_json_key(&b, "duration_us", false);
+	gw_json_int(&b, (int64_t)(gw_mono_us() - s->opened_mono));
+	gw_json_key(&b, "reason", false);
+	gw_json_cstr(&b, s->end_reason[0] ? s->end_reason : s->terminated ? "client terminated" : "connection closed");
+	ev_submit_now(s, GW_AUD_SESSION_CLOSE, wall, 0, &b);
+	gw_buf_free(&b);
+}
+
+/* ---- portals: what an Execute runs ---- */
+
+static void pbind_free(struct pbind *b)
+{
+	free(b->portal);
+	gw_sqlc_unref(b->q);
+	free(b->params);
+}
+
+static void portal_free_v(void *v)
+{
+	if (!v)
+		return;
+	pbind_free(v);
+	free(v);
+}
+
+static void pbind_add(gw_session *s, const char *portal, gw_sqlc *q, char *params)
+{
+	if (s->pb_head > 0 && s->pb_head == s->pb_n)
+		s->pb_head = s->pb_n = 0;
+	if (s->pb_n == s->pb_cap) {
+		if (s->pb_head > 0) {
+			memmove(s->pb, s->pb + s->pb_head, (s->pb_n - s->pb_head) * sizeof(*s->pb));
+			s->pb_n -= s->pb_head;
+			s->pb_head = 0;
+		} else {
+			s->pb_cap = s->pb_cap ? 2 * s->pb_cap : 8;
+			s->pb = gw_xrealloc(s->pb, s->pb_cap * sizeof(*s->pb));
+		}
+	}
+	if (q)
+		gw_sqlc_ref(q);
+	s->pb[s->pb_n++] = (struct pbind){gw_xstrdup(portal), q, params, s->rfq_sent};
+}
+
+/* BindComplete: the oldest Bind sent took effect. */
+static void pbind_confirm(gw_session *s)
+{
+	if (s->pb_head == s->pb_n)
+		return;
+	struct pbind *b = &s->pb[s->pb_head++];
+	if (!b->q) {
+		pbind_free(b);
+		return;
+	}
+	struct pbind *keep = gw_xmalloc(sizeof(*keep));
+	*keep = *b;
+	struct pbind *old = gw_map_put(&s->portals, keep->portal, strlen(keep->portal), keep);
+	if (old)
+		portal_free_v(old);
+}
+
+/* A group ended: Binds it did not confirm failed; at the end of a transaction every portal is gone. */
+static void pbind_group_done(gw_session *s, uint64_t group, char txstatus)
+{
+	while (s->pb_head < s->pb_n && s->pb[s->pb_head].group <= group)
+		pbind_free(&s->pb[s->pb_head++]);
+	if (txstatus == 'I' && s->portals.n)
+		gw_map_clear(&s->portals, portal_free_v);
+}
+
+/* What portal means now: the newest Bind of it not yet confirmed, or the confirmed one; NULL: unknown. */
+static const struct pbind *portal_lookup(gw_session *s, const char *portal)
+{
+	for (size_t i = s->pb_n; i > s->pb_head; i--)
+		if (!strcmp(s->pb[i - 1].portal, portal))
+			return &s->pb[i - 1];
+	return gw_map_get(&s->portals, portal, strlen(portal));
+}
+
+/* ---- holding a recorded message until its record is committed ---- */
+
+/*
+ * Forward a client message whose last k statement events (just made) are
+ * being recorded: a Query, Execute or FunctionCall. Held until committed.
+ */
+static void forward_recorded(gw_session *s, const uint8_t *msg, size_t m, bool ext, size_t k)
+{
+	for (size_t i = 0; i < k; i++)
+		infl_push(s, s->stmt_n - (uint32_t)(k - 1 - i));
+	s->hold_infl = k;
+	s->hold_set = true;
+	s->hold_off = gw_buf_len(&s->up->tx);
+	s->hold_len = m;
+	s->hold_gwq = s->gwq_n;
+	s->hold_at = s->rfq_sent;
+	s->hold_ext = ext;
+	gw_buf_append(&s->up->tx, msg, m);
+}
+
+static void waiting_add(gw_session *s)
+{
+	s->aud_wait = true;
+	s->aud_prev = NULL;
+	s->aud_next = s->wk->aud_waiting;
+	if (s->aud_next)
+		s->aud_next->aud_prev = s;
+	s->wk->aud_waiting = s;
+	gw_audit_waiting(s->gw->audit, s->wk->index, 1);
+}
+
+static void waiting_remove(gw_session *s)
+{
+	if (!s->aud_wait)
+		return;
+	s->aud_wait = false;
+	if (s->aud_prev)
+		s->aud_prev->aud_next = s->aud_next;
+	else
+		s->wk->aud_waiting = s->aud_next;
+	if (s->aud_next)
+		s->aud_next->aud_prev = s->aud_prev;
+	s->aud_prev = s->aud_next = NULL;
+	gw_audit_waiting(s->gw->audit, s->wk->index, -1);
+}
+
+/*
+ * The held message's record is settled: committed — send it on; failed —
+ * refuse it (58030) in its place, keeping what the gateway queued behind it.
+ */
+static void hold_settle(gw_session *s, bool committed)
+{
+	waiting_remove(s);
+	const uint8_t *h = gw_buf_rd(&s->held);
+	size_t hn = gw_buf_len(&s->held);
+	if (committed) {
+		gw_buf_append(&s->up->tx, h, hn);
+		gw_buf_reset(&s->held);
+		return;
+	}
+	char why[240] = "";
+	gw_audit_healthy(s->gw->audit, why, sizeof(why));
+	gw_decision d;
+	refusal(&d, "58030", "audit", "pgmoat: the statement was not run: the audit store cannot record it");
+	snprintf(d.detail, sizeof(d.detail), "rule: audit. Every statement is recorded before it runs; the record "
+		"could not be committed%s%s.", why[0] ? ": " : "", why);
+	snprintf(d.hint, sizeof(d.hint), "The session stays usable; retry once the store recovers (GET /healthz "
+		"says ok again). An operator should check the state store's disk.");
+	/* the gateway's entries behind the message go back behind its refusal */
+	int after = s->gwq_n - s->hold_gwq;
+	struct gwq_ent saved[GW_ARRAY_LEN(s->gwq)];
+	for (int i = 0; i < after; i++)
+		saved[i] = s->gwq[(s->gwq_head + s->hold_gwq + i) % (int)GW_ARRAY_LEN(s->gwq)];
+	s->gwq_n = s->hold_gwq;
+	uint64_t sent = s->rfq_sent;
+	s->rfq_sent = s->hold_at;
+	deny(s, &d, s->hold_ext); /* room: the message's own entries were just taken out */
+	s->rfq_sent = sent;
+	for (int i = 0; i < after; i++) {
+		struct gwq_ent *e = gwq_push(s, saved[i].kind);
+		*e = saved[i];
+	}
+	gw_buf_append(&s->up->tx, h + s->hold_len, hn - s->hold_len);
+	gw_buf_reset(&s->held);
+	/* its statements never reach the server: no outcome will come */
+	s->infl_n -= s->hold_infl <= s->infl_n ? s->hold_infl : s->infl_n;
+	s->hold_infl = 0;
+}
+
+/*
+ * After a client message was handled: submit its events. A recorded
+ * message's bytes leave the server's buffer for `held`; false when the
+ * session now waits for the writer (read no further client input).
+ */
+static bool submit_events(gw_session *s)
+{
+	gw_audit_ev *list = s->evs;
+	size_t k = s->nevs;
+	s->evs = NULL;
+	s->evs_tail = &s->evs;
+	s->nevs = 0;
+	uint64_t last = list ? gw_audit_submit(s->gw->audit, list, s->hold_set) : 0;
+	if (!s->hold_set) {
+		if (list && !last)
+			gw_warn("session %s: the audit queue is full; a refusal was not recorded", s->reg->id);
+		return true;
+	}
+	s->hold_set = false;
+	gw_buf *tx = &s->up->tx;
+	gw_buf_reset(&s->held);
+	gw_buf_append(&s->held, gw_buf_rd(tx) + s->hold_off, gw_buf_len(tx) - s->hold_off);
+	tx->len = s->hold_off;
+	if (!last) {
+		hold_settle(s, false);
+		return true;
+	}
+	s->aud_first = last - k + 1;
+	s->aud_last = last;
+	waiting_add(s);
+	int st = gw_audit_state(s->gw->audit, s->aud_first, s->aud_last);
+	if (st == 0)
+		return false;
+	hold_settle(s, st > 0);
+	return true;
+}
+
+void gw_session_audit_wake(void *arg)
+{
+	gw_worker *wk = arg;
+	gw_audit_waiting(wk->gw->audit, wk->index, 0);
+	for (gw_session *s = wk->aud_waiting, *next; s; s = next) {
+		next = s->aud_next;
+		int st = gw_audit_state(s->gw->audit, s->aud_first, s->aud_last);
+		if (st == 0)
+			continue;
+		hold_settle(s, st > 0);
+		run(s);
+	}
 }
 
 /* At the start of a group: take up grant changes; a change of read-only mode is applied upstream. */
@@ -641,6 +1270,12 @@ static int policy_gate(gw_session *s, gw_sqlc *q, const uint8_t *text, size_t le
 	gw_decision d;
 	*allow = false;
 	s->review_used = false;
+	if (!s->policy_on) {
+		/* no policies: everything is allowed (and recorded) */
+		*allow = true;
+		s->dec_cls = q->rc == 0 ? (int)gw_sql_max_class(&q->sql) : GW_SQL_ADMIN;
+		return MSG_DONE;
+	}
 	/* A failed lookup belongs to this message (it waited for it): used below or dropped. */
 	gw_decision *failed = s->lookup_fail;
 	s->lookup_fail = NULL;
@@ -680,6 +1315,9 @@ static int policy_gate(gw_session *s, gw_sqlc *q, const uint8_t *text, size_t le
 	}
 	if (d.verdict == GW_DECIDE_ALLOW) {
 		*allow = true;
+		s->dec_cls = d.cls;
+		s->dec_rule = d.by ? d.by->pol->name : NULL;
+		s->dec_grant = d.by ? d.by->grant_id : 0;
 		return MSG_DONE;
 	}
 	return deny(s, &d, ext) ? MSG_DONE : MSG_ENDED;
@@ -831,20 +1469,22 @@ static void note_names(gw_session *s, gw_sqlc *q)
 	}
 }
 
-/* A simple Query under policy. */
-static int policy_query(gw_session *s, const uint8_t *msg, size_t m)
+/* A simple Query: decided (under policy), recorded statement by statement, then forwarded. */
+static int handle_query(gw_session *s, const uint8_t *msg, size_t m)
 {
 	const uint8_t *body = msg + 5;
 	size_t n = m - 5;
 	if (n == 0 || body[n - 1] != 0 || memchr(body, 0, n) != body + n - 1) {
+		cur_begin(s, NULL, "simple", NULL);
 		int r = refuse_malformed(s, "Query", false);
 		if (r == MSG_DONE)
 			s->rfq_sent++;
 		return r;
 	}
-	if (!s->unsynced)
+	if (s->policy_on && !s->unsynced)
 		policy_refresh(s);
 	gw_sqlc *q = gw_sqlcache_get(s->wk->sqlcache, (const char *)body, n - 1);
+	cur_begin(s, q, "simple", NULL);
 	bool allow = false;
 	int r = MSG_DONE;
 	if (q->rc == 0 && !query_names_ok(s, q)) {
@@ -855,15 +1495,22 @@ static int policy_query(gw_session *s, const uint8_t *msg, size_t m)
 	}
 	if (r == MSG_DONE) {
 		if (allow) {
-			gw_buf_append(&s->up->tx, msg, m);
+			/* an empty query string holds no statement: nothing to record, the server answers EmptyQueryResponse */
+			size_t k = q->rc == 0 && q->sql.nstmts == 0 ? 0 : gw_sqlc_count(q);
+			for (size_t i = 0; i < k; i++)
+				rec_statement(s, q, i, NULL, "simple", NULL, NULL);
+			if (k)
+				forward_recorded(s, msg, m, false, k);
+			else
+				gw_buf_append(&s->up->tx, msg, m);
 			note_names(s, q);
-			s->copy_wait = copy_from_stdin(s, body, n, q);
+			s->copy_wait = copy_from_stdin(q);
 		}
 		s->rfq_sent++;
 		atomic_fetch_add(&s->reg->statements, 1);
 		if (allow) {
 			gw_pctx_ran(&s->pol, q);
-			if (q->sql.nstmts && (q->sql.stmts[q->sql.nstmts - 1].flags & GW_SQL_F_SESSION_RESET) &&
+			if (q->rc == 0 && q->sql.nstmts && (q->sql.stmts[q->sql.nstmts - 1].flags & GW_SQL_F_SESSION_RESET) &&
 				!reapply_settings(s))
 				r = MSG_ENDED;
 		}
@@ -872,22 +1519,24 @@ static int policy_query(gw_session *s, const uint8_t *msg, size_t m)
 	return r;
 }
 
-/* Parse under policy: decided here, remembered under the statement's name. */
-static int policy_parse(gw_session *s, const uint8_t *msg, size_t m)
+/* Parse: decided here (under policy), remembered under the statement's name. */
+static int handle_parse(gw_session *s, const uint8_t *msg, size_t m)
 {
 	const uint8_t *p = msg + 5, *end = msg + m;
 	const char *name = take_str(&p, end), *text = name ? take_str(&p, end) : NULL;
+	cur_begin(s, NULL, "extended", NULL);
 	if (!text) {
 		s->unsynced = true;
 		return refuse_malformed(s, "Parse", true);
 	}
-	if (!s->unsynced)
+	if (s->policy_on && !s->unsynced)
 		policy_refresh(s);
 	if (name_reserved(name) || (*name && s->pol.prepared.n + (s->npend - s->pend_head) >= MAX_PREPARED)) {
 		s->unsynced = true;
 		return refuse_name(s, name, true) ? MSG_DONE : MSG_ENDED;
 	}
 	gw_sqlc *q = gw_sqlcache_get(s->wk->sqlcache, text, strlen(text));
+	s->cur_q = q;
 	bool allow;
 	/* (still "in sync" here at a group's first Parse: a catalog lookup may go out before it) */
 	int r = policy_gate(s, q, (const uint8_t *)text, strlen(text), true, &allow);
@@ -914,60 +1563,133 @@ static int policy_parse(gw_session *s, const uint8_t *msg, size_t m)
 	return r;
 }
 
-/* Bind under policy: the prepared statement's decision is made again (grants and windows change). */
-static int policy_bind(gw_session *s, const uint8_t *msg, size_t m)
+/* The decision on a Bind of q (statement name): true when allowed, else d says why. */
+static bool bind_allowed(gw_session *s, gw_sqlc *q, const char *name, bool reset, gw_decision *d)
+{
+	if (!s->policy_on) {
+		s->dec_cls = q->rc == 0 ? (int)gw_sql_max_class(&q->sql) : GW_SQL_ADMIN;
+		return true;
+	}
+	gw_policy_decide(&s->pol, q, gw_policy_now(), d);
+	if (d->verdict == GW_DECIDE_LOOKUP) {
+		s->pol.no_lookup = true;
+		gw_policy_decide(&s->pol, q, gw_policy_now(), d);
+		s->pol.no_lookup = false;
+	}
+	if (d->verdict == GW_DECIDE_REVIEW && s->review_pass_set && !strcmp(s->review_pass, name)) {
+		s->review_pass_set = false;
+		d->verdict = GW_DECIDE_ALLOW;
+	}
+	if (d->verdict == GW_DECIDE_ALLOW && s->reset_in_group && s->pol.read_only && !reset) {
+		d->verdict = GW_DECIDE_DENY;
+		memcpy(d->sqlstate, "42501", 6);
+		snprintf(d->rule, sizeof(d->rule), "read_only");
+		snprintf(d->message, sizeof(d->message), "pgmoat: a read session runs nothing between a reset and the next Sync");
+		snprintf(d->detail, sizeof(d->detail), "rule: read_only. Read-only mode is re-applied at the Sync that "
+			"follows DISCARD ALL / RESET ALL.");
+		snprintf(d->hint, sizeof(d->hint), "Send Sync right after the reset.");
+	}
+	if (d->verdict == GW_DECIDE_REVIEW && review_passes(s, (const uint8_t *)q->text, q->len, d))
+		d->verdict = GW_DECIDE_ALLOW; /* approved since its Parse: runs once */
+	if (d->verdict != GW_DECIDE_ALLOW)
+		return false;
+	s->dec_cls = d->cls;
+	s->dec_rule = d->by ? d->by->pol->name : NULL;
+	s->dec_grant = d->by ? d->by->grant_id : 0;
+	return true;
+}
+
+/*
+ * Bind: under policy the prepared statement's decision is made again (grants
+ * and windows change). The portal keeps the statement and its parameters for
+ * the record its Execute makes.
+ */
+static int handle_bind(gw_session *s, const uint8_t *msg, size_t m)
 {
 	const uint8_t *p = msg + 5, *end = msg + m;
 	const char *portal = take_str(&p, end), *name = portal ? take_str(&p, end) : NULL;
-	if (!name) {
-		s->unsynced = true;
-		return refuse_malformed(s, "Bind", true);
-	}
+	cur_begin(s, NULL, "extended", NULL);
 	s->unsynced = true;
+	if (!name)
+		return refuse_malformed(s, "Bind", true);
 	gw_sqlc *q = prepared_lookup(s, name);
 	gw_decision d;
+	char *params = NULL;
+	bool allow = false, reset = false;
 	if (!q) {
 		refusal(&d, "26000", "unknown-statement", "pgmoat: prepared statement \"%.60s\" does not exist", name);
 		snprintf(d.detail, sizeof(d.detail), "rule: unknown-statement. The gateway decides statements when they "
 			"are prepared; this name was never prepared on this session.");
-		return deny(s, &d, true) ? MSG_DONE : MSG_ENDED;
+	} else {
+		params = params_json(p, end);
+		s->cur_q = q;
+		s->cur_params = params;
+		reset = q->rc == 0 && q->sql.nstmts && (q->sql.stmts[q->sql.nstmts - 1].flags & GW_SQL_F_SESSION_RESET);
+		allow = bind_allowed(s, q, name, reset, &d);
+		if (allow && *portal && !gw_map_get(&s->portals, portal, strlen(portal)) && s->portals.n >= MAX_PORTALS) {
+			allow = false;
+			refusal(&d, "54000", "limit", "pgmoat: too many open portals on this session (%d); close some first",
+				MAX_PORTALS);
+		}
 	}
-	gw_policy_decide(&s->pol, q, gw_policy_now(), &d);
-	if (d.verdict == GW_DECIDE_LOOKUP) {
-		s->pol.no_lookup = true;
-		gw_policy_decide(&s->pol, q, gw_policy_now(), &d);
-		s->pol.no_lookup = false;
+	if (!allow) {
+		pbind_add(s, portal, NULL, NULL); /* the server skips its Execute: nothing to record then */
+		bool ok = deny(s, &d, true);
+		free(params);
+		return ok ? MSG_DONE : MSG_ENDED;
 	}
-	if (d.verdict == GW_DECIDE_REVIEW && s->review_pass_set && !strcmp(s->review_pass, name)) {
-		s->review_pass_set = false;
-		d.verdict = GW_DECIDE_ALLOW;
-	}
-	bool reset = q->sql.nstmts && (q->sql.stmts[q->sql.nstmts - 1].flags & GW_SQL_F_SESSION_RESET);
-	if (d.verdict == GW_DECIDE_ALLOW && s->reset_in_group && s->pol.read_only && !reset) {
-		d.verdict = GW_DECIDE_DENY;
-		memcpy(d.sqlstate, "42501", 6);
-		snprintf(d.rule, sizeof(d.rule), "read_only");
-		snprintf(d.message, sizeof(d.message), "pgmoat: a read session runs nothing between a reset and the next Sync");
-		snprintf(d.detail, sizeof(d.detail), "rule: read_only. Read-only mode is re-applied at the Sync that "
-			"follows DISCARD ALL / RESET ALL.");
-		snprintf(d.hint, sizeof(d.hint), "Send Sync right after the reset.");
-	}
-	if (d.verdict == GW_DECIDE_REVIEW && review_passes(s, (const uint8_t *)q->text, q->len, &d))
-		d.verdict = GW_DECIDE_ALLOW; /* approved since its Parse: runs once */
-	if (d.verdict != GW_DECIDE_ALLOW)
-		return deny(s, &d, true) ? MSG_DONE : MSG_ENDED;
 	if (reset)
 		s->reset_in_group = true;
 	s->copy_portal_set = false;
-	for (size_t i = 0; i < q->sql.nstmts; i++)
+	for (size_t i = 0; q->rc == 0 && i < q->sql.nstmts; i++)
 		if ((q->sql.stmts[i].flags & GW_SQL_F_COPY_IN) && strlen(portal) < sizeof(s->copy_portal)) {
 			snprintf(s->copy_portal, sizeof(s->copy_portal), "%s", portal);
 			s->copy_portal_set = true;
 		}
 	gw_pctx_ran(&s->pol, q);
 	note_names(s, q);
+	pbind_add(s, portal, q, params ? params : gw_xstrdup("null"));
 	gw_buf_append(&s->up->tx, msg, m);
 	return MSG_DONE;
+}
+
+/* Execute: recorded (the portal's statement and parameters) and held until committed. */
+static void handle_execute(gw_session *s, const uint8_t *msg, size_t m)
+{
+	atomic_fetch_add(&s->reg->statements, 1);
+	s->unsynced = true;
+	const char *portal = m > 5 && msg[m - 5] == 0 ? (const char *)msg + 5 : NULL;
+	const struct pbind *b = portal ? portal_lookup(s, portal) : NULL;
+	if (portal && s->copy_portal_set && !strcmp(portal, s->copy_portal)) {
+		/* Execute of a COPY FROM STDIN: read on once the server says whether it started */
+		s->copy_portal_set = false;
+		s->copy_wait = true;
+	}
+	if (b && !b->q) {
+		/* its Bind was refused: the server skips this Execute (the refusal is recorded) */
+		gw_buf_append(&s->up->tx, msg, m);
+		return;
+	}
+	s->dec_cls = b && b->q->rc == 0 ? (int)gw_sql_max_class(&b->q->sql) : GW_SQL_ADMIN;
+	size_t k = b ? gw_sqlc_count(b->q) : 1;
+	char unknown[120];
+	snprintf(unknown, sizeof(unknown), "(portal \"%.60s\", not bound through the gateway)", portal ? portal : "?");
+	for (size_t i = 0; i < k; i++)
+		rec_statement(s, b ? b->q : NULL, i, b ? NULL : unknown, "extended", b ? b->params : NULL, NULL);
+	forward_recorded(s, msg, m, true, k);
+}
+
+/* FunctionCall: recorded as "function call OID" with its arguments, held until committed. */
+static void handle_function_call(gw_session *s, const uint8_t *msg, size_t m)
+{
+	char text[64];
+	uint32_t oid = m >= 9 ? gw_get_u32(msg + 5) : 0;
+	snprintf(text, sizeof(text), "function call (oid %u)", oid);
+	char *args = m >= 9 ? params_json(msg + 9, msg + m) : NULL;
+	s->dec_cls = GW_SQL_ADMIN;
+	rec_statement(s, NULL, 0, text, "function", args, NULL);
+	free(args);
+	forward_recorded(s, msg, m, false, 1);
 }
 
 /* One whole client message. MSG_DONE, MSG_WAIT (leave it unread), or MSG_ENDED. */
@@ -998,35 +1720,36 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 			gw_decision d;
 			refusal(&d, "08P01", "protocol", "pgmoat: a %s message inside an unfinished extended-protocol "
 				"sequence is not supported; send Sync first", type == 'Q' ? "Query" : "FunctionCall");
-			return deny(s, &d, true) ? MSG_DONE : MSG_ENDED;
+			gw_sqlc *q = type == 'Q' && msg[m - 1] == 0 ?
+				gw_sqlcache_get(s->wk->sqlcache, (const char *)msg + 5, strnlen((const char *)msg + 5, m - 5)) : NULL;
+			cur_begin(s, q, type == 'Q' ? "simple" : "function", NULL);
+			bool ok = deny(s, &d, true);
+			gw_sqlc_unref(q);
+			return ok ? MSG_DONE : MSG_ENDED;
 		}
-		if (type == 'F')
-			break;
-		if (s->policy_on)
-			return policy_query(s, msg, m);
-		s->rfq_sent++;
-		atomic_fetch_add(&s->reg->statements, 1);
-		gw_buf_append(&s->up->tx, msg, m);
-		s->copy_wait = copy_from_stdin(s, msg + 5, m - 5, NULL);
-		return reapply_after_reset(s, msg + 5, m - 5) ? MSG_DONE : MSG_ENDED;
-	default:
-		break;
-	}
-	switch (type) {
-	case 'F':
+		if (type == 'Q')
+			return handle_query(s, msg, m);
 		atomic_fetch_add(&s->reg->statements, 1);
 		if (s->policy_on) {
 			gw_decision d;
 			gw_policy_decide(&s->pol, NULL, gw_policy_now(), &d);
 			if (d.verdict != GW_DECIDE_ALLOW) {
+				char text[64];
+				snprintf(text, sizeof(text), "function call (oid %u)", m >= 9 ? gw_get_u32(msg + 5) : 0);
+				rec_statement(s, NULL, 0, text, "function", NULL, &d);
 				if (!deny(s, &d, false))
 					return MSG_ENDED;
 				s->rfq_sent++;
 				return MSG_DONE;
 			}
 		}
+		handle_function_call(s, msg, m);
 		s->rfq_sent++;
+		return MSG_DONE;
+	default:
 		break;
+	}
+	switch (type) {
 	case 'S':
 		/*
 		 * PostgreSQL ignores Sync during COPY FROM STDIN, unless the COPY has
@@ -1045,29 +1768,17 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		}
 		return MSG_DONE;
 	case 'E':
-		atomic_fetch_add(&s->reg->statements, 1);
-		s->unsynced = true;
-		if (s->copy_portal_set && m > 5 && msg[m - 5] == 0 && !strcmp((const char *)msg + 5, s->copy_portal)) {
-			/* Execute of a COPY FROM STDIN: read on once the server says whether it started */
-			s->copy_portal_set = false;
-			gw_buf_append(&s->up->tx, msg, m);
-			s->copy_wait = true;
-			return MSG_DONE;
-		}
-		break;
+		handle_execute(s, msg, m);
+		return MSG_DONE;
 	case 'P':
-		if (s->policy_on)
-			return policy_parse(s, msg, m);
-		s->unsynced = true;
-		break;
+		return handle_parse(s, msg, m);
 	case 'B':
-		if (s->policy_on)
-			return policy_bind(s, msg, m);
-		s->unsynced = true;
-		break;
+		return handle_bind(s, msg, m);
 	case 'C':
-		if (s->policy_on && m > 6 && msg[m - 1] == 0 && (msg[5] == 'S' || msg[5] == 'P'))
+		if (m > 6 && msg[m - 1] == 0 && (msg[5] == 'S' || msg[5] == 'P'))
 			pend_add(s, PEND_CLOSE, msg[5] == 'S' ? (const char *)msg + 6 : NULL, NULL);
+		if (m > 6 && msg[m - 1] == 0 && msg[5] == 'P')
+			portal_free_v(gw_map_del(&s->portals, msg + 6, strlen((const char *)msg + 6)));
 		s->unsynced = true;
 		break;
 	case 'D':
@@ -1107,7 +1818,7 @@ static int process_client(gw_session *s)
 	}
 	int moved = 0;
 	size_t max = s->gw->cfg->max_message_size;
-	while (gw_buf_len(rx) && gw_buf_len(&s->up->tx) < HIGH_WATER && !s->lookup_q && !s->copy_wait) {
+	while (gw_buf_len(rx) && gw_buf_len(&s->up->tx) < HIGH_WATER && !s->lookup_q && !s->copy_wait && !s->aud_wait) {
 		moved = 1;
 		if (s->cf.streaming) {
 			stream_on(&s->cf, rx, &s->up->tx);
@@ -1129,11 +1840,14 @@ static int process_client(gw_session *s)
 			break;
 		}
 		int r = client_message(s, type, gw_buf_rd(rx), (size_t)m);
+		cur_end(s);
 		if (r == MSG_ENDED)
 			return -1;
 		if (r == MSG_WAIT)
 			break;
 		gw_buf_consume(rx, (size_t)m);
+		if ((s->evs || s->hold_set) && !submit_events(s))
+			break; /* held until its record is committed */
 	}
 	return moved;
 }
@@ -1286,17 +2000,19 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		s->cut = false;
 		s->copy_in = false;
 		s->copy_wait = false;
-		if (s->policy_on)
-			pend_group_done(s, s->rfq_recv);
+		pend_group_done(s, s->rfq_recv);
+		pbind_group_done(s, s->rfq_recv, s->txstatus);
+		outcome_group_done(s, s->rfq_recv);
 		gwq_ready(s);
 		break;
 	case '1':
-		if (s->policy_on)
-			pend_confirm(s, PEND_PARSE);
+		pend_confirm(s, PEND_PARSE);
+		break;
+	case '2':
+		pbind_confirm(s);
 		break;
 	case '3':
-		if (s->policy_on)
-			pend_confirm(s, PEND_CLOSE);
+		pend_confirm(s, PEND_CLOSE);
 		break;
 	case 'E': {
 		s->rows = 0;
@@ -1313,6 +2029,8 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 				return 0;
 			}
 		}
+		outcome_from_server(s, type, body, n);
+		s->res_rows = 0;
 		char sev[16] = "";
 		if (!gw_pg_error_field(body, n, 'V', sev, sizeof(sev)))
 			gw_pg_error_field(body, n, 'S', sev, sizeof(sev));
@@ -1322,15 +2040,23 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 	}
 	case 'D':
 	case 'd':
+		if (type == 'D')
+			s->res_rows++;
 		if (over_max_rows(s))
 			return 0;
 		break;
+	case 's':
+		outcome_from_server(s, type, body, n);
+		s->res_rows = 0;
+		break;
 	case 'C':
-		if (s->policy_on && n >= 8 && !memcmp(body, "PREPARE", 8))
+		outcome_from_server(s, type, body, n);
+		s->res_rows = 0;
+		if (n >= 8 && !memcmp(body, "PREPARE", 8))
 			pend_confirm(s, PEND_PREPARE);
-		if (s->policy_on && n >= 11 && !memcmp(body, "DEALLOCATE", 10) && (body[10] == 0 || body[10] == ' '))
+		if (n >= 11 && !memcmp(body, "DEALLOCATE", 10) && (body[10] == 0 || body[10] == ' '))
 			pend_confirm(s, PEND_DEALLOCATE);
-		if (s->policy_on && n >= 12 && !memcmp(body, "DISCARD ALL", 12))
+		if (n >= 12 && !memcmp(body, "DISCARD ALL", 12))
 			pend_confirm(s, PEND_DISCARD);
 		if (s->cut) {
 			finish_cut(s, msg, m);
@@ -1341,6 +2067,7 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		s->rows = 0;
 		break;
 	case 'I':
+		outcome_from_server(s, type, body, n);
 		s->rows = 0;
 		break;
 	case 'K':
@@ -1375,6 +2102,8 @@ static int process_server(gw_session *s)
 		}
 		if (m == 0) {
 			if (gw_buf_len(rx) >= 5 && (size_t)len + 1 > STREAM_MIN && server_streamable(type)) {
+				if (type == 'D' && !gwq_active(s, GWQ_OWN))
+					s->res_rows++;
 				stream_start(&s->sf, rx, &s->cl.tx, type, len, gwq_active(s, GWQ_OWN) || over_max_rows(s));
 				continue;
 			}
@@ -1716,6 +2445,10 @@ void gw_session_start(gw_worker *wk, gw_conn *conn, const struct sockaddr_storag
 	s->ident = *ident;
 	s->pool = pool;
 	s->txstatus = 'I';
+	s->evs_tail = &s->evs;
+	s->opened_wall = gw_wall_us();
+	s->opened_mono = gw_mono_us();
+	snprintf(s->auth_method, sizeof(s->auth_method), "%s", auth_method);
 	s->next = wk->sessions;
 	if (wk->sessions)
 		wk->sessions->prev = s;
@@ -1737,6 +2470,8 @@ void gw_session_start(gw_worker *wk, gw_conn *conn, const struct sockaddr_storag
 	gw_info("session %s opened: identity=%s kind=%s connection=%s client=%s tls=%s auth=%s application_name=%s",
 		s->reg->id, ident->name, ident->kind, tmpl.connection, tmpl.client_addr, tmpl.tls, auth_method,
 		tmpl.application_name);
+
+	rec_session_open(s, ident->kind, tmpl.client_addr, tmpl.tls, tmpl.application_name);
 
 	gw_pg_auth(&s->cl.tx, PG_AUTH_OK, NULL, 0);
 	for (size_t i = 0; i < startup->nparams; i++) {
@@ -1793,6 +2528,11 @@ void gw_session_start(gw_worker *wk, gw_conn *conn, const struct sockaddr_storag
 		if (!s->pol.nents)
 			gw_info("session %s: no policy or grant allows identity %s on %s: every statement will be denied",
 				s->reg->id, ident->name, tmpl.connection);
+	} else {
+		/* no decisions; the statement names are still followed, for the record of each Execute */
+		gw_pctx_init(&s->pol, s->gw->cfg, NULL, ident->name, ident->groups, tmpl.connection);
+		s->pol.named = named_hook;
+		s->pol.named_ud = s;
 	}
 	if (gw_pool_has_params(s->pool)) {
 		/* Known parameters: finish the login now, take a server at the first query. */
@@ -1809,6 +2549,8 @@ void gw_session_tick(gw_worker *wk)
 {
 	uint64_t now = gw_mono_us();
 	uint64_t wait_max = wk->gw->cfg->pool_wait_timeout_us;
+	if (wk->aud_waiting)
+		gw_session_audit_wake(wk); /* a safety net: the writer wakes the worker after each commit */
 	for (gw_session *s = wk->sessions, *next; s; s = next) {
 		next = s->next;
 		if (s->closing && now >= s->close_deadline) {
