@@ -1,13 +1,26 @@
 /*
- * The recorder: queue, writer thread, hash chain, checkpoint, jsonl copy,
- * verification. See audit.h.
+ * The recorder: queue, journal, writer thread, hash chain, checkpoint,
+ * jsonl copy, verification. See audit.h.
  *
- * Durability: the writer commits with synchronous=NORMAL in WAL mode: a
- * committed record survives a crash of the gateway (kill -9) because it is in
- * the WAL file before the statement is forwarded; audit.fsync: true adds an
- * fsync per commit (survives power loss; every statement then waits for the
- * disk). Group commit keeps either cheap per statement: whatever queued while
- * the previous commit ran goes into the next one.
+ * Write-ahead through a journal. A statement's records are numbered,
+ * chained and appended to the journal (FILE-journal beside the state store,
+ * one JSON line per record) with one write(2) per group of records; that
+ * append is the commit a statement waits for. The writer thread moves
+ * journaled records into SQLite in large transactions (every 20 ms, or
+ * sooner when many are waiting) and truncates the journal once everything in
+ * it is in SQLite; at start-up whatever the journal holds beyond SQLite's last
+ * record is moved in first. So a crash of the gateway (kill -9) loses no
+ * committed record: it is in the file before the statement is forwarded.
+ * (audit.fsync: true adds an fdatasync per append: survives power loss too.)
+ * Measured on the 2-core test machine: a SQLite commit per group cost ~36 us
+ * of syscalls (locks, frames); an append costs one write(2), and SQLite then
+ * takes thousands of records per transaction.
+ *
+ * Fail closed: an append that fails (disk full, I/O error, journal removed)
+ * fails its group: the waiting statements are refused (58030). While SQLite
+ * cannot take records (file removed or replaced, locked, full) no new group
+ * is committed either; the writer retries every 100 ms and recording resumes
+ * by itself when the store recovers.
  */
 #include "audit/audit.h"
 #include "core/json.h"
@@ -17,6 +30,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -27,14 +41,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BATCH_MAX 4096
-#define FAIL_RING 256
-#define FAIL_KEEP_US (60u * 1000000u)
 #define BUSY_TIMEOUT_MS 1000
-#define LAZY_US 20000            /* events nothing waits for (outcomes, session events) are written within this */
+#define INGEST_US 20000u         /* journaled records move into SQLite this often */
+#define INGEST_SOON 2000         /* ... or as soon as this many wait */
+#define RETRY_US 100000u         /* SQLite failing: try again this often */
 #define INDEX_EVERY_US 500000u   /* the by-session / by-identity indexes catch up this often */
 #define INDEX_CHUNK 50000        /* rows indexed per step at most */
-#define WAL_CHECKPOINT_PAGES 4000 /* the writer moves the WAL into the file past this many pages */
+#define JOURNAL_TRUNCATE (16u << 20) /* the journal is emptied past this size once all of it is in SQLite */
+#define LINE_TAIL 149            /* ,"prev":"<64 hex>","hash":"<64 hex>"} */
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS audit ("
@@ -50,68 +64,60 @@ static const char schema[] =
 	"  id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash BLOB NOT NULL, ts INTEGER NOT NULL,"
 	"  mac BLOB);";
 
-typedef struct waker {
-	gw_loop *loop;
-	void (*wake)(void *);
-	void *arg;
-	atomic_int waiting;
-	atomic_bool posted;
-} waker;
-
-struct fail_range {
-	uint64_t first, last, at_us;
-};
+/* A record once journaled: its number, chain links and body travel with the event. */
+typedef struct rec {
+	int64_t seq, ts;
+	uint8_t prev[32], hash[32];
+	char *body;
+	size_t blen;
+} rec;
 
 struct gw_audit {
 	const gw_config *cfg;
-	char *path;
+	char *path, *jpath;
 	pthread_t thread;
 	bool started;
 
-	/* the queue (mu) */
+	/* waking the writer (mu) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	gw_audit_ev *head, **tail;
-	size_t queued, queue_peak;
-	bool urgent;              /* something queued is waited for: commit now (else within LAZY_US) */
-	uint64_t next_ticket;
+	bool ingest_soon;         /* many records wait for SQLite */
 	bool stopping;
 
-	/* what is decided (published by the writer) */
-	atomic_ullong resolved;           /* every ticket <= resolved is committed or failed */
-	atomic_uint nfail;                /* failed ranges held below (fast path when 0) */
-	pthread_mutex_t fmu;
-	struct fail_range fail[FAIL_RING];
-	size_t fail_head, fail_n;
-	uint64_t fail_floor;              /* tickets <= this may have failed and are no longer known: refused */
-	waker *wakers;
-	int nwakers;
-
-	/* health (hmu) */
+	/* health: the flags are read lock-free; hmu guards why */
 	pthread_mutex_t hmu;
-	bool db_ok, jsonl_ok;
+	atomic_bool db_ok, jnl_ok, jsonl_ok;
 	char why[300];
 
-	/* the writer's own */
+	/* The chain and the journal: a worker appends its group holding wlock (a few microseconds). */
+	pthread_mutex_t wlock;
+	int jfd;
+	uint64_t jsize;
+	int64_t seq, last_ts;    /* the last record appended; ts never goes back (readers binary-search it) */
+	uint8_t prev[32];
+	gw_buf jbuf, scratch;
+	gw_audit_ev *ing, **ing_tail; /* appended, not yet in SQLite, in order */
+	size_t ning, ning_peak;
+
+	/* SQLite: the writer thread's own */
 	sqlite3 *db;
 	sqlite3_stmt *ins, *ckpt;
-	int64_t last_ts;         /* the ts column never goes back, so readers can binary-search it */
+	int64_t db_seq;          /* the last record in SQLite */
 	int64_t indexed;         /* audit_by_* cover seq <= indexed */
-	uint64_t index_at;       /* when index_step last ran */
+	uint64_t index_at, retry_at;
 	dev_t dev;
 	ino_t ino;
 	bool need_open;
-	int64_t seq;
-	uint8_t prev[32];
-	gw_buf body, lines, scratch;
-	int jfd;
-	uint64_t jsize;
+	gw_buf lines, wscratch;
+	int jsonl_fd;
+	uint64_t jsonl_size;
 	atomic_bool reopen_jsonl;
 	uint64_t last_err_log_us;
 
 	/* stats */
 	atomic_ullong st_records, st_batches, st_failed_batches, st_failed_records, st_jsonl_errors, st_commit_us;
 };
+
 
 static const char *const kind_names[] = {"", "session_open", "session_close", "statement", "outcome"};
 
@@ -134,7 +140,7 @@ gw_audit_ev *gw_audit_ev_new(uint8_t kind, uint64_t wall_us, const char *session
 	size_t len = gw_buf_len(fields);
 	gw_audit_ev *e = gw_xmalloc(sizeof(*e) + len + 1);
 	e->next = NULL;
-	e->ticket = 0;
+	e->rec = NULL;
 	e->ts_us = (int64_t)wall_us;
 	e->n = n;
 	e->kind = kind;
@@ -146,10 +152,13 @@ gw_audit_ev *gw_audit_ev_new(uint8_t kind, uint64_t wall_us, const char *session
 	return e;
 }
 
-static void ev_free_list(gw_audit_ev *e)
+void gw_audit_ev_free(gw_audit_ev *e)
 {
 	while (e) {
 		gw_audit_ev *n = e->next;
+		if (e->rec)
+			free(e->rec->body);
+		free(e->rec);
 		free(e);
 		e = n;
 	}
@@ -157,29 +166,133 @@ static void ev_free_list(gw_audit_ev *e)
 
 /* ---- health ---- */
 
-static void set_health(gw_audit *a, bool db, bool ok, const char *why)
+enum { H_DB, H_JOURNAL, H_JSONL };
+
+static void set_health(gw_audit *a, int which, bool ok, const char *why)
 {
+	atomic_bool *flag = which == H_DB ? &a->db_ok : which == H_JOURNAL ? &a->jnl_ok : &a->jsonl_ok;
+	if (ok) {
+		atomic_store(flag, true);
+		return;
+	}
 	pthread_mutex_lock(&a->hmu);
-	if (db)
-		a->db_ok = ok;
-	else
-		a->jsonl_ok = ok;
-	if (!ok)
-		snprintf(a->why, sizeof(a->why), "%s", why);
+	snprintf(a->why, sizeof(a->why), "%s", why);
 	pthread_mutex_unlock(&a->hmu);
+	atomic_store(flag, false);
 }
 
 bool gw_audit_healthy(gw_audit *a, char *why, size_t whylen)
 {
-	pthread_mutex_lock(&a->hmu);
-	bool ok = a->db_ok && a->jsonl_ok;
-	if (!ok && why)
+	bool ok = atomic_load(&a->db_ok) && atomic_load(&a->jnl_ok) && atomic_load(&a->jsonl_ok);
+	if (!ok && why) {
+		pthread_mutex_lock(&a->hmu);
 		snprintf(why, whylen, "%s", a->why);
-	pthread_mutex_unlock(&a->hmu);
+		pthread_mutex_unlock(&a->hmu);
+	}
 	return ok;
 }
 
-/* ---- the store ---- */
+
+/* The checkpoint's MAC: HMAC-SHA-256(key, "pgmoat-audit-checkpoint\n" seq "\n" hash). */
+static void checkpoint_mac(const char *key, size_t keylen, int64_t seq, const uint8_t hash[32], uint8_t out[32])
+{
+	uint8_t msg[96];
+	int n = snprintf((char *)msg, sizeof(msg), "pgmoat-audit-checkpoint\n%lld\n", (long long)seq);
+	memcpy(msg + n, hash, 32);
+	gw_hmac_sha256(key, keylen, msg, (size_t)n + 32, out);
+}
+
+/* SHA-256(prev ‖ body) */
+static void chain_hash(const uint8_t prev[32], const void *body, size_t n, gw_buf *scratch, uint8_t out[32])
+{
+	gw_buf_reset(scratch);
+	gw_buf_append(scratch, prev, 32);
+	gw_buf_append(scratch, body, n);
+	gw_sha256(gw_buf_rd(scratch), gw_buf_len(scratch), out);
+}
+
+
+/* ---- audit.jsonl ---- */
+
+static void jsonl_close(gw_audit *a)
+{
+	if (a->jsonl_fd >= 0)
+		close(a->jsonl_fd);
+	a->jsonl_fd = -1;
+}
+
+static int jsonl_open(gw_audit *a)
+{
+	jsonl_close(a);
+	a->jsonl_fd = open(a->cfg->audit_jsonl, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (a->jsonl_fd < 0) {
+		char why[300];
+		snprintf(why, sizeof(why), "audit.jsonl: cannot open %s: %s", a->cfg->audit_jsonl, strerror(errno));
+		gw_error("%s", why);
+		set_health(a, H_JSONL, false, why);
+		return -1;
+	}
+	struct stat st;
+	a->jsonl_size = fstat(a->jsonl_fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+	return 0;
+}
+
+/* FILE → FILE.1 → FILE.2 ... → FILE.keep (dropped beyond). */
+static void jsonl_rotate(gw_audit *a)
+{
+	const char *p = a->cfg->audit_jsonl;
+	char from[4200], to[4200];
+	int keep = a->cfg->audit_jsonl_keep;
+	jsonl_close(a);
+	if (keep <= 0) {
+		unlink(p);
+	} else {
+		for (int i = keep - 1; i >= 1; i--) {
+			snprintf(from, sizeof(from), "%s.%d", p, i);
+			snprintf(to, sizeof(to), "%s.%d", p, i + 1);
+			rename(from, to);
+		}
+		snprintf(to, sizeof(to), "%s.1", p);
+		rename(p, to);
+	}
+	gw_info("audit.jsonl rotated at %llu bytes", (unsigned long long)a->jsonl_size);
+	jsonl_open(a);
+}
+
+static void jsonl_write(gw_audit *a)
+{
+	if (!a->cfg->audit_jsonl)
+		return;
+	if (atomic_exchange(&a->reopen_jsonl, false) || a->jsonl_fd < 0)
+		jsonl_open(a);
+	if (a->jsonl_fd >= 0 && a->jsonl_size + gw_buf_len(&a->lines) > a->cfg->audit_jsonl_max_size && a->jsonl_size > 0)
+		jsonl_rotate(a);
+	if (a->jsonl_fd < 0) {
+		atomic_fetch_add(&a->st_jsonl_errors, 1);
+		return;
+	}
+	const uint8_t *p = gw_buf_rd(&a->lines);
+	size_t n = gw_buf_len(&a->lines);
+	while (n) {
+		ssize_t w = write(a->jsonl_fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			char why[300];
+			snprintf(why, sizeof(why), "audit.jsonl: write to %s failed: %s (the SQLite record is complete)",
+				a->cfg->audit_jsonl, w < 0 ? strerror(errno) : "short write");
+			atomic_fetch_add(&a->st_jsonl_errors, 1);
+			gw_error("%s", why);
+			set_health(a, H_JSONL, false, why);
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+		a->jsonl_size += (uint64_t)w;
+	}
+	set_health(a, H_JSONL, true, NULL);
+}
+
 
 /*
  * The by-session and by-identity indexes follow the record in bulk, twice a
@@ -191,9 +304,9 @@ bool gw_audit_healthy(gw_audit *a, char *why, size_t whylen)
 static void index_step(gw_audit *a)
 {
 	a->index_at = gw_mono_us();
-	if (!a->db || a->indexed >= a->seq)
+	if (!a->db || a->indexed >= a->db_seq)
 		return;
-	int64_t to = a->seq - a->indexed > INDEX_CHUNK ? a->indexed + INDEX_CHUNK : a->seq;
+	int64_t to = a->db_seq - a->indexed > INDEX_CHUNK ? a->indexed + INDEX_CHUNK : a->db_seq;
 	char sql[640];
 	snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE;"
 		"INSERT OR IGNORE INTO audit_by_session SELECT session, seq FROM audit WHERE seq > %lld AND seq <= %lld "
@@ -211,6 +324,9 @@ static void index_step(gw_audit *a)
 	}
 }
 
+
+/* ---- SQLite: the writer thread's ---- */
+
 static void db_close(gw_audit *a)
 {
 	sqlite3_finalize(a->ins);
@@ -223,9 +339,10 @@ static void db_close(gw_audit *a)
 /*
  * Open the store file, which must exist (the state store made it; after it
  * vanished the recorder waits for it to come back rather than start an
- * empty record), and continue the chain from its last record.
+ * empty record). Sets db_seq and, with end non-NULL, the last record's hash
+ * and ts there.
  */
-static int db_open(gw_audit *a, char *err, size_t errlen)
+static int db_open(gw_audit *a, uint8_t end_hash[32], int64_t *end_ts, char *err, size_t errlen)
 {
 	db_close(a);
 	struct stat st;
@@ -239,40 +356,40 @@ static int db_open(gw_audit *a, char *err, size_t errlen)
 		return -1;
 	}
 	sqlite3_busy_timeout(a->db, BUSY_TIMEOUT_MS);
-	char sync_sql[64];
-	snprintf(sync_sql, sizeof(sync_sql), "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; "
-		"PRAGMA wal_autocheckpoint=%d;", a->cfg->audit_fsync ? "FULL" : "NORMAL", WAL_CHECKPOINT_PAGES);
 	char *msg = NULL;
-	if (sqlite3_exec(a->db, sync_sql, NULL, NULL, &msg) != SQLITE_OK ||
+	if (sqlite3_exec(a->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA mmap_size=268435456; "
+			"PRAGMA cache_size=-16384;",
+			NULL, NULL, &msg) != SQLITE_OK ||
 		sqlite3_exec(a->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot set up the audit tables in %s: %s", a->path, msg ? msg : sqlite3_errmsg(a->db));
 		sqlite3_free(msg);
 		db_close(a);
 		return -1;
 	}
-	sqlite3_stmt *last = NULL;
+	sqlite3_stmt *q = NULL;
 	a->indexed = 0;
-	if (sqlite3_prepare_v2(a->db, "SELECT seq FROM audit_indexed WHERE id = 1", -1, &last, NULL) == SQLITE_OK &&
-		sqlite3_step(last) == SQLITE_ROW)
-		a->indexed = sqlite3_column_int64(last, 0);
-	sqlite3_finalize(last);
-	last = NULL;
-	int rc = sqlite3_prepare_v2(a->db, "SELECT seq, hash, ts FROM audit ORDER BY seq DESC LIMIT 1", -1, &last, NULL);
+	if (sqlite3_prepare_v2(a->db, "SELECT seq FROM audit_indexed WHERE id = 1", -1, &q, NULL) == SQLITE_OK &&
+		sqlite3_step(q) == SQLITE_ROW)
+		a->indexed = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	q = NULL;
+	int rc = sqlite3_prepare_v2(a->db, "SELECT seq, hash, ts FROM audit ORDER BY seq DESC LIMIT 1", -1, &q, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_step(last);
+		rc = sqlite3_step(q);
+	a->db_seq = 0;
+	if (end_hash)
+		memset(end_hash, 0, 32);
+	if (end_ts)
+		*end_ts = 0;
 	if (rc == SQLITE_ROW) {
-		a->seq = sqlite3_column_int64(last, 0);
-		a->last_ts = sqlite3_column_int64(last, 2);
-		const void *h = sqlite3_column_blob(last, 1);
-		if (h && sqlite3_column_bytes(last, 1) == 32)
-			memcpy(a->prev, h, 32);
-		else
-			memset(a->prev, 0, 32);
-	} else if (rc == SQLITE_DONE) {
-		a->seq = 0;
-		memset(a->prev, 0, 32);
+		a->db_seq = sqlite3_column_int64(q, 0);
+		const void *h = sqlite3_column_blob(q, 1);
+		if (end_hash && h && sqlite3_column_bytes(q, 1) == 32)
+			memcpy(end_hash, h, 32);
+		if (end_ts)
+			*end_ts = sqlite3_column_int64(q, 2);
 	}
-	sqlite3_finalize(last);
+	sqlite3_finalize(q);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		snprintf(err, errlen, "cannot read the end of the record in %s: %s", a->path, sqlite3_errmsg(a->db));
 		db_close(a);
@@ -308,265 +425,72 @@ static bool file_same(gw_audit *a, char *err, size_t errlen)
 	return true;
 }
 
-/* The checkpoint's MAC: HMAC-SHA-256(key, "pgmoat-audit-checkpoint\n" seq "\n" hash). */
-static void checkpoint_mac(const char *key, size_t keylen, int64_t seq, const uint8_t hash[32], uint8_t out[32])
+static bool insert_one(gw_audit *a, const gw_audit_ev *e)
 {
-	uint8_t msg[96];
-	int n = snprintf((char *)msg, sizeof(msg), "pgmoat-audit-checkpoint\n%lld\n", (long long)seq);
-	memcpy(msg + n, hash, 32);
-	gw_hmac_sha256(key, keylen, msg, (size_t)n + 32, out);
-}
-
-/* SHA-256(prev ‖ body) */
-static void chain_hash(const uint8_t prev[32], const void *body, size_t n, gw_buf *scratch, uint8_t out[32])
-{
-	gw_buf_reset(scratch);
-	gw_buf_append(scratch, prev, 32);
-	gw_buf_append(scratch, body, n);
-	gw_sha256(gw_buf_rd(scratch), gw_buf_len(scratch), out);
-}
-
-/* ---- audit.jsonl ---- */
-
-static void jsonl_close(gw_audit *a)
-{
-	if (a->jfd >= 0)
-		close(a->jfd);
-	a->jfd = -1;
-}
-
-static int jsonl_open(gw_audit *a)
-{
-	jsonl_close(a);
-	a->jfd = open(a->cfg->audit_jsonl, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (a->jfd < 0) {
-		char why[300];
-		snprintf(why, sizeof(why), "audit.jsonl: cannot open %s: %s", a->cfg->audit_jsonl, strerror(errno));
-		gw_error("%s", why);
-		set_health(a, false, false, why);
-		return -1;
-	}
-	struct stat st;
-	a->jsize = fstat(a->jfd, &st) == 0 ? (uint64_t)st.st_size : 0;
-	return 0;
-}
-
-/* FILE → FILE.1 → FILE.2 ... → FILE.keep (dropped beyond). */
-static void jsonl_rotate(gw_audit *a)
-{
-	const char *p = a->cfg->audit_jsonl;
-	char from[4200], to[4200];
-	int keep = a->cfg->audit_jsonl_keep;
-	jsonl_close(a);
-	if (keep <= 0) {
-		unlink(p);
-	} else {
-		for (int i = keep - 1; i >= 1; i--) {
-			snprintf(from, sizeof(from), "%s.%d", p, i);
-			snprintf(to, sizeof(to), "%s.%d", p, i + 1);
-			rename(from, to);
-		}
-		snprintf(to, sizeof(to), "%s.1", p);
-		rename(p, to);
-	}
-	gw_info("audit.jsonl rotated at %llu bytes", (unsigned long long)a->jsize);
-	jsonl_open(a);
-}
-
-static void jsonl_write(gw_audit *a)
-{
-	if (!a->cfg->audit_jsonl)
-		return;
-	if (atomic_exchange(&a->reopen_jsonl, false) || a->jfd < 0)
-		jsonl_open(a);
-	if (a->jfd >= 0 && a->jsize + gw_buf_len(&a->lines) > a->cfg->audit_jsonl_max_size && a->jsize > 0)
-		jsonl_rotate(a);
-	if (a->jfd < 0) {
-		atomic_fetch_add(&a->st_jsonl_errors, 1);
-		return;
-	}
-	const uint8_t *p = gw_buf_rd(&a->lines);
-	size_t n = gw_buf_len(&a->lines);
-	while (n) {
-		ssize_t w = write(a->jfd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			char why[300];
-			snprintf(why, sizeof(why), "audit.jsonl: write to %s failed: %s (the SQLite record is complete)",
-				a->cfg->audit_jsonl, w < 0 ? strerror(errno) : "short write");
-			atomic_fetch_add(&a->st_jsonl_errors, 1);
-			gw_error("%s", why);
-			set_health(a, false, false, why);
-			return;
-		}
-		p += w;
-		n -= (size_t)w;
-		a->jsize += (uint64_t)w;
-	}
-	set_health(a, false, true, NULL);
-}
-
-/* ---- publishing results ---- */
-
-static void wake_workers(gw_audit *a)
-{
-	for (int i = 0; i < a->nwakers; i++) {
-		waker *w = &a->wakers[i];
-		if (w->loop && atomic_load(&w->waiting) > 0 && !atomic_exchange(&w->posted, true))
-			gw_loop_post(w->loop, w->wake, w->arg);
-	}
-}
-
-static void publish(gw_audit *a, uint64_t first, uint64_t last, bool ok)
-{
-	if (!ok) {
-		uint64_t now = gw_mono_us();
-		pthread_mutex_lock(&a->fmu);
-		/* forget ranges nobody can still be waiting on (old), or the oldest when full: refused if asked */
-		while (a->fail_n && (a->fail_n == FAIL_RING || now - a->fail[a->fail_head].at_us > FAIL_KEEP_US)) {
-			if (a->fail[a->fail_head].last > a->fail_floor)
-				a->fail_floor = a->fail[a->fail_head].last;
-			a->fail_head = (a->fail_head + 1) % FAIL_RING;
-			a->fail_n--;
-		}
-		a->fail[(a->fail_head + a->fail_n) % FAIL_RING] = (struct fail_range){first, last, now};
-		a->fail_n++;
-		atomic_store(&a->nfail, (unsigned)a->fail_n);
-		pthread_mutex_unlock(&a->fmu);
-	}
-	atomic_store(&a->resolved, last);
-	wake_workers(a);
-}
-
-int gw_audit_state(gw_audit *a, uint64_t first, uint64_t last)
-{
-	if (last > atomic_load(&a->resolved))
-		return 0;
-	if (atomic_load(&a->nfail) == 0) {
-		pthread_mutex_lock(&a->fmu);
-		bool floor_hit = first <= a->fail_floor;
-		pthread_mutex_unlock(&a->fmu);
-		return floor_hit ? -1 : 1;
-	}
-	int r = 1;
-	pthread_mutex_lock(&a->fmu);
-	if (first <= a->fail_floor)
-		r = -1;
-	for (size_t i = 0; r == 1 && i < a->fail_n; i++) {
-		const struct fail_range *f = &a->fail[(a->fail_head + i) % FAIL_RING];
-		if (f->first <= last && first <= f->last)
-			r = -1;
-	}
-	pthread_mutex_unlock(&a->fmu);
-	return r;
-}
-
-/* ---- the writer ---- */
-
-static bool bind_ok(int rc)
-{
-	return rc == SQLITE_OK;
-}
-
-/* Insert one event as record a->seq + 1; the chain advances. */
-static int insert_one(gw_audit *a, const gw_audit_ev *e)
-{
-	int64_t seq = a->seq + 1;
-	gw_buf *b = &a->body;
-	gw_buf_reset(b);
-	char head[40];
-	int hn = snprintf(head, sizeof(head), "{\"seq\":%lld,", (long long)seq);
-	gw_buf_append(b, head, (size_t)hn);
-	gw_buf_append(b, e->fields, e->len);
-	gw_buf_append(b, "}", 1);
-	uint8_t hash[32];
-	chain_hash(a->prev, gw_buf_rd(b), gw_buf_len(b), &a->scratch, hash);
+	const rec *r = e->rec;
 	sqlite3_stmt *q = a->ins;
 	sqlite3_reset(q);
-	int64_t ts = e->ts_us > a->last_ts ? e->ts_us : a->last_ts;
-	bool ok = bind_ok(sqlite3_bind_int64(q, 1, seq)) && bind_ok(sqlite3_bind_int64(q, 2, ts)) &&
-		bind_ok(sqlite3_bind_text(q, 3, kind_names[e->kind], -1, SQLITE_STATIC)) &&
-		bind_ok(sqlite3_bind_text(q, 4, e->session, -1, SQLITE_STATIC)) &&
-		bind_ok(sqlite3_bind_text(q, 5, e->identity, -1, SQLITE_STATIC)) &&
-		bind_ok(sqlite3_bind_int64(q, 6, e->n)) &&
-		bind_ok(sqlite3_bind_text(q, 7, (const char *)gw_buf_rd(b), (int)gw_buf_len(b), SQLITE_STATIC)) &&
-		bind_ok(sqlite3_bind_blob(q, 8, a->prev, 32, SQLITE_STATIC)) &&
-		bind_ok(sqlite3_bind_blob(q, 9, hash, 32, SQLITE_STATIC));
-	if (!ok || sqlite3_step(q) != SQLITE_DONE)
-		return -1;
-	a->seq = seq;
-	a->last_ts = ts;
-	memcpy(a->prev, hash, 32);
-	return 0;
+	return sqlite3_bind_int64(q, 1, r->seq) == SQLITE_OK && sqlite3_bind_int64(q, 2, r->ts) == SQLITE_OK &&
+		sqlite3_bind_text(q, 3, kind_names[e->kind], -1, SQLITE_STATIC) == SQLITE_OK &&
+		sqlite3_bind_text(q, 4, e->session, -1, SQLITE_STATIC) == SQLITE_OK &&
+		sqlite3_bind_text(q, 5, e->identity, -1, SQLITE_STATIC) == SQLITE_OK &&
+		sqlite3_bind_int64(q, 6, e->n) == SQLITE_OK &&
+		sqlite3_bind_text(q, 7, r->body, (int)r->blen, SQLITE_STATIC) == SQLITE_OK &&
+		sqlite3_bind_blob(q, 8, r->prev, 32, SQLITE_STATIC) == SQLITE_OK &&
+		sqlite3_bind_blob(q, 9, r->hash, 32, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(q) == SQLITE_DONE;
 }
 
-static void fail_batch(gw_audit *a, uint64_t first, uint64_t last, size_t count, const char *why)
-{
-	atomic_fetch_add(&a->st_failed_batches, 1);
-	atomic_fetch_add(&a->st_failed_records, count);
-	set_health(a, true, false, why);
-	uint64_t now = gw_mono_us();
-	if (now - a->last_err_log_us > 1000000) {
-		a->last_err_log_us = now;
-		gw_error("audit: cannot commit %zu record(s): %s; statements are refused (58030) until the store recovers",
-			count, why);
-	}
-	publish(a, first, last, false);
-}
-
-/* jsonl line for the record just inserted: body minus its '}' + prev + hash. */
-static void add_line(gw_buf *lines, const gw_buf *body, const uint8_t prev[32], const uint8_t hash[32])
+/* The JSON line of a record (journal and audit.jsonl): its body with prev and hash added. */
+static void add_line(gw_buf *out, const rec *r)
 {
 	char hp[65], hh[65];
-	gw_hex(prev, 32, hp);
-	gw_hex(hash, 32, hh);
-	gw_buf_append(lines, gw_buf_rd(body), gw_buf_len(body) - 1);
-	gw_buf_append(lines, ",\"prev\":\"", 9);
-	gw_buf_append(lines, hp, 64);
-	gw_buf_append(lines, "\",\"hash\":\"", 10);
-	gw_buf_append(lines, hh, 64);
-	gw_buf_append(lines, "\"}\n", 3);
+	gw_hex(r->prev, 32, hp);
+	gw_hex(r->hash, 32, hh);
+	gw_buf_append(out, r->body, r->blen - 1);
+	gw_buf_append(out, ",\"prev\":\"", 9);
+	gw_buf_append(out, hp, 64);
+	gw_buf_append(out, "\",\"hash\":\"", 10);
+	gw_buf_append(out, hh, 64);
+	gw_buf_append(out, "\"}\n", 3);
 }
 
-static void write_batch(gw_audit *a, gw_audit_ev *list, size_t count)
+/*
+ * Move appended records into SQLite in one transaction, with the signed
+ * checkpoint naming the last of them. 0, or -1 (the list stays the caller's).
+ */
+static int ingest(gw_audit *a, gw_audit_ev *list)
 {
-	uint64_t first = list->ticket, last = first + count - 1;
 	char why[400] = "";
-	if (a->need_open && db_open(a, why, sizeof(why)) < 0) {
-		fail_batch(a, first, last, count, why);
-		return;
-	}
+	if (a->need_open && db_open(a, NULL, NULL, why, sizeof(why)) < 0)
+		goto fail;
 	if (!file_same(a, why, sizeof(why))) {
 		db_close(a);
 		a->need_open = true;
-		fail_batch(a, first, last, count, why);
-		return;
+		goto fail;
 	}
+	if (list->rec->seq != a->db_seq + 1)
+		gw_error("audit: the store's record ends at seq %lld but the next record to store is %lld (the store file "
+			"was replaced by another copy?); storing it anyway, `pgmoat audit verify` will show the gap",
+			(long long)a->db_seq, (long long)list->rec->seq);
 	uint64_t t0 = gw_mono_us();
-	int64_t seq0 = a->seq, ts0 = a->last_ts;
-	uint8_t prev0[32];
-	memcpy(prev0, a->prev, 32);
-	bool jsonl = a->cfg->audit_jsonl != NULL;
-	gw_buf jl = {0};
-	int rc = sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	bool ok = rc == SQLITE_OK;
-	for (gw_audit_ev *e = list; ok && e; e = e->next) {
-		uint8_t p[32];
-		memcpy(p, a->prev, 32);
-		ok = insert_one(a, e) == 0;
-		if (ok && jsonl)
-			add_line(&jl, &a->body, p, a->prev);
+	bool ok = sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+	const gw_audit_ev *last = list;
+	size_t k = 0;
+	for (const gw_audit_ev *e = list; ok && e; e = e->next) {
+		ok = insert_one(a, e);
+		last = e;
+		k++;
 	}
 	if (ok) {
-		uint8_t mac[32];
 		sqlite3_stmt *q = a->ckpt;
+		uint8_t mac[32];
 		sqlite3_reset(q);
-		sqlite3_bind_int64(q, 1, a->seq);
-		sqlite3_bind_blob(q, 2, a->prev, 32, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 1, last->rec->seq);
+		sqlite3_bind_blob(q, 2, last->rec->hash, 32, SQLITE_STATIC);
 		sqlite3_bind_int64(q, 3, (int64_t)gw_wall_us());
 		if (a->cfg->audit_checkpoint_key) {
-			checkpoint_mac(a->cfg->audit_checkpoint_key, a->cfg->audit_checkpoint_key_len, a->seq, a->prev, mac);
+			checkpoint_mac(a->cfg->audit_checkpoint_key, a->cfg->audit_checkpoint_key_len, last->rec->seq,
+				last->rec->hash, mac);
 			sqlite3_bind_blob(q, 4, mac, 32, SQLITE_STATIC);
 		} else {
 			sqlite3_bind_null(q, 4);
@@ -577,110 +501,408 @@ static void write_batch(gw_audit *a, gw_audit_ev *list, size_t count)
 		ok = sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
 	if (!ok) {
 		int code = sqlite3_extended_errcode(a->db);
-		snprintf(why, sizeof(why), "%s (%s)", sqlite3_errmsg(a->db), sqlite3_errstr(code));
+		snprintf(why, sizeof(why), "the state store cannot take records: %s (%s)", sqlite3_errmsg(a->db),
+			sqlite3_errstr(code));
 		if (!sqlite3_get_autocommit(a->db))
 			sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
-		a->seq = seq0;
-		a->last_ts = ts0;
-		memcpy(a->prev, prev0, 32);
 		int primary = code & 0xff;
-		/* the file itself is in doubt: open it afresh next time */
 		if (primary == SQLITE_IOERR || primary == SQLITE_CORRUPT || primary == SQLITE_CANTOPEN ||
 			primary == SQLITE_READONLY || primary == SQLITE_NOTADB) {
 			db_close(a);
 			a->need_open = true;
 		}
-		gw_buf_free(&jl);
-		fail_batch(a, first, last, count, why);
+		goto fail;
+	}
+	a->db_seq = last->rec->seq;
+	atomic_fetch_add(&a->st_commit_us, gw_mono_us() - t0);
+	atomic_fetch_add(&a->st_batches, 1);
+	if (!atomic_load(&a->db_ok))
+		gw_info("audit: the state store takes records again (up to seq %lld)", (long long)a->db_seq);
+	set_health(a, H_DB, true, NULL);
+	if (a->cfg->audit_jsonl) {
+		gw_buf_reset(&a->lines);
+		for (const gw_audit_ev *e = list; e; e = e->next)
+			add_line(&a->lines, e->rec);
+		jsonl_write(a);
+	}
+	(void)k;
+	return 0;
+fail:
+	set_health(a, H_DB, false, why);
+	uint64_t now = gw_mono_us();
+	if (now - a->last_err_log_us > 1000000) {
+		a->last_err_log_us = now;
+		gw_error("audit: %s; statements are refused (58030) until it recovers (retrying every %u ms)", why,
+			RETRY_US / 1000);
+	}
+	return -1;
+}
+
+/* ---- the journal and the chain (wlock held) ---- */
+
+static int journal_open(gw_audit *a, char *err, size_t errlen)
+{
+	if (a->jfd >= 0)
+		close(a->jfd);
+	a->jfd = open(a->jpath, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (a->jfd < 0) {
+		snprintf(err, errlen, "cannot open the audit journal %s: %s", a->jpath, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	a->jsize = fstat(a->jfd, &st) == 0 ? (uint64_t)st.st_size : 0;
+	return 0;
+}
+
+static void fail_batch(gw_audit *a, size_t count, const char *why)
+{
+	atomic_fetch_add(&a->st_failed_batches, 1);
+	atomic_fetch_add(&a->st_failed_records, count);
+	uint64_t now = gw_mono_us();
+	if (now - a->last_err_log_us > 1000000) {
+		a->last_err_log_us = now;
+		gw_error("audit: cannot commit %zu record(s): %s; statements are refused (58030) until the store recovers",
+			count, why);
+	}
+}
+
+/*
+ * Commit a group (wlock held): number and chain the events, append them to
+ * the journal in one write. The records then wait for the writer to move
+ * them into SQLite. 0, or -1 with why set (the list is freed).
+ */
+static int append_batch(gw_audit *a, gw_audit_ev *list, size_t count, char *why, size_t whylen)
+{
+	if (!atomic_load(&a->db_ok) || a->ning > (size_t)a->cfg->audit_queue_max) {
+		gw_audit_healthy(a, why, whylen);
+		if (!why[0])
+			snprintf(why, whylen, "the state store is not keeping up (%zu records waiting)", a->ning);
+		fail_batch(a, count, why);
+		gw_audit_ev_free(list);
+		return -1;
+	}
+	if (a->jfd < 0 && journal_open(a, why, whylen) < 0) {
+		set_health(a, H_JOURNAL, false, why);
+		fail_batch(a, count, why);
+		gw_audit_ev_free(list);
+		return -1;
+	}
+	int64_t seq0 = a->seq, ts0 = a->last_ts;
+	uint8_t prev0[32];
+	memcpy(prev0, a->prev, 32);
+	gw_buf_reset(&a->jbuf);
+	gw_audit_ev *end = list;
+	for (gw_audit_ev *e = list; e; e = e->next) {
+		rec *r = gw_xmalloc(sizeof(*r));
+		r->seq = ++a->seq;
+		r->ts = e->ts_us > a->last_ts ? e->ts_us : a->last_ts;
+		a->last_ts = r->ts;
+		char head[40];
+		int hn = snprintf(head, sizeof(head), "{\"seq\":%lld,", (long long)r->seq);
+		r->blen = (size_t)hn + e->len + 1;
+		r->body = gw_xmalloc(r->blen + 1);
+		memcpy(r->body, head, (size_t)hn);
+		memcpy(r->body + hn, e->fields, e->len);
+		r->body[r->blen - 1] = '}';
+		r->body[r->blen] = 0;
+		memcpy(r->prev, a->prev, 32);
+		chain_hash(r->prev, r->body, r->blen, &a->scratch, r->hash);
+		memcpy(a->prev, r->hash, 32);
+		e->rec = r;
+		add_line(&a->jbuf, r);
+		end = e;
+	}
+	const uint8_t *p = gw_buf_rd(&a->jbuf);
+	size_t n = gw_buf_len(&a->jbuf);
+	while (n) {
+		ssize_t w = write(a->jfd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			snprintf(why, whylen, "cannot append to the audit journal %s: %s", a->jpath,
+				w < 0 ? strerror(errno) : "no space");
+			break;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	struct stat st;
+	bool removed = false;
+	if (!n && a->cfg->audit_fsync && fdatasync(a->jfd) < 0)
+		snprintf(why, whylen, "cannot flush the audit journal %s: %s", a->jpath, strerror(errno));
+	else if (!n && fstat(a->jfd, &st) == 0 && st.st_nlink == 0)
+		removed = snprintf(why, whylen, "the audit journal %s was removed", a->jpath) > 0;
+	if (why[0]) {
+		/*
+		 * Nothing of the group counts: cut what part of it reached the file
+		 * (the next append starts clean), and open the journal afresh next
+		 * time when it was removed.
+		 */
+		if (ftruncate(a->jfd, (off_t)a->jsize) < 0 || removed) {
+			close(a->jfd);
+			a->jfd = -1;
+		}
+		a->seq = seq0;
+		a->last_ts = ts0;
+		memcpy(a->prev, prev0, 32);
+		set_health(a, H_JOURNAL, false, why);
+		fail_batch(a, count, why);
+		gw_audit_ev_free(list);
+		return -1;
+	}
+	a->jsize += gw_buf_len(&a->jbuf);
+	set_health(a, H_JOURNAL, true, NULL);
+	*a->ing_tail = list;
+	a->ing_tail = &end->next;
+	a->ning += count;
+	atomic_fetch_add(&a->st_records, count);
+	if (a->ning > a->ning_peak)
+		a->ning_peak = a->ning;
+	return 0;
+}
+
+/* The writer: appended records into SQLite; an empty journal once all of it is there. */
+static void ingest_pending(gw_audit *a)
+{
+	pthread_mutex_lock(&a->wlock);
+	gw_audit_ev *list = a->ing;
+	size_t k = a->ning;
+	a->ing = NULL;
+	a->ing_tail = &a->ing;
+	a->ning = 0;
+	pthread_mutex_unlock(&a->wlock);
+	if (!list)
+		return;
+	if (ingest(a, list) < 0) {
+		/* back in front of whatever was appended meanwhile, for the next try */
+		pthread_mutex_lock(&a->wlock);
+		gw_audit_ev *e = list;
+		while (e->next)
+			e = e->next;
+		e->next = a->ing;
+		if (!a->ing)
+			a->ing_tail = &e->next;
+		a->ing = list;
+		a->ning += k;
+		pthread_mutex_unlock(&a->wlock);
+		a->retry_at = gw_mono_us() + RETRY_US;
 		return;
 	}
-	atomic_fetch_add(&a->st_commit_us, gw_mono_us() - t0);
-	atomic_fetch_add(&a->st_records, count);
-	atomic_fetch_add(&a->st_batches, 1);
-	set_health(a, true, true, NULL);
-	publish(a, first, last, true);
-	if (jsonl) {
-		gw_buf_free(&a->lines);
-		a->lines = jl;
-		jsonl_write(a);
-		gw_buf_reset(&a->lines);
-	}
-	if (gw_mono_us() - a->index_at > INDEX_EVERY_US)
-		index_step(a);
+	gw_audit_ev_free(list);
+	pthread_mutex_lock(&a->wlock);
+	if (!a->ing && a->jsize > JOURNAL_TRUNCATE && a->jfd >= 0 && ftruncate(a->jfd, 0) == 0)
+		a->jsize = 0;
+	pthread_mutex_unlock(&a->wlock);
 }
 
 static void *writer_main(void *arg)
 {
 	gw_audit *a = arg;
-	pthread_mutex_lock(&a->mu);
+	uint64_t next_ingest = gw_mono_us() + INGEST_US;
 	for (;;) {
-		while ((!a->head || !a->urgent) && !a->stopping) {
+		pthread_mutex_lock(&a->mu);
+		for (;;) {
+			uint64_t now = gw_mono_us();
+			if (a->ingest_soon || a->stopping || now >= next_ingest)
+				break;
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
-			uint64_t ns = (uint64_t)ts.tv_nsec + (a->head ? LAZY_US * 1000ull : 1000000000ull);
+			uint64_t ns = (uint64_t)ts.tv_nsec + (next_ingest - now) * 1000ull;
 			ts.tv_sec += (time_t)(ns / 1000000000ull);
 			ts.tv_nsec = (long)(ns % 1000000000ull);
-			if (pthread_cond_timedwait(&a->cv, &a->mu, &ts) != 0 && a->head)
-				break; /* lazy events waited long enough */
-			if (!a->head && a->db && a->indexed < a->seq) {
-				pthread_mutex_unlock(&a->mu);
-				index_step(a);
-				pthread_mutex_lock(&a->mu);
-			}
-			if (!a->head && a->cfg->audit_jsonl && atomic_load(&a->reopen_jsonl)) {
-				pthread_mutex_unlock(&a->mu);
-				atomic_store(&a->reopen_jsonl, false);
-				jsonl_open(a);
-				pthread_mutex_lock(&a->mu);
-			}
+			pthread_cond_timedwait(&a->cv, &a->mu, &ts);
 		}
-		if (!a->head)
-			break; /* stopping, all written */
-		gw_audit_ev *list = a->head, *e = list;
-		size_t k = 1;
-		while (e->next && k < BATCH_MAX) {
-			e = e->next;
-			k++;
-		}
-		a->head = e->next;
-		if (!a->head) {
-			a->tail = &a->head;
-			a->urgent = false;
-		}
-		e->next = NULL;
-		a->queued -= k;
+		bool soon = a->ingest_soon, stop = a->stopping;
+		a->ingest_soon = false;
 		pthread_mutex_unlock(&a->mu);
-		write_batch(a, list, k);
-		ev_free_list(list);
-		pthread_mutex_lock(&a->mu);
+		uint64_t now = gw_mono_us();
+		if ((soon || stop || now >= next_ingest) && now >= a->retry_at) {
+			next_ingest = now + INGEST_US;
+			ingest_pending(a);
+		}
+		if (gw_mono_us() - a->index_at > INDEX_EVERY_US)
+			index_step(a);
+		if (a->cfg->audit_jsonl && atomic_exchange(&a->reopen_jsonl, false))
+			jsonl_open(a);
+		if (stop) {
+			/* all in SQLite — or the store is down: what is journaled is moved in at the next start */
+			pthread_mutex_lock(&a->wlock);
+			bool done = !a->ing || !atomic_load(&a->db_ok);
+			pthread_mutex_unlock(&a->wlock);
+			if (done)
+				break;
+			a->retry_at = 0;
+		}
 	}
-	pthread_mutex_unlock(&a->mu);
 	return NULL;
+}
+
+int gw_audit_append(gw_audit *a, gw_audit_ev *list, char *why, size_t whylen)
+{
+	size_t k = 0;
+	for (gw_audit_ev *e = list; e; e = e->next)
+		k++;
+	if (!k)
+		return 0;
+	pthread_mutex_lock(&a->wlock);
+	int r = append_batch(a, list, k, why, whylen);
+	bool soon = a->ning >= INGEST_SOON;
+	pthread_mutex_unlock(&a->wlock);
+	if (soon) {
+		pthread_mutex_lock(&a->mu);
+		a->ingest_soon = true;
+		pthread_cond_signal(&a->cv);
+		pthread_mutex_unlock(&a->mu);
+	}
+	return r;
+}
+
+/* ---- start-up: what the journal holds beyond SQLite ---- */
+
+static int64_t parse_ts(const char *iso)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	unsigned us = 0;
+	if (!iso || sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%2d.%6uZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+			&tm.tm_min, &tm.tm_sec, &us) != 7)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) * 1000000 + us;
+}
+
+/* One journal line back into an event with its record; NULL when it is not one of ours. */
+static gw_audit_ev *line_event(const char *line, size_t n)
+{
+	if (n < LINE_TAIL + 10 || memcmp(line + n - LINE_TAIL, ",\"prev\":\"", 9) != 0 ||
+		memcmp(line + n - LINE_TAIL + 73, "\",\"hash\":\"", 10) != 0 || memcmp(line + n - 2, "\"}", 2) != 0)
+		return NULL;
+	rec *r = gw_xcalloc(1, sizeof(*r));
+	r->blen = n - LINE_TAIL + 1;
+	r->body = gw_xmalloc(r->blen + 1);
+	memcpy(r->body, line, r->blen - 1);
+	r->body[r->blen - 1] = '}';
+	r->body[r->blen] = 0;
+	bool hex_ok = gw_unhex(line + n - LINE_TAIL + 9, 64, r->prev) && gw_unhex(line + n - 66, 64, r->hash);
+	json_t *j = hex_ok ? json_loadb(r->body, r->blen, 0, NULL) : NULL;
+	const char *ev = j ? json_string_value(json_object_get(j, "event")) : NULL;
+	int kind = 0;
+	for (int i = 1; ev && i < (int)GW_ARRAY_LEN(kind_names); i++)
+		if (!strcmp(ev, kind_names[i]))
+			kind = i;
+	if (!kind) {
+		json_decref(j);
+		free(r->body);
+		free(r);
+		return NULL;
+	}
+	gw_audit_ev *e = gw_xcalloc(1, sizeof(*e) + 1);
+	e->kind = (uint8_t)kind;
+	e->rec = r;
+	r->seq = (int64_t)json_integer_value(json_object_get(j, "seq"));
+	r->ts = parse_ts(json_string_value(json_object_get(j, "ts")));
+	e->ts_us = r->ts;
+	e->n = (uint32_t)json_integer_value(json_object_get(j, "n"));
+	const char *sv = json_string_value(json_object_get(j, "session")), *iv = json_string_value(json_object_get(j,
+		"identity"));
+	snprintf(e->session, sizeof(e->session), "%s", sv ? sv : "");
+	snprintf(e->identity, sizeof(e->identity), "%s", iv ? iv : "");
+	json_decref(j);
+	return e;
+}
+
+/*
+ * Records in the journal after SQLite's last one (the gateway stopped before
+ * moving them in) go in now, checked link by link. Returns how many, -1 on
+ * a store error (err).
+ */
+static long recover_journal(gw_audit *a, char *err, size_t errlen)
+{
+	struct stat st;
+	if (fstat(a->jfd, &st) < 0 || st.st_size == 0)
+		return 0;
+	char *buf = gw_xmalloc((size_t)st.st_size + 1);
+	ssize_t got = pread(a->jfd, buf, (size_t)st.st_size, 0);
+	if (got < 0) {
+		snprintf(err, errlen, "cannot read the audit journal %s: %s", a->jpath, strerror(errno));
+		free(buf);
+		return -1;
+	}
+	gw_audit_ev *list = NULL, **tail = &list;
+	long count = 0;
+	uint8_t h[32];
+	char *p = buf, *end = buf + got;
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			break; /* a line cut short: its group was never acknowledged */
+		gw_audit_ev *e = line_event(p, (size_t)(nl - p));
+		p = nl + 1;
+		if (!e)
+			continue;
+		if (e->rec->seq <= a->seq) {
+			gw_audit_ev_free(e);
+			continue;
+		}
+		chain_hash(e->rec->prev, e->rec->body, e->rec->blen, &a->scratch, h);
+		if (e->rec->seq != a->seq + 1 || memcmp(e->rec->prev, a->prev, 32) != 0 || memcmp(h, e->rec->hash, 32)) {
+			gw_error("audit: the journal %s does not continue the record at seq %lld (found seq %lld); the rest of "
+				"it is not moved into the store — keep the file for inspection", a->jpath, (long long)a->seq + 1,
+				(long long)e->rec->seq);
+			gw_audit_ev_free(e);
+			break;
+		}
+		a->seq = e->rec->seq;
+		a->last_ts = e->rec->ts > a->last_ts ? e->rec->ts : a->last_ts;
+		memcpy(a->prev, e->rec->hash, 32);
+		*tail = e;
+		tail = &e->next;
+		count++;
+	}
+	free(buf);
+	if (list && ingest(a, list) < 0) {
+		gw_audit_healthy(a, err, errlen);
+		gw_audit_ev_free(list);
+		return -1;
+	}
+	gw_audit_ev_free(list);
+	return count;
 }
 
 /* ---- public ---- */
 
-gw_audit *gw_audit_open(const gw_config *cfg, int nworkers, char *err, size_t errlen)
+gw_audit *gw_audit_open(const gw_config *cfg, char *err, size_t errlen)
 {
 	gw_audit *a = gw_xcalloc(1, sizeof(*a));
 	a->cfg = cfg;
 	a->path = gw_xstrdup(cfg->state_path);
-	a->tail = &a->head;
-	a->next_ticket = 1;
-	a->jfd = -1;
-	a->db_ok = a->jsonl_ok = true;
+	a->jpath = gw_xasprintf("%s-audit-journal", cfg->state_path);
+	a->ing_tail = &a->ing;
+	a->jfd = a->jsonl_fd = -1;
+	a->db_ok = a->jnl_ok = a->jsonl_ok = true;
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
-	pthread_mutex_init(&a->fmu, NULL);
 	pthread_mutex_init(&a->hmu, NULL);
-	a->nwakers = nworkers;
-	a->wakers = gw_xcalloc((size_t)(nworkers > 0 ? nworkers : 1), sizeof(waker));
-	if (db_open(a, err, errlen) < 0 || (cfg->audit_jsonl && jsonl_open(a) < 0)) {
+	pthread_mutex_init(&a->wlock, NULL);
+	*err = 0;
+	if (db_open(a, a->prev, &a->last_ts, err, errlen) < 0 || journal_open(a, err, errlen) < 0 ||
+		(cfg->audit_jsonl && jsonl_open(a) < 0)) {
 		if (!*err)
 			snprintf(err, errlen, "cannot open audit.jsonl %s: %s", cfg->audit_jsonl, strerror(errno));
 		gw_audit_close(a);
 		return NULL;
 	}
+	a->seq = a->db_seq;
+	long moved = recover_journal(a, err, errlen);
+	if (moved < 0) {
+		gw_audit_close(a);
+		return NULL;
+	}
+	if (moved)
+		gw_info("audit: %ld record(s) from the journal moved into the store (the gateway had stopped before)", moved);
+	if (ftruncate(a->jfd, 0) == 0)
+		a->jsize = 0;
 	/* The checkpoint should name the last record; when it does not, the record was altered while stopped. */
 	sqlite3_stmt *q = NULL;
 	if (sqlite3_prepare_v2(a->db, "SELECT seq FROM audit_checkpoint WHERE id = 1", -1, &q, NULL) == SQLITE_OK &&
@@ -710,47 +932,29 @@ void gw_audit_close(gw_audit *a)
 		pthread_cond_signal(&a->cv);
 		pthread_mutex_unlock(&a->mu);
 		pthread_join(a->thread, NULL);
-		while (a->db && a->indexed < a->seq) {
+		while (a->db && a->indexed < a->db_seq) {
 			int64_t before = a->indexed;
 			index_step(a);
 			if (a->indexed == before)
 				break;
 		}
 	}
-	ev_free_list(a->head);
+	gw_audit_ev_free(a->ing);
 	db_close(a);
 	jsonl_close(a);
-	gw_buf_free(&a->body);
-	gw_buf_free(&a->lines);
+	if (a->jfd >= 0)
+		close(a->jfd);
+	gw_buf_free(&a->jbuf);
 	gw_buf_free(&a->scratch);
+	gw_buf_free(&a->lines);
+	gw_buf_free(&a->wscratch);
 	pthread_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->cv);
-	pthread_mutex_destroy(&a->fmu);
 	pthread_mutex_destroy(&a->hmu);
-	free(a->wakers);
+	pthread_mutex_destroy(&a->wlock);
 	free(a->path);
+	free(a->jpath);
 	free(a);
-}
-
-void gw_audit_attach(gw_audit *a, int index, gw_loop *loop, void (*wake)(void *), void *arg)
-{
-	if (index < 0 || index >= a->nwakers)
-		return;
-	a->wakers[index].loop = loop;
-	a->wakers[index].wake = wake;
-	a->wakers[index].arg = arg;
-}
-
-void gw_audit_waiting(gw_audit *a, int index, int delta)
-{
-	if (index < 0 || index >= a->nwakers)
-		return;
-	waker *w = &a->wakers[index];
-	if (delta == 0) {
-		atomic_store(&w->posted, false); /* the wake task runs: the next batch may post again */
-		return;
-	}
-	atomic_fetch_add(&w->waiting, delta);
 }
 
 void gw_audit_reopen(gw_audit *a)
@@ -759,38 +963,6 @@ void gw_audit_reopen(gw_audit *a)
 	pthread_mutex_lock(&a->mu);
 	pthread_cond_signal(&a->cv);
 	pthread_mutex_unlock(&a->mu);
-}
-
-uint64_t gw_audit_submit(gw_audit *a, gw_audit_ev *list, bool urgent)
-{
-	size_t k = 0;
-	gw_audit_ev *last = NULL;
-	for (gw_audit_ev *e = list; e; e = e->next) {
-		k++;
-		last = e;
-	}
-	if (!k)
-		return 0;
-	pthread_mutex_lock(&a->mu);
-	if (a->stopping || a->queued + k > (size_t)a->cfg->audit_queue_max) {
-		pthread_mutex_unlock(&a->mu);
-		ev_free_list(list);
-		return 0;
-	}
-	for (gw_audit_ev *e = list; e; e = e->next)
-		e->ticket = a->next_ticket++;
-	uint64_t t = last->ticket;
-	*a->tail = list;
-	a->tail = &last->next;
-	a->queued += k;
-	if (a->queued > a->queue_peak)
-		a->queue_peak = a->queued;
-	if (urgent && !a->urgent) {
-		a->urgent = true;
-		pthread_cond_signal(&a->cv);
-	}
-	pthread_mutex_unlock(&a->mu);
-	return t;
 }
 
 void gw_audit_get_stats(gw_audit *a, gw_audit_stats *out)
@@ -802,10 +974,11 @@ void gw_audit_get_stats(gw_audit *a, gw_audit_stats *out)
 	out->failed_records = atomic_load(&a->st_failed_records);
 	out->jsonl_errors = atomic_load(&a->st_jsonl_errors);
 	out->commit_us_total = atomic_load(&a->st_commit_us);
-	pthread_mutex_lock(&a->mu);
-	out->queue_peak = a->queue_peak;
-	pthread_mutex_unlock(&a->mu);
+	pthread_mutex_lock(&a->wlock);
+	out->queue_peak = a->ning_peak;
+	pthread_mutex_unlock(&a->wlock);
 }
+
 
 /* ---- verification ---- */
 

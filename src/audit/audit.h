@@ -2,21 +2,21 @@
  * The record (SPEC "Record (audit)"): every session and statement, attributed,
  * hash-chained, committed before the statement runs.
  *
- * Owns: the audit tables of the state store's SQLite file (its own
- * connections, WAL), the writer thread and its group commit, the hash chain
- * and the signed checkpoint, the optional audit.jsonl copy (rotation, reopen
- * on SIGHUP), verification, and reading the record back.
+ * Owns: the audit tables of the state store's SQLite file, the journal beside
+ * it, the writer thread that moves records from the journal into SQLite, the
+ * hash chain and the signed checkpoint, the optional audit.jsonl copy
+ * (rotation, reopen on SIGHUP), verification, and reading the record back.
  *
- *   worker threads --gw_audit_submit()--> queue --writer thread--> SQLite (+ jsonl)
- *                  <--gw_loop_post(wake)-- resolved tickets
+ *   session --events--> worker's group --gw_audit_append()--> journal (commit)
+ *                                        writer thread: journal --> SQLite (+ jsonl)
  *
- * Events are built by the session (gw_audit_ev_*). Each submission gets a
- * ticket; the writer takes whatever is queued, numbers it (seq), chains it
- * (hash = SHA-256(prev ‖ body)), inserts it and commits once for all of it,
- * then publishes which tickets are committed or failed and wakes the workers
- * that wait. A session holds back a statement until its ticket is committed
- * (write-ahead); a failed commit refuses the statement (58030), and the next
- * batch tries again, so recording resumes by itself when the store recovers.
+ * The session builds events (gw_audit_ev_*); a worker gathers those of one
+ * batch of socket events and appends them in one go: numbered (seq), chained
+ * (hash = SHA-256(prev ‖ body)) and written to the journal with one write(2).
+ * That append is the commit a held statement waits for; when it fails the
+ * statements are refused (58030). The writer thread moves appended records
+ * into SQLite in large transactions and empties the journal; at start-up it
+ * first moves in whatever the journal holds beyond SQLite (a crash).
  *
  * On disk one row per event: seq (1, 2, 3, ... without gaps), ts, event,
  * session, identity, n (statement number in its session), body (the
@@ -24,15 +24,15 @@
  * hashed), prev and hash (32 bytes each). A statement's outcome is a later
  * event of its own ("outcome", same session and n); readers merge the two.
  * audit_checkpoint holds the last seq and hash, HMAC-signed with
- * audit.checkpoint_key, updated in the same transaction as every batch: a
- * cut tail no longer reaches it.
+ * audit.checkpoint_key, updated in the same transaction as every move into
+ * SQLite: a cut tail no longer reaches it. audit_by_session and
+ * audit_by_identity index the record behind it (audit_indexed says how far).
  */
 #ifndef GW_AUDIT_AUDIT_H
 #define GW_AUDIT_AUDIT_H
 
 #include "core/buf.h"
 #include "core/config.h"
-#include "net/loop.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -47,10 +47,10 @@ enum gw_audit_kind {
 	GW_AUD_OUTCOME = 4,
 };
 
-/* One event on its way to the writer: the JSON fields after "seq" (no braces), e.g. "ts":"...","event":"statement",... */
+/* One event on its way: the JSON fields after "seq" (no braces), e.g. "ts":"...","event":"statement",... */
 typedef struct gw_audit_ev {
 	struct gw_audit_ev *next;
-	uint64_t ticket;
+	struct rec *rec;         /* once appended: number, chain links, body (the recorder's) */
 	int64_t ts_us;
 	uint32_t n;
 	uint8_t kind;
@@ -62,45 +62,40 @@ typedef struct gw_audit_ev {
 
 /*
  * Open the recorder on cfg->state_path (the tables are created when
- * missing) and start its writer. nworkers: how many worker loops may wait on
- * tickets (gw_audit_attach). NULL with err set on failure.
+ * missing; the journal's records not yet in SQLite are moved in) and start
+ * its writer. NULL with err set on failure.
  */
-gw_audit *gw_audit_open(const gw_config *cfg, int nworkers, char *err, size_t errlen);
-/* Writes what is queued, stops the writer, closes. */
+gw_audit *gw_audit_open(const gw_config *cfg, char *err, size_t errlen);
+/* Moves what is appended into SQLite, stops the writer, closes. */
 void gw_audit_close(gw_audit *a);
-/* Worker `index` runs loop: after each batch the writer posts wake(arg) there while the worker has waiters. */
-void gw_audit_attach(gw_audit *a, int index, gw_loop *loop, void (*wake)(void *), void *arg);
-/* The worker has this many sessions waiting on tickets (the writer wakes it only then). */
-void gw_audit_waiting(gw_audit *a, int index, int delta);
 /* Rotate/reopen audit.jsonl (SIGHUP); thread-safe. */
 void gw_audit_reopen(gw_audit *a);
 
 /*
- * Build an event: kind, session id, identity, statement number, and the
- * JSON fields (a gw_buf holding them; copied). The ts field is written by
- * gw_audit_ev_begin into the buffer as the first field.
+ * Build an event: gw_audit_ev_begin writes the ts and event fields first into
+ * a buffer; the caller adds ,"key":value pairs; gw_audit_ev_new copies them.
  */
 void gw_audit_ev_begin(gw_buf *b, uint64_t wall_us, const char *event);
 gw_audit_ev *gw_audit_ev_new(uint8_t kind, uint64_t wall_us, const char *session, const char *identity, uint32_t n,
 	const gw_buf *fields);
+void gw_audit_ev_free(gw_audit_ev *list);
 
 /*
- * Queue events (a list linked by next, in order; all taken over). Returns
- * the ticket of the last one, 0 when the queue is over its bound (the
- * store is not keeping up: refuse, fail closed). Tickets are consecutive
- * for one call. urgent: a statement waits for them, commit at once; else
- * they go with the next commit, within 20 ms (outcomes, session events).
+ * Commit a group of events (a list linked by next, in order; taken over):
+ * appended to the journal in one write while holding the journal lock for a
+ * few microseconds (page-cache writes only; with audit.fsync: true also an
+ * fdatasync, the price of surviving power loss). 0 committed; -1 refused
+ * (why: disk full, I/O error, journal removed, or the state store cannot
+ * take records) — nothing of the group counts.
  */
-uint64_t gw_audit_submit(gw_audit *a, gw_audit_ev *list, bool urgent);
-/* Tickets [first, last]: 1 all committed, 0 not yet decided, -1 at least one failed. */
-int gw_audit_state(gw_audit *a, uint64_t first, uint64_t last);
+int gw_audit_append(gw_audit *a, gw_audit_ev *list, char *why, size_t whylen);
 
-/* Health: true while the last commit succeeded. why: the last failure, when unhealthy. */
+/* Health: true while records can be committed and stored. why: the last failure, when unhealthy. */
 bool gw_audit_healthy(gw_audit *a, char *why, size_t whylen);
 
 typedef struct gw_audit_stats {
 	uint64_t records, batches, failed_batches, failed_records, queue_peak, jsonl_errors;
-	uint64_t commit_us_total;  /* time inside BEGIN..COMMIT, summed */
+	uint64_t commit_us_total;  /* time inside SQLite transactions (batches of them), summed */
 } gw_audit_stats;
 void gw_audit_get_stats(gw_audit *a, gw_audit_stats *out);
 

@@ -179,6 +179,22 @@ bool gw_addr_is_loopback(const struct sockaddr_storage *ss)
 	return false;
 }
 
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+bool gw_unhex(const char *hex, size_t n, uint8_t *out)
+{
+	for (size_t i = 0; i + 1 < n; i += 2) {
+		int hi = hexval(hex[i]), lo = hexval(hex[i + 1]);
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i / 2] = (uint8_t)(hi << 4 | lo);
+	}
+	return true;
+}
+
 void gw_hex(const uint8_t *p, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";

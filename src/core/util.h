@@ -46,6 +46,8 @@ bool gw_addr_is_loopback(const struct sockaddr_storage *ss);
 
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void gw_hex(const uint8_t *p, size_t n, char *out);
+/* n hex digits (n even) into n/2 bytes; false when one is not a hex digit. */
+bool gw_unhex(const char *hex, size_t n, uint8_t *out);
 /* Constant-time comparison of equal-length byte strings. */
 bool gw_ct_equal(const void *a, const void *b, size_t n);
 /* Base64url without padding of n bytes into out (needs 4*n/3+4 bytes). */

@@ -146,6 +146,7 @@ static void *worker_main(void *arg)
 	wk->stopping = true;
 	gw_client_close_all(wk);
 	gw_session_close_all(wk);
+	gw_session_audit_flush(wk); /* the close events */
 	gw_buf_free(&wk->scratch);
 	return NULL;
 }
@@ -184,7 +185,7 @@ int gw_serve(const char *config_path)
 		goto out;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	gw->nworkers = cfg->workers > 0 ? cfg->workers : (int)(ncpu > 0 ? ncpu : 1);
-	gw->audit = gw_audit_open(cfg, gw->nworkers, err, sizeof(err));
+	gw->audit = gw_audit_open(cfg, err, sizeof(err));
 	if (!gw->audit)
 		goto out;
 	gw->grants = gw_grants_new();
@@ -216,7 +217,8 @@ int gw_serve(const char *config_path)
 		wk->index = i;
 		wk->loop = gw_loop_new(i);
 		wk->sqlcache = gw_sqlcache_new(4096);
-		gw_audit_attach(gw->audit, i, wk->loop, gw_session_audit_wake, wk);
+		wk->aud_tail = &wk->aud_evs;
+		gw_loop_set_after(wk->loop, gw_session_after_batch, wk);
 		gw_loop_set_tick(wk->loop, 100000, on_tick, wk);
 		wk->listen_io.fd = -1;
 		/* Filling: worker 0 accepts for all. Spreading: each its own SO_REUSEPORT socket. */

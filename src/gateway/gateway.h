@@ -42,7 +42,12 @@ typedef struct gw_worker {
 	atomic_int nconns;      /* client connections this worker owns (read by the acceptor) */
 	gw_buf scratch;         /* an empty receive buffer lent to whichever socket reads next */
 	gw_sqlcache *sqlcache;  /* classified statements by text (policy/), this worker's own */
-	gw_session *aud_waiting;/* sessions holding a statement until its record is committed (session/) */
+	/* the record (session/): this worker's group of events, committed after each batch of socket events */
+	struct gw_audit_ev *aud_evs, **aud_tail;
+	size_t aud_nevs;
+	uint64_t aud_round;     /* groups committed so far */
+	bool aud_commit;        /* a statement waits for the group */
+	gw_session *aud_waiting;/* sessions holding a statement until their group is committed */
 } gw_worker;
 
 struct gw_gateway {

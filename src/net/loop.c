@@ -32,6 +32,8 @@ struct gw_loop {
 	uint64_t tick_us, next_tick;
 	gw_task_fn tick_fn;
 	void *tick_arg;
+	gw_task_fn after_fn;
+	void *after_arg;
 	deferred *dfr;
 	size_t ndfr, capdfr;
 };
@@ -190,6 +192,8 @@ int gw_loop_run(gw_loop *l)
 			if (io->events && io->cb)
 				io->cb(io, evs[i].events);
 		}
+		if (l->after_fn)
+			l->after_fn(l->after_arg);
 		run_deferred(l);
 		run_tasks(l);
 		run_deferred(l);
@@ -200,6 +204,12 @@ int gw_loop_run(gw_loop *l)
 		}
 	}
 	return 0;
+}
+
+void gw_loop_set_after(gw_loop *l, gw_task_fn fn, void *arg)
+{
+	l->after_fn = fn;
+	l->after_arg = arg;
 }
 
 void gw_loop_stop(gw_loop *l)

@@ -43,6 +43,8 @@ void gw_loop_unwatch(gw_io *io);
 void gw_loop_post(gw_loop *loop, gw_task_fn fn, void *arg);
 /* Call fn(arg) about every interval_us microseconds (one tick per loop). */
 void gw_loop_set_tick(gw_loop *loop, uint64_t interval_us, gw_task_fn fn, void *arg);
+/* Call fn(arg) after each batch of events (work that is cheaper done once per batch). */
+void gw_loop_set_after(gw_loop *loop, gw_task_fn fn, void *arg);
 /* Free p (with free_fn) after the current batch of events. */
 void gw_loop_defer_free(gw_loop *loop, void (*free_fn)(void *), void *p);
 

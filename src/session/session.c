@@ -154,8 +154,8 @@ struct gw_session {
 	uint64_t hold_at;
 	bool hold_ext;
 	size_t hold_infl;
-	bool aud_wait;         /* held, waiting for tickets aud_first..aud_last */
-	uint64_t aud_first, aud_last;
+	bool aud_wait;         /* held until the worker's group holding its events is committed */
+	uint64_t aud_round;    /* ... the group of this round (gw_worker.aud_round) */
 	gw_buf held;
 	struct gw_session *aud_prev, *aud_next; /* the worker's waiting sessions */
 	/* statements forwarded and not yet answered, in order: their outcome is recorded when it comes */
@@ -669,13 +669,22 @@ static void ev_head(gw_session *s, gw_buf *b, uint64_t wall, const char *event, 
 	gw_json_cstr(b, gw_pool_cfg(s->pool)->name);
 }
 
-/* Queue an event now (session and outcome events: nothing waits for them). */
+/* Add events to the worker's next group, in order. */
+static void worker_add(gw_worker *wk, gw_audit_ev *list, size_t k)
+{
+	if (!list)
+		return;
+	*wk->aud_tail = list;
+	while (list->next)
+		list = list->next;
+	wk->aud_tail = &list->next;
+	wk->aud_nevs += k;
+}
+
+/* An event nothing waits for (session, outcome): it goes with the worker's next group. */
 static void ev_submit_now(gw_session *s, uint8_t kind, uint64_t wall, uint32_t n, const gw_buf *b)
 {
-	gw_audit_ev *e = gw_audit_ev_new(kind, wall, s->reg->id, s->ident.name, n, b);
-	if (!gw_audit_submit(s->gw->audit, e, false))
-		gw_warn("session %s: the audit queue is full; a %s event was not recorded", s->reg->id,
-			kind == GW_AUD_OUTCOME ? "statement outcome" : "session");
+	worker_add(s->wk, gw_audit_ev_new(kind, wall, s->reg->id, s->ident.name, n, b), 1);
 }
 
 /* An event of the message being handled: submitted after it, before anything it forwards. */
@@ -1105,12 +1114,12 @@ static void forward_recorded(gw_session *s, const uint8_t *msg, size_t m, bool e
 static void waiting_add(gw_session *s)
 {
 	s->aud_wait = true;
+	s->aud_round = s->wk->aud_round;
 	s->aud_prev = NULL;
 	s->aud_next = s->wk->aud_waiting;
 	if (s->aud_next)
 		s->aud_next->aud_prev = s;
 	s->wk->aud_waiting = s;
-	gw_audit_waiting(s->gw->audit, s->wk->index, 1);
 }
 
 static void waiting_remove(gw_session *s)
@@ -1125,14 +1134,13 @@ static void waiting_remove(gw_session *s)
 	if (s->aud_next)
 		s->aud_next->aud_prev = s->aud_prev;
 	s->aud_prev = s->aud_next = NULL;
-	gw_audit_waiting(s->gw->audit, s->wk->index, -1);
 }
 
 /*
  * The held message's record is settled: committed — send it on; failed —
  * refuse it (58030) in its place, keeping what the gateway queued behind it.
  */
-static void hold_settle(gw_session *s, bool committed)
+static void hold_settle(gw_session *s, bool committed, const char *why)
 {
 	waiting_remove(s);
 	const uint8_t *h = gw_buf_rd(&s->held);
@@ -1142,8 +1150,6 @@ static void hold_settle(gw_session *s, bool committed)
 		gw_buf_reset(&s->held);
 		return;
 	}
-	char why[240] = "";
-	gw_audit_healthy(s->gw->audit, why, sizeof(why));
 	gw_decision d;
 	refusal(&d, "58030", "audit", "pgmoat: the statement was not run: the audit store cannot record it");
 	snprintf(d.detail, sizeof(d.detail), "rule: audit. Every statement is recorded before it runs; the record "
@@ -1172,54 +1178,61 @@ static void hold_settle(gw_session *s, bool committed)
 }
 
 /*
- * After a client message was handled: submit its events. A recorded
- * message's bytes leave the server's buffer for `held`; false when the
- * session now waits for the writer (read no further client input).
+ * After a client message was handled: its events join the worker's group.
+ * A recorded message's bytes leave the server's buffer for `held`; false
+ * when the session now waits for the group's commit (read no further client
+ * input until then).
  */
 static bool submit_events(gw_session *s)
 {
-	gw_audit_ev *list = s->evs;
-	size_t k = s->nevs;
+	worker_add(s->wk, s->evs, s->nevs);
 	s->evs = NULL;
 	s->evs_tail = &s->evs;
 	s->nevs = 0;
-	uint64_t last = list ? gw_audit_submit(s->gw->audit, list, s->hold_set) : 0;
-	if (!s->hold_set) {
-		if (list && !last)
-			gw_warn("session %s: the audit queue is full; a refusal was not recorded", s->reg->id);
+	if (!s->hold_set)
 		return true;
-	}
 	s->hold_set = false;
 	gw_buf *tx = &s->up->tx;
 	gw_buf_reset(&s->held);
 	gw_buf_append(&s->held, gw_buf_rd(tx) + s->hold_off, gw_buf_len(tx) - s->hold_off);
 	tx->len = s->hold_off;
-	if (!last) {
-		hold_settle(s, false);
-		return true;
-	}
-	s->aud_first = last - k + 1;
-	s->aud_last = last;
 	waiting_add(s);
-	int st = gw_audit_state(s->gw->audit, s->aud_first, s->aud_last);
-	if (st == 0)
-		return false;
-	hold_settle(s, st > 0);
-	return true;
+	s->wk->aud_commit = true;
+	return false;
 }
 
-void gw_session_audit_wake(void *arg)
+/*
+ * Commit the worker's group: the events its sessions made in this batch of
+ * socket events, in one append, then release (or refuse) the statements
+ * that waited for it — in the same pass, with no thread hand-off. Sessions
+ * that hold a new statement meanwhile wait for the next round.
+ */
+void gw_session_audit_flush(gw_worker *wk)
+{
+	while (wk->aud_evs) {
+		gw_audit_ev *list = wk->aud_evs;
+		wk->aud_evs = NULL;
+		wk->aud_tail = &wk->aud_evs;
+		wk->aud_nevs = 0;
+		wk->aud_commit = false;
+		uint64_t round = wk->aud_round++;
+		char why[400] = "";
+		bool ok = gw_audit_append(wk->gw->audit, list, why, sizeof(why)) == 0;
+		for (gw_session *s = wk->aud_waiting, *next; s; s = next) {
+			next = s->aud_next;
+			if (s->aud_round > round)
+				continue;
+			hold_settle(s, ok, why);
+			run(s);
+		}
+	}
+}
+
+void gw_session_after_batch(void *arg)
 {
 	gw_worker *wk = arg;
-	gw_audit_waiting(wk->gw->audit, wk->index, 0);
-	for (gw_session *s = wk->aud_waiting, *next; s; s = next) {
-		next = s->aud_next;
-		int st = gw_audit_state(s->gw->audit, s->aud_first, s->aud_last);
-		if (st == 0)
-			continue;
-		hold_settle(s, st > 0);
-		run(s);
-	}
+	if (wk->aud_commit || wk->aud_nevs >= 256)
+		gw_session_audit_flush(wk);
 }
 
 /* At the start of a group: take up grant changes; a change of read-only mode is applied upstream. */
@@ -2549,8 +2562,7 @@ void gw_session_tick(gw_worker *wk)
 {
 	uint64_t now = gw_mono_us();
 	uint64_t wait_max = wk->gw->cfg->pool_wait_timeout_us;
-	if (wk->aud_waiting)
-		gw_session_audit_wake(wk); /* a safety net: the writer wakes the worker after each commit */
+	gw_session_audit_flush(wk); /* events nothing waited for go within a tick */
 	for (gw_session *s = wk->sessions, *next; s; s = next) {
 		next = s->next;
 		if (s->closing && now >= s->close_deadline) {

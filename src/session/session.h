@@ -31,8 +31,10 @@ void gw_session_start(gw_worker *wk, gw_conn *conn, const struct sockaddr_storag
 void gw_session_tick(gw_worker *wk);
 /* End a session from any thread (57P01 to the client). -1 when no such session. */
 int gw_session_kill(gw_gateway *gw, const char *id);
-/* The audit writer committed or failed records: resume this worker's sessions that waited on them. */
-void gw_session_audit_wake(void *worker);
+/* Commit this worker's group of records and release (or refuse) the statements held for it. */
+void gw_session_audit_flush(gw_worker *wk);
+/* After each batch of socket events: the group is committed when a statement waits for it. */
+void gw_session_after_batch(void *worker);
 /* Close every session of this worker (shutdown). */
 void gw_session_close_all(gw_worker *wk);
 

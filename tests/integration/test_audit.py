@@ -103,9 +103,20 @@ def session_id(conn):
 
 
 def newest_session(gw, identity):
-    r = rows(gw, "SELECT session FROM audit WHERE event = 'session_open' AND identity = ? ORDER BY seq DESC LIMIT 1",
-             (identity,))
-    return r[0][0]
+    """The identity's newest session (records reach SQLite within ~0.1 s of being committed)."""
+    t0 = time.time()
+    while True:
+        r = rows(gw, "SELECT session FROM audit WHERE event = 'session_open' AND identity = ? "
+                 "ORDER BY seq DESC LIMIT 1", (identity,))
+        if r:
+            return r[0][0]
+        assert time.time() - t0 < 5, "no session of %s in the store" % identity
+        time.sleep(0.05)
+
+
+def settle():
+    """Committed records reach SQLite within 0.1 s (the writer moves them from the journal)."""
+    time.sleep(0.3)
 
 
 def verify(gw, config=None):
@@ -136,6 +147,7 @@ def test_simple_extended_copy_multistatement_recorded():
             pass
     sid = newest_session(gw, "writer-1")
     wait_outcomes(gw, sid, 8)
+    settle()
     ev = events(gw, sid)
     assert ev[0]["event"] == "session_open" and ev[0]["identity"] == "writer-1" and ev[0]["auth"], ev[0]
     st = [e for e in ev if e["event"] == "statement"]
@@ -173,6 +185,7 @@ def test_refusals_recorded_with_rule():
         c.execute("SELECT 1")
     sid = newest_session(gw, "reader-1")
     wait_outcomes(gw, sid, 1)
+    settle()
     st = [e for e in events(gw, sid) if e["event"] == "statement"]
     assert st[0]["decision"] == "deny" and st[0]["sqlstate"] == "42501" and st[0]["statement"] == "DELETE FROM aud_t"
     assert st[0]["rule"], st[0]
@@ -401,7 +414,7 @@ def test_disk_full_refuses_with_58030_and_recovers():
                 assert time.time() - t0 < 10, "recording did not resume after space was freed"
                 time.sleep(0.1)
         assert _health(gw)[0] == 200
-    time.sleep(0.1)
+    settle()
     ran = [int(x) for x in pg.sql("SELECT i FROM full_t", db="app").split()]
     recorded = set()
     for (body,) in rows(gw, "SELECT body FROM audit WHERE event = 'statement' AND identity = 'full-agent'"):
