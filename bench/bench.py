@@ -15,13 +15,15 @@ import socket
 import ssl
 import statistics
 import struct
+import shutil
 import subprocess
+import tempfile
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
 import harness  # noqa: E402
-from harness import Certs, Gateway, Postgres, free_port, wait_port, make_tempdir, at_exit, IS_ROOT, PGBIN  # noqa: E402
+from harness import Certs, Gateway, Postgres, free_port, wait_port, make_tempdir, at_exit, IS_ROOT, PGBIN, PGMOAT  # noqa: E402
 
 
 def log(msg):
@@ -143,12 +145,30 @@ def metrics(gw):
     return out
 
 
+def recorder_bench(quick):
+    """The recorder alone: statement records committed through the journal and stored in SQLite per second."""
+    exe = os.path.join(os.path.dirname(PGMOAT), "audit_bench")
+    log("bench: the recorder alone (%s)" % exe)
+    for sessions in (1, 8, 32):
+        d = tempfile.mkdtemp(prefix="pgmoat-audit-bench-")
+        try:
+            r = subprocess.run([exe, "--records", "100000" if quick else "500000", "--sessions", str(sessions), d],
+                               capture_output=True, text=True, timeout=600)
+            if r.returncode != 0:
+                raise RuntimeError("audit_bench failed: %s %s" % (r.stdout, r.stderr))
+            for line in r.stdout.splitlines():
+                log("  " + line)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--time", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-idle", action="store_true")
+    ap.add_argument("--skip-recorder", action="store_true")
     ap.add_argument("--idle", type=int, default=5000)
     ap.add_argument("--clients", default="1,8,32")
     ap.add_argument("--workloads", default="simple,prepared,churn", help="which of simple,prepared,churn to run")
@@ -159,6 +179,8 @@ def main():
     want = min(hard, 65536)
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
+    if not a.skip_recorder:
+        recorder_bench(a.quick)
     log("bench: starting PostgreSQL 15, pgbouncer and pgmoat on loopback")
     pg = Postgres(conf_extra="max_connections = 200\n").start().setup_roles()
     env0 = dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(pg.port), PGUSER="gw_scram", PGPASSWORD="scram-pw",
@@ -170,7 +192,8 @@ def main():
     conn = [dict(name="main", host="127.0.0.1", port=pg.port, database="app", user="gw_scram",
                  password="env:GW_SCRAM_PW", sslmode="disable", pool=pool)]
     # pgmoat with every control this version has: a read policy with a table allow-list and guardrails
-    # (each statement classified, from the parse cache, and decided), read-only upstream.
+    # (each statement classified, from the parse cache, and decided), read-only upstream, and the record
+    # (always on: every statement committed to the audit journal before it is forwarded, with a signed chain).
     policy = ("policies:\n  - name: bench-read\n    who: [group:bench]\n    connections: [main]\n"
               "    scope: read\n    tables: [public.pgbench_accounts, public.pgbench_branches, "
               "public.pgbench_tellers, public.pgbench_history]\n"
@@ -223,6 +246,14 @@ def main():
             label, c, med["direct"], med["pgbouncer"], med["pgmoat"], med["pgmoat-open"],
             med["pgmoat"] / med["pgbouncer"], med["pgmoat"] / med["direct"], med["pgmoat"] / med["pgmoat-open"]))
     m = metrics(gw)
+    mo = metrics(gw_open)
+    log("")
+    log("record: pgmoat committed %d records (%d in pgmoat-open), none refused (%d); SQLite took them in %d "
+        "transactions, %d us each on average; at most %d records waited for SQLite"
+        % (m.get("pgmoat_audit_records_total", 0), mo.get("pgmoat_audit_records_total", 0),
+           m.get("pgmoat_audit_failed_records_total", 0) + mo.get("pgmoat_audit_failed_records_total", 0),
+           m.get("pgmoat_audit_commits_total", 0), m.get("pgmoat_audit_commit_us", 0),
+           m.get("pgmoat_audit_queue_peak", 0)))
     hits, misses = m.get("pgmoat_parse_cache_hits_total", 0), m.get("pgmoat_parse_cache_misses_total", 0)
     log("")
     log("policy: %d decisions, parse cache hit rate %.2f%% (%d hits, %d misses); per statement: %d ns to "

@@ -241,6 +241,125 @@ def test_jsonl_copy_rotation_and_sighup():
     assert os.path.exists(jdir) and "after sighup" in open(jdir).read()
 
 
+def test_normalized_statement_text_keeps_no_constants():
+    pg = S["pg"]
+    gw = Gateway(pg, extra=audit_cfg("  statement_text: normalized\n"), env={"PGMOAT_AUDIT_KEY": KEY}).start()
+    tok = gw.agent("norm-agent")[1]
+    with psycopg.connect(gw.dsn("norm-agent", tok), autocommit=True) as c:
+        c.execute("SELECT 42, 'secret-literal-value'")
+        c.execute("SELECT %s::text", ("secret-param-value",))
+    sid = newest_session(gw, "norm-agent")
+    wait_outcomes(gw, sid, 2)
+    st = [e for e in events(gw, sid) if e["event"] == "statement"]
+    assert st[0]["statement"] == "SELECT $1, $2", st[0]
+    assert st[1]["statement"] == "SELECT $1::text" and "params" not in st[1], st[1]
+    (raw,) = rows(gw, "SELECT group_concat(body) FROM audit")[0]
+    assert "secret-literal-value" not in raw and "secret-param-value" not in raw
+    gw.stop()
+
+
+def test_review_decisions_recorded():
+    pg = S["pg"]
+    gw = Gateway(pg, extra="""policies:
+  - name: reviewed-ddl
+    who: [group:g-rev]
+    connections: [main]
+    scope: ddl
+    review: [ddl]
+""" + audit_cfg(), env={"PGMOAT_AUDIT_KEY": KEY}).start()
+    tok = gw.agent("rev-agent", ["g-rev"])[1]
+    gw.add_identity("alice", kind="human", groups=["dba"])
+    alice = gw.issue_token("alice")
+    sql = "CREATE TABLE IF NOT EXISTS aud_rev_t (i int)"
+    with psycopg.connect(gw.dsn("rev-agent", tok), autocommit=True) as c:
+        try:
+            c.execute(sql)
+            raise AssertionError("ran without review")
+        except psycopg.errors.InsufficientPrivilege as e:
+            rid = int(str(e).split("#")[1].split()[0])
+        code, _ = gw.api("POST", "/v1/reviews/%d/approve" % rid, {}, token=alice)
+        assert code == 200
+        c.execute(sql)
+    sid = newest_session(gw, "rev-agent")
+    wait_outcomes(gw, sid, 1)
+    st = [e for e in events(gw, sid) if e["event"] == "statement"]
+    assert st[0]["decision"] == "review" and st[0]["review"] == rid and st[0]["rule"] == "reviewed-ddl", st[0]
+    assert st[1]["decision"] == "allow" and st[1]["review"] == rid and st[1]["status"] == "ok", st[1]
+    gw.stop()
+
+
+def _until(fn, timeout, what):
+    t0 = time.time()
+    while True:
+        r = fn()
+        if r:
+            return r
+        assert time.time() - t0 < timeout, what
+        time.sleep(0.05)
+
+
+def _insert_until(c, table, start, want_refused):
+    """Insert rows start, start+1, ... until the statement is refused (want_refused) or runs; returns (next, ran)."""
+    i, ran = start, []
+    t0 = time.time()
+    while time.time() - t0 < 10:
+        try:
+            c.execute("INSERT INTO %s VALUES (%d)" % (table, i))
+            ran.append(i)
+            if not want_refused:
+                return i + 1, ran
+        except psycopg.errors.IoError as e:
+            assert "audit" in str(e)
+            if want_refused:
+                return i + 1, ran
+        i += 1
+        time.sleep(0.02)
+    raise AssertionError("no %s within 10 s" % ("58030" if want_refused else "recovery"))
+
+
+def test_store_removed_or_locked_refuses_then_recovers():
+    pg = S["pg"]
+    pg.sql("CREATE TABLE IF NOT EXISTS gone_t (i int)", db="app")
+    pg.sql("ALTER TABLE gone_t OWNER TO gw_scram", db="app")
+    pg.sql("TRUNCATE gone_t", db="app")
+    gw = Gateway(pg, extra=audit_cfg(), env={"PGMOAT_AUDIT_KEY": KEY}).start()
+    tok = gw.agent("gone-agent")[1]
+    path = db_path(gw)
+    ran = []
+    with psycopg.connect(gw.dsn("gone-agent", tok), autocommit=True) as c:
+        i, r = _insert_until(c, "gone_t", 0, False)
+        ran += r
+        # the store file removed (moved away): refused, and back when it is back
+        os.rename(path, path + ".away")
+        i, r = _insert_until(c, "gone_t", i, True)
+        ran += r
+        assert _health(gw)[0] == 503
+        os.rename(path + ".away", path)
+        i, r = _insert_until(c, "gone_t", i, False)
+        ran += r
+        # locked by another process for 2.5 s (busy timeout 1 s): refused, then recovers
+        lock = sqlite3.connect(path, timeout=10)
+        lock.execute("BEGIN EXCLUSIVE")
+        i, r = _insert_until(c, "gone_t", i, True)
+        ran += r
+        lock.rollback()
+        lock.close()
+        i, r = _insert_until(c, "gone_t", i, False)
+        ran += r
+    settle()
+    in_db = set(int(x) for x in pg.sql("SELECT i FROM gone_t", db="app").split())
+    assert in_db == set(ran), (sorted(in_db - set(ran))[:5], sorted(set(ran) - in_db)[:5])
+    recorded = set()
+    for (body,) in rows(gw, "SELECT body FROM audit WHERE event = 'statement' AND identity = 'gone-agent'"):
+        st = json.loads(body)["statement"]
+        if st.startswith("INSERT INTO gone_t VALUES ("):
+            recorded.add(int(st[len("INSERT INTO gone_t VALUES ("):-1]))
+    assert in_db <= recorded, "ran without a record: %r" % sorted(in_db - recorded)[:10]
+    r = verify(gw)
+    assert r.returncode == 0, r.stdout + r.stderr
+    gw.stop()
+
+
 def _copy_store(gw, d):
     """A consistent copy of the store (the gateway keeps writing the original)."""
     src = sqlite3.connect(db_path(gw), timeout=10)

@@ -1,6 +1,9 @@
 /* Every unit test, by module. X(name) declares and registers test_name. */
 #define GW_UNIT_TESTS \
 	X(buf_grow_consume) \
+	X(audit_chain_and_tampering) \
+	X(audit_journal_recovered_after_crash) \
+	X(json_text_and_utf8) \
 	X(buf_msg_builder) \
 	X(util_duration) \
 	X(util_hostport) \
