@@ -64,14 +64,6 @@ static const char schema[] =
 	"  id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash BLOB NOT NULL, ts INTEGER NOT NULL,"
 	"  mac BLOB);";
 
-/* A record once journaled: its number, chain links and body travel with the event. */
-typedef struct rec {
-	int64_t seq, ts;
-	uint8_t prev[32], hash[32];
-	char *body;
-	size_t blen;
-} rec;
-
 struct gw_audit {
 	const gw_config *cfg;
 	char *path, *jpath;
@@ -125,30 +117,68 @@ static const char *const kind_names[] = {"", "session_open", "session_close", "s
 
 void gw_audit_ev_begin(gw_buf *b, uint64_t wall_us, const char *event)
 {
+	/* the date and time to the second are formatted once per second per thread */
+	static __thread time_t last_secs = -1;
+	static __thread char day[24];
 	time_t secs = (time_t)(wall_us / 1000000);
-	struct tm tm;
-	gmtime_r(&secs, &tm);
-	char t[96];
-	int n = snprintf(t, sizeof(t), "\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06uZ\",\"event\":\"%s\"", tm.tm_year + 1900,
-		tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(wall_us % 1000000), event);
-	gw_buf_append(b, t, (size_t)n);
+	if (secs != last_secs) {
+		struct tm tm;
+		gmtime_r(&secs, &tm);
+		snprintf(day, sizeof(day), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			tm.tm_hour, tm.tm_min, tm.tm_sec);
+		last_secs = secs;
+	}
+	char frac[8];
+	unsigned us = (unsigned)(wall_us % 1000000);
+	for (int i = 5; i >= 0; i--) {
+		frac[i] = (char)('0' + us % 10);
+		us /= 10;
+	}
+	static const char head[] = "\"ts\":\"";
+	gw_buf_append(b, head, sizeof(head) - 1);
+	gw_buf_append(b, day, 19);
+	gw_buf_append(b, ".", 1);
+	gw_buf_append(b, frac, 6);
+	static const char mid[] = "Z\",\"event\":\"";
+	gw_buf_append(b, mid, sizeof(mid) - 1);
+	gw_buf_append(b, event, strlen(event));
+	gw_buf_append(b, "\"", 1);
+}
+
+static gw_audit_ev *ev_alloc(size_t len)
+{
+	gw_audit_ev *e = gw_xmalloc(sizeof(*e) + GW_AUDIT_EV_ROOM + len + 2);
+	e->next = NULL;
+	e->body = NULL;
+	e->len = len;
+	e->buf[GW_AUDIT_EV_ROOM + len] = 0;
+	return e;
+}
+
+/* Number the event: its body becomes {"seq":N,<fields>}, made in place. */
+static void ev_number(gw_audit_ev *e, int64_t seq)
+{
+	char head[GW_AUDIT_EV_ROOM];
+	int hn = snprintf(head, sizeof(head), "{\"seq\":%lld,", (long long)seq);
+	e->seq = seq;
+	e->body = e->buf + GW_AUDIT_EV_ROOM - hn;
+	memcpy(e->body, head, (size_t)hn);
+	e->buf[GW_AUDIT_EV_ROOM + e->len] = '}';
+	e->buf[GW_AUDIT_EV_ROOM + e->len + 1] = 0;
+	e->blen = (size_t)hn + e->len + 1;
 }
 
 gw_audit_ev *gw_audit_ev_new(uint8_t kind, uint64_t wall_us, const char *session, const char *identity, uint32_t n,
 	const gw_buf *fields)
 {
 	size_t len = gw_buf_len(fields);
-	gw_audit_ev *e = gw_xmalloc(sizeof(*e) + len + 1);
-	e->next = NULL;
-	e->rec = NULL;
+	gw_audit_ev *e = ev_alloc(len);
 	e->ts_us = (int64_t)wall_us;
 	e->n = n;
 	e->kind = kind;
 	snprintf(e->session, sizeof(e->session), "%s", session ? session : "");
 	snprintf(e->identity, sizeof(e->identity), "%s", identity ? identity : "");
-	e->len = len;
-	memcpy(e->fields, gw_buf_rd(fields), len);
-	e->fields[len] = 0;
+	memcpy(e->buf + GW_AUDIT_EV_ROOM, gw_buf_rd(fields), len);
 	return e;
 }
 
@@ -156,9 +186,6 @@ void gw_audit_ev_free(gw_audit_ev *e)
 {
 	while (e) {
 		gw_audit_ev *n = e->next;
-		if (e->rec)
-			free(e->rec->body);
-		free(e->rec);
 		free(e);
 		e = n;
 	}
@@ -427,10 +454,10 @@ static bool file_same(gw_audit *a, char *err, size_t errlen)
 
 static bool insert_one(gw_audit *a, const gw_audit_ev *e)
 {
-	const rec *r = e->rec;
+	const gw_audit_ev *r = e;
 	sqlite3_stmt *q = a->ins;
 	sqlite3_reset(q);
-	return sqlite3_bind_int64(q, 1, r->seq) == SQLITE_OK && sqlite3_bind_int64(q, 2, r->ts) == SQLITE_OK &&
+	return sqlite3_bind_int64(q, 1, r->seq) == SQLITE_OK && sqlite3_bind_int64(q, 2, r->col_ts) == SQLITE_OK &&
 		sqlite3_bind_text(q, 3, kind_names[e->kind], -1, SQLITE_STATIC) == SQLITE_OK &&
 		sqlite3_bind_text(q, 4, e->session, -1, SQLITE_STATIC) == SQLITE_OK &&
 		sqlite3_bind_text(q, 5, e->identity, -1, SQLITE_STATIC) == SQLITE_OK &&
@@ -441,7 +468,7 @@ static bool insert_one(gw_audit *a, const gw_audit_ev *e)
 }
 
 /* The JSON line of a record (journal and audit.jsonl): its body with prev and hash added. */
-static void add_line(gw_buf *out, const rec *r)
+static void add_line(gw_buf *out, const gw_audit_ev *r)
 {
 	char hp[65], hh[65];
 	gw_hex(r->prev, 32, hp);
@@ -468,10 +495,10 @@ static int ingest(gw_audit *a, gw_audit_ev *list)
 		a->need_open = true;
 		goto fail;
 	}
-	if (list->rec->seq != a->db_seq + 1)
+	if (list->seq != a->db_seq + 1)
 		gw_error("audit: the store's record ends at seq %lld but the next record to store is %lld (the store file "
 			"was replaced by another copy?); storing it anyway, `pgmoat audit verify` will show the gap",
-			(long long)a->db_seq, (long long)list->rec->seq);
+			(long long)a->db_seq, (long long)list->seq);
 	uint64_t t0 = gw_mono_us();
 	bool ok = sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
 	const gw_audit_ev *last = list;
@@ -485,12 +512,12 @@ static int ingest(gw_audit *a, gw_audit_ev *list)
 		sqlite3_stmt *q = a->ckpt;
 		uint8_t mac[32];
 		sqlite3_reset(q);
-		sqlite3_bind_int64(q, 1, last->rec->seq);
-		sqlite3_bind_blob(q, 2, last->rec->hash, 32, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 1, last->seq);
+		sqlite3_bind_blob(q, 2, last->hash, 32, SQLITE_STATIC);
 		sqlite3_bind_int64(q, 3, (int64_t)gw_wall_us());
 		if (a->cfg->audit_checkpoint_key) {
-			checkpoint_mac(a->cfg->audit_checkpoint_key, a->cfg->audit_checkpoint_key_len, last->rec->seq,
-				last->rec->hash, mac);
+			checkpoint_mac(a->cfg->audit_checkpoint_key, a->cfg->audit_checkpoint_key_len, last->seq,
+				last->hash, mac);
 			sqlite3_bind_blob(q, 4, mac, 32, SQLITE_STATIC);
 		} else {
 			sqlite3_bind_null(q, 4);
@@ -513,7 +540,7 @@ static int ingest(gw_audit *a, gw_audit_ev *list)
 		}
 		goto fail;
 	}
-	a->db_seq = last->rec->seq;
+	a->db_seq = last->seq;
 	atomic_fetch_add(&a->st_commit_us, gw_mono_us() - t0);
 	atomic_fetch_add(&a->st_batches, 1);
 	if (!atomic_load(&a->db_ok))
@@ -522,7 +549,7 @@ static int ingest(gw_audit *a, gw_audit_ev *list)
 	if (a->cfg->audit_jsonl) {
 		gw_buf_reset(&a->lines);
 		for (const gw_audit_ev *e = list; e; e = e->next)
-			add_line(&a->lines, e->rec);
+			add_line(&a->lines, e);
 		jsonl_write(a);
 	}
 	(void)k;
@@ -593,23 +620,13 @@ static int append_batch(gw_audit *a, gw_audit_ev *list, size_t count, char *why,
 	gw_buf_reset(&a->jbuf);
 	gw_audit_ev *end = list;
 	for (gw_audit_ev *e = list; e; e = e->next) {
-		rec *r = gw_xmalloc(sizeof(*r));
-		r->seq = ++a->seq;
-		r->ts = e->ts_us > a->last_ts ? e->ts_us : a->last_ts;
-		a->last_ts = r->ts;
-		char head[40];
-		int hn = snprintf(head, sizeof(head), "{\"seq\":%lld,", (long long)r->seq);
-		r->blen = (size_t)hn + e->len + 1;
-		r->body = gw_xmalloc(r->blen + 1);
-		memcpy(r->body, head, (size_t)hn);
-		memcpy(r->body + hn, e->fields, e->len);
-		r->body[r->blen - 1] = '}';
-		r->body[r->blen] = 0;
-		memcpy(r->prev, a->prev, 32);
-		chain_hash(r->prev, r->body, r->blen, &a->scratch, r->hash);
-		memcpy(a->prev, r->hash, 32);
-		e->rec = r;
-		add_line(&a->jbuf, r);
+		ev_number(e, ++a->seq);
+		e->col_ts = e->ts_us > a->last_ts ? e->ts_us : a->last_ts;
+		a->last_ts = e->col_ts;
+		memcpy(e->prev, a->prev, 32);
+		chain_hash(e->prev, e->body, e->blen, &a->scratch, e->hash);
+		memcpy(a->prev, e->hash, 32);
+		add_line(&a->jbuf, e);
 		end = e;
 	}
 	const uint8_t *p = gw_buf_rd(&a->jbuf);
@@ -772,37 +789,36 @@ static int64_t parse_ts(const char *iso)
 	return (int64_t)timegm(&tm) * 1000000 + us;
 }
 
-/* One journal line back into an event with its record; NULL when it is not one of ours. */
+/* One journal line back into a numbered event; NULL when it is not one of ours. */
 static gw_audit_ev *line_event(const char *line, size_t n)
 {
-	if (n < LINE_TAIL + 10 || memcmp(line + n - LINE_TAIL, ",\"prev\":\"", 9) != 0 ||
+	if (n < LINE_TAIL + 10 || memcmp(line, "{\"seq\":", 7) != 0 || memcmp(line + n - LINE_TAIL, ",\"prev\":\"", 9) ||
 		memcmp(line + n - LINE_TAIL + 73, "\",\"hash\":\"", 10) != 0 || memcmp(line + n - 2, "\"}", 2) != 0)
 		return NULL;
-	rec *r = gw_xcalloc(1, sizeof(*r));
-	r->blen = n - LINE_TAIL + 1;
-	r->body = gw_xmalloc(r->blen + 1);
-	memcpy(r->body, line, r->blen - 1);
-	r->body[r->blen - 1] = '}';
-	r->body[r->blen] = 0;
-	bool hex_ok = gw_unhex(line + n - LINE_TAIL + 9, 64, r->prev) && gw_unhex(line + n - 66, 64, r->hash);
-	json_t *j = hex_ok ? json_loadb(r->body, r->blen, 0, NULL) : NULL;
+	const char *comma = memchr(line, ',', n - LINE_TAIL);
+	if (!comma)
+		return NULL;
+	size_t flen = (size_t)(line + n - LINE_TAIL - (comma + 1));
+	gw_audit_ev *e = ev_alloc(flen);
+	memcpy(e->buf + GW_AUDIT_EV_ROOM, comma + 1, flen);
+	bool hex_ok = gw_unhex(line + n - LINE_TAIL + 9, 64, e->prev) && gw_unhex(line + n - 66, 64, e->hash);
+	json_t *j = NULL;
+	if (hex_ok) {
+		ev_number(e, strtoll(line + 7, NULL, 10));
+		j = json_loadb(e->body, e->blen, 0, NULL);
+	}
 	const char *ev = j ? json_string_value(json_object_get(j, "event")) : NULL;
 	int kind = 0;
 	for (int i = 1; ev && i < (int)GW_ARRAY_LEN(kind_names); i++)
 		if (!strcmp(ev, kind_names[i]))
 			kind = i;
-	if (!kind) {
+	if (!kind || (size_t)(comma - line) + 1 > GW_AUDIT_EV_ROOM || json_integer_value(json_object_get(j, "seq")) != e->seq) {
 		json_decref(j);
-		free(r->body);
-		free(r);
+		free(e);
 		return NULL;
 	}
-	gw_audit_ev *e = gw_xcalloc(1, sizeof(*e) + 1);
 	e->kind = (uint8_t)kind;
-	e->rec = r;
-	r->seq = (int64_t)json_integer_value(json_object_get(j, "seq"));
-	r->ts = parse_ts(json_string_value(json_object_get(j, "ts")));
-	e->ts_us = r->ts;
+	e->col_ts = e->ts_us = parse_ts(json_string_value(json_object_get(j, "ts")));
 	e->n = (uint32_t)json_integer_value(json_object_get(j, "n"));
 	const char *sv = json_string_value(json_object_get(j, "session")), *iv = json_string_value(json_object_get(j,
 		"identity"));
@@ -841,21 +857,21 @@ static long recover_journal(gw_audit *a, char *err, size_t errlen)
 		p = nl + 1;
 		if (!e)
 			continue;
-		if (e->rec->seq <= a->seq) {
+		if (e->seq <= a->seq) {
 			gw_audit_ev_free(e);
 			continue;
 		}
-		chain_hash(e->rec->prev, e->rec->body, e->rec->blen, &a->scratch, h);
-		if (e->rec->seq != a->seq + 1 || memcmp(e->rec->prev, a->prev, 32) != 0 || memcmp(h, e->rec->hash, 32)) {
+		chain_hash(e->prev, e->body, e->blen, &a->scratch, h);
+		if (e->seq != a->seq + 1 || memcmp(e->prev, a->prev, 32) != 0 || memcmp(h, e->hash, 32)) {
 			gw_error("audit: the journal %s does not continue the record at seq %lld (found seq %lld); the rest of "
 				"it is not moved into the store — keep the file for inspection", a->jpath, (long long)a->seq + 1,
-				(long long)e->rec->seq);
+				(long long)e->seq);
 			gw_audit_ev_free(e);
 			break;
 		}
-		a->seq = e->rec->seq;
-		a->last_ts = e->rec->ts > a->last_ts ? e->rec->ts : a->last_ts;
-		memcpy(a->prev, e->rec->hash, 32);
+		a->seq = e->seq;
+		a->last_ts = e->col_ts > a->last_ts ? e->col_ts : a->last_ts;
+		memcpy(a->prev, e->hash, 32);
 		*tail = e;
 		tail = &e->next;
 		count++;

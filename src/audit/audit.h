@@ -47,17 +47,27 @@ enum gw_audit_kind {
 	GW_AUD_OUTCOME = 4,
 };
 
-/* One event on its way: the JSON fields after "seq" (no braces), e.g. "ts":"...","event":"statement",... */
+/*
+ * One event on its way: the JSON fields after "seq" (no braces), e.g.
+ * "ts":"...","event":"statement",... — kept in buf after room for the
+ * {"seq":N, the recorder puts in front when it numbers the event, so the
+ * record's body is made in place (one allocation per event).
+ */
+#define GW_AUDIT_EV_ROOM 32
 typedef struct gw_audit_ev {
 	struct gw_audit_ev *next;
-	struct rec *rec;         /* once appended: number, chain links, body (the recorder's) */
 	int64_t ts_us;
 	uint32_t n;
 	uint8_t kind;
 	char session[40];
 	char identity[128];
-	size_t len;
-	char fields[];
+	/* set when appended (the recorder's) */
+	int64_t seq, col_ts;
+	uint8_t prev[32], hash[32];
+	char *body;              /* {"seq":N,<fields>} inside buf */
+	size_t blen;
+	size_t len;              /* of the fields */
+	char buf[];              /* GW_AUDIT_EV_ROOM bytes, the fields, '}', NUL */
 } gw_audit_ev;
 
 /*

@@ -128,8 +128,15 @@ void gw_json_key(gw_buf *b, const char *key, bool first)
 void gw_json_int(gw_buf *b, int64_t v)
 {
 	char t[24];
-	int n = snprintf(t, sizeof(t), "%lld", (long long)v);
-	gw_buf_append(b, t, (size_t)n);
+	size_t k = sizeof(t);
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	do {
+		t[--k] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		t[--k] = '-';
+	gw_buf_append(b, t + k, sizeof(t) - k);
 }
 
 void gw_json_raw(gw_buf *b, const char *s)

@@ -148,6 +148,7 @@ static void *worker_main(void *arg)
 	gw_session_close_all(wk);
 	gw_session_audit_flush(wk); /* the close events */
 	gw_buf_free(&wk->scratch);
+	gw_buf_free(&wk->evbuf);
 	return NULL;
 }
 

@@ -45,6 +45,7 @@ typedef struct gw_worker {
 	/* the record (session/): this worker's group of events, committed after each batch of socket events */
 	struct gw_audit_ev *aud_evs, **aud_tail;
 	size_t aud_nevs;
+	gw_buf evbuf;           /* where events are built (reused) */
 	uint64_t aud_round;     /* groups committed so far */
 	bool aud_commit;        /* a statement waits for the group */
 	gw_session *aud_waiting;/* sessions holding a statement until their group is committed */

@@ -2,7 +2,6 @@
  * Policy decisions; see policy.h.
  */
 #include "policy/policy.h"
-#include "net/tls.h"
 #include "core/clock.h"
 #include "core/util.h"
 #include "pgwire/pgwire.h"
@@ -94,37 +93,36 @@ static void trim(const char **p, size_t *n)
 		(*n)--;
 }
 
-void gw_sqlc_view_of(gw_sqlc *q, size_t i, gw_sqlc_view *out)
+static void stmt_text(const gw_sqlc *q, size_t i, const char **t, size_t *n)
+{
+	*t = q->text;
+	*n = q->len;
+	if (q->rc == 0 && q->sql.nstmts) {
+		*t = q->text + q->sql.stmts[i].loc;
+		*n = q->sql.stmts[i].len;
+	}
+	trim(t, n);
+}
+
+void gw_sqlc_view_of(gw_sqlc *q, size_t i, bool normalized, gw_sqlc_view *out)
 {
 	size_t count = gw_sqlc_count(q);
 	if (i >= count)
 		i = count - 1;
-	const char *t = q->text;
-	size_t n = q->len;
-	if (q->rc == 0 && q->sql.nstmts) {
-		t = q->text + q->sql.stmts[i].loc;
-		n = q->sql.stmts[i].len;
-	}
-	trim(&t, &n);
 	if (!q->fps) {
 		q->fps = gw_xcalloc(count, sizeof(*q->fps));
 		for (size_t k = 0; k < count; k++) {
-			const char *kt = q->text;
-			size_t kn = q->len;
-			if (q->rc == 0 && q->sql.nstmts) {
-				kt = q->text + q->sql.stmts[k].loc;
-				kn = q->sql.stmts[k].len;
-			}
-			trim(&kt, &kn);
-			char *norm = q->rc == 0 ? gw_sql_normalize(kt, kn) : NULL;
-			q->fps[k].normalized = norm ? norm : gw_xstrndup(kt, kn);
-			uint8_t h[32];
-			gw_sha256(q->fps[k].normalized, strlen(q->fps[k].normalized), h);
-			gw_hex(h, 8, q->fps[k].fingerprint);
+			const char *kt;
+			size_t kn;
+			stmt_text(q, k, &kt, &kn);
+			gw_sql_fingerprint(kt, kn, q->fps[k].fingerprint);
 		}
 	}
-	out->text = t;
-	out->len = n;
+	stmt_text(q, i, &out->text, &out->len);
+	if (normalized && !q->fps[i].normalized) {
+		char *norm = q->rc == 0 ? gw_sql_normalize(out->text, out->len) : NULL;
+		q->fps[i].normalized = norm ? norm : gw_xstrndup(out->text, out->len);
+	}
 	out->normalized = q->fps[i].normalized;
 	out->fingerprint = q->fps[i].fingerprint;
 }

@@ -45,20 +45,19 @@ typedef struct gw_sqlc {
 
 /*
  * Statement i of q as the record shows it (a text the parser rejects is one
- * statement, as sent): its text trimmed of surrounding blanks, the text with
- * constants replaced by $n (the text itself when it does not parse), and a
- * fingerprint: hex of the first 8 bytes of SHA-256 over the normalized text,
- * the same for statements that differ only in constants. Computed once per
- * cached text.
+ * statement, as sent): its text trimmed of surrounding blanks, its
+ * fingerprint (gw_sql_fingerprint) and, when asked for, the text with
+ * constants replaced by $n (the text itself when it does not parse).
+ * Computed once per cached text.
  */
 typedef struct gw_sqlc_view {
 	const char *text;
 	size_t len;
-	const char *normalized;
+	const char *normalized;  /* NULL unless asked for */
 	const char *fingerprint;
 } gw_sqlc_view;
 size_t gw_sqlc_count(const gw_sqlc *q);
-void gw_sqlc_view_of(gw_sqlc *q, size_t i, gw_sqlc_view *out);
+void gw_sqlc_view_of(gw_sqlc *q, size_t i, bool normalized, gw_sqlc_view *out);
 
 typedef struct gw_sqlcache gw_sqlcache;
 

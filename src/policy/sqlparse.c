@@ -947,6 +947,136 @@ char *gw_sql_normalize(const char *text, size_t len)
 	return out;
 }
 
+static bool ident_char(unsigned char c)
+{
+	return isalnum(c) || c == '_' || c == '$' || c >= 0x80;
+}
+
+/* FNV-1a, 64 bits: stable across builds and platforms (the fingerprint is stored in the record). */
+static void fp_add(uint64_t *h, unsigned char c)
+{
+	*h = (*h ^ c) * 0x100000001b3ull;
+}
+
+void gw_sql_fingerprint(const char *text, size_t len, char out[17])
+{
+	const unsigned char *t = (const unsigned char *)text;
+	uint64_t h = 0xcbf29ce484222325ull;
+	bool lit = false; /* the last token was a literal */
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = t[i];
+		if (isspace(c)) {
+			i++;
+			continue;
+		}
+		if (c == '-' && i + 1 < len && t[i + 1] == '-') {
+			while (i < len && t[i] != '\n')
+				i++;
+			continue;
+		}
+		if (c == '/' && i + 1 < len && t[i + 1] == '*') {
+			int depth = 0;
+			do {
+				if (i + 1 < len && t[i] == '/' && t[i + 1] == '*') {
+					depth++;
+					i += 2;
+				} else if (i + 1 < len && t[i] == '*' && t[i + 1] == '/') {
+					depth--;
+					i += 2;
+				} else {
+					i++;
+				}
+			} while (i < len && depth > 0);
+			continue;
+		}
+		/* a literal: 'x' (and E'', B'', X'', N'', U&''), a dollar-quoted body, a number */
+		bool is_lit = false;
+		size_t q = i;
+		if ((c == 'e' || c == 'E' || c == 'b' || c == 'B' || c == 'x' || c == 'X' || c == 'n' || c == 'N') &&
+			i + 1 < len && t[i + 1] == '\'' && (i == 0 || !ident_char(t[i - 1])))
+			q = i + 1;
+		else if ((c == 'u' || c == 'U') && i + 2 < len && t[i + 1] == '&' && t[i + 2] == '\'' &&
+			(i == 0 || !ident_char(t[i - 1])))
+			q = i + 2;
+		if (t[q] == '\'') {
+			bool esc = q > i && (t[i] == 'e' || t[i] == 'E');
+			i = q + 1;
+			while (i < len) {
+				if (esc && t[i] == '\\' && i + 1 < len) {
+					i += 2;
+				} else if (t[i] == '\'') {
+					if (i + 1 < len && t[i + 1] == '\'') {
+						i += 2;
+					} else {
+						i++;
+						break;
+					}
+				} else {
+					i++;
+				}
+			}
+			is_lit = true;
+		} else if (c == '$' && (i == 0 || !ident_char(t[i - 1])) && i + 1 < len && !isdigit(t[i + 1])) {
+			size_t e = i + 1;
+			while (e < len && (isalnum(t[e]) || t[e] == '_' || t[e] >= 0x80))
+				e++;
+			if (e < len && t[e] == '$') {
+				size_t taglen = e + 1 - i;
+				size_t k = e + 1;
+				while (k + taglen <= len && memcmp(t + k, t + i, taglen) != 0)
+					k++;
+				i = k + taglen <= len ? k + taglen : len;
+				is_lit = true;
+			}
+		} else if ((isdigit(c) || (c == '.' && i + 1 < len && isdigit(t[i + 1]))) &&
+			(i == 0 || !ident_char(t[i - 1]))) {
+			while (i < len && (isalnum(t[i]) || t[i] == '.' || t[i] == '_' ||
+				((t[i] == '+' || t[i] == '-') && (t[i - 1] == 'e' || t[i - 1] == 'E'))))
+				i++;
+			is_lit = true;
+		}
+		/* every token starts with a separator; blanks and comments between tokens do not count */
+		if (is_lit) {
+			if (!lit) { /* adjacent literals ('a' 'b', continued strings) count as one */
+				fp_add(&h, 1);
+				fp_add(&h, '?');
+			}
+			lit = true;
+			continue;
+		}
+		lit = false;
+		fp_add(&h, 1);
+		if (c == '"') {
+			/* a quoted name: as written */
+			fp_add(&h, c);
+			for (i++; i < len; i++) {
+				fp_add(&h, t[i]);
+				if (t[i] == '"') {
+					if (i + 1 < len && t[i + 1] == '"') {
+						fp_add(&h, t[++i]);
+						continue;
+					}
+					i++;
+					break;
+				}
+			}
+			continue;
+		}
+		if (ident_char(c)) {
+			while (i < len && ident_char(t[i]))
+				fp_add(&h, (unsigned char)tolower(t[i++]));
+			continue;
+		}
+		fp_add(&h, c);
+		i++;
+	}
+	static const char hx[] = "0123456789abcdef";
+	for (int k = 0; k < 16; k++)
+		out[k] = hx[(h >> (60 - 4 * k)) & 15];
+	out[16] = 0;
+}
+
 void gw_sql_free(gw_sql *s)
 {
 	for (size_t i = 0; i < s->nstmts; i++) {

@@ -653,6 +653,21 @@ static bool review_passes(gw_session *s, const uint8_t *text, size_t len, gw_dec
 #define REC_PARAM_MAX 4096u       /* a parameter recorded whole up to this; beyond, its head, length and SHA-256 */
 #define MAX_PORTALS 10000
 
+/* The worker's buffer for building an event (its memory is reused: no allocation per event). */
+static gw_buf ev_buf(gw_session *s)
+{
+	gw_buf b = s->wk->evbuf;
+	s->wk->evbuf = (gw_buf){0};
+	gw_buf_reset(&b);
+	return b;
+}
+
+static void ev_buf_done(gw_session *s, gw_buf *b)
+{
+	gw_buf_free(&s->wk->evbuf);
+	s->wk->evbuf = *b;
+}
+
 /* "ts","event","session",["n",]"identity","connection" */
 static void ev_head(gw_session *s, gw_buf *b, uint64_t wall, const char *event, uint32_t n)
 {
@@ -791,7 +806,7 @@ static void rec_statement(gw_session *s, gw_sqlc *q, size_t i, const char *text,
 	const gw_config *cfg = s->gw->cfg;
 	uint32_t n = ++s->stmt_n;
 	uint64_t wall = gw_wall_us();
-	gw_buf b = {0};
+	gw_buf b = ev_buf(s);
 	ev_head(s, &b, wall, "statement", n);
 	int64_t grant = d ? (d->by ? d->by->grant_id : 0) : s->dec_grant;
 	gw_json_key(&b, "grant", false);
@@ -801,9 +816,11 @@ static void rec_statement(gw_session *s, gw_sqlc *q, size_t i, const char *text,
 		gw_json_raw(&b, "null");
 	gw_json_key(&b, "protocol", false);
 	gw_json_cstr(&b, proto);
-	gw_sqlc_view v = {text ? text : "", text ? strlen(text) : 0, NULL, NULL};
+	char fp[17];
+	gw_sqlc_view v = {text ? text : "", text ? strlen(text) : 0, NULL, fp};
+	gw_sql_fingerprint(v.text, v.len, fp);
 	if (q)
-		gw_sqlc_view_of(q, i, &v);
+		gw_sqlc_view_of(q, i, cfg->audit_normalized, &v);
 	const char *st = v.text;
 	size_t stn = v.len;
 	if (q && cfg->audit_normalized) {
@@ -842,7 +859,7 @@ static void rec_statement(gw_session *s, gw_sqlc *q, size_t i, const char *text,
 		gw_json_cstr(&b, d->message);
 	}
 	ev_add(s, GW_AUD_STATEMENT, wall, n, &b);
-	gw_buf_free(&b);
+	ev_buf_done(s, &b);
 }
 
 /* A refusal of the message being handled: each of its statements is recorded as refused. */
@@ -927,7 +944,7 @@ static int64_t tag_rows(const uint8_t *tag, size_t n)
 static void rec_outcome(gw_session *s, const struct inflight *f, const char *status, int64_t rows, const char *sqlstate)
 {
 	uint64_t wall = gw_wall_us();
-	gw_buf b = {0};
+	gw_buf b = ev_buf(s);
 	ev_head(s, &b, wall, "outcome", f->n);
 	gw_json_key(&b, "status", false);
 	gw_json_cstr(&b, status);
@@ -943,7 +960,7 @@ static void rec_outcome(gw_session *s, const struct inflight *f, const char *sta
 	gw_json_key(&b, "masked_values", false);
 	gw_json_int(&b, 0);
 	ev_submit_now(s, GW_AUD_OUTCOME, wall, f->n, &b);
-	gw_buf_free(&b);
+	ev_buf_done(s, &b);
 }
 
 /* A statement's result ended (CommandComplete, EmptyQueryResponse, PortalSuspended, ErrorResponse). */

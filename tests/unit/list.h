@@ -4,6 +4,7 @@
 	X(audit_chain_and_tampering) \
 	X(audit_journal_recovered_after_crash) \
 	X(json_text_and_utf8) \
+	X(sql_fingerprint) \
 	X(buf_msg_builder) \
 	X(util_duration) \
 	X(util_hostport) \
