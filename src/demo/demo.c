@@ -299,6 +299,14 @@ static int start_gateway(const char *agent_pw)
 	snprintf(path, sizeof(path), "%s/admin.token", D.dir);
 	if (write_file(path, D.admin_token, 0600) < 0)
 		return fail("cannot write %s", path);
+	/* the key that signs the record's checkpoint */
+	uint8_t rnd[32];
+	char key[65];
+	gw_random_bytes(rnd, sizeof(rnd));
+	gw_hex(rnd, sizeof(rnd), key);
+	snprintf(path, sizeof(path), "%s/audit.key", D.dir);
+	if (write_file(path, key, 0600) < 0)
+		return fail("cannot write %s", path);
 	snprintf(text, sizeof(text),
 		"# written by `pgmoat demo`\n"
 		"listen: {postgres: \"127.0.0.1:%d\", http: \"127.0.0.1:%d\"}\n"
@@ -328,8 +336,10 @@ static int start_gateway(const char *agent_pw)
 		"    access: jit\n"
 		"    max_duration: 30m\n"
 		"    approval: {approvers: [group:dba], required: 1}\n"
-		"    guardrails: [no_delete_without_where, no_update_without_where]\n",
-		D.gw_port, D.http_port, D.dir, D.dir, D.dir, D.dir, D.pg_port, D.dir);
+		"    guardrails: [no_delete_without_where, no_update_without_where]\n"
+		"audit:\n"
+		"  checkpoint_key: file:%s/audit.key\n",
+		D.gw_port, D.http_port, D.dir, D.dir, D.dir, D.dir, D.pg_port, D.dir, D.dir);
 	char cfg[512];
 	snprintf(cfg, sizeof(cfg), "%s/pgmoat.yaml", D.dir);
 	if (write_file(cfg, text, 0600) < 0)
@@ -472,6 +482,9 @@ int gw_demo_main(int argc, char **argv)
 	printf("Administer the gateway (live sessions, identities, tokens):\n\n");
 	printf("  export PGMOAT_GATEWAY=http://127.0.0.1:%d PGMOAT_TOKEN=$(cat %s/admin.token)\n", D.http_port, D.dir);
 	printf("  %s sessions\n  %s identity list\n  %s token list\n\n", D.self, D.self, D.self);
+	printf("Read the record of every statement (and check that nobody changed it):\n\n");
+	printf("  %s audit --identity demo-agent\n  %s audit --session ID\n  %s audit verify\n\n", D.self, D.self,
+		D.self);
 	printf("Gateway log: %s/gateway.log\n", D.dir);
 	printf("Press Ctrl-C to stop everything and remove %s.\n", D.dir);
 	fflush(stdout);
