@@ -503,13 +503,18 @@ def test_disk_full_refuses_with_58030_and_recovers():
     with psycopg.connect(gw.dsn("full-agent", tok), autocommit=True) as c:
         c.execute("INSERT INTO full_t VALUES (0)")
         # fill the file system
-        with open(filler, "wb") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError:
-                pass
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 65536)
+        except OSError:
+            pass
+        try:
+            while True:  # the last partial block
+                os.write(fd, b"\0" * 512)
+        except OSError:
+            pass
+        os.close(fd)
         for i in range(1, 20000):
             try:
                 c.execute("INSERT INTO full_t VALUES (%d) -- %s" % (i, "x" * 400))
