@@ -29,6 +29,8 @@ static const char usage[] =
 	"  requests [--pending]        access requests; approve ID / deny ID [--comment T]\n"
 	"  grants [--active]           grants in force; revoke GRANT_ID ends one\n"
 	"  reviews [--pending]         per-statement reviews; review approve|deny ID\n"
+	"  audit [--identity I] [--session S] [--since T] [--json]\n"
+	"                              read the record; audit verify [-c FILE] checks its hash chain\n"
 	"\n"
 	"Admin verbs talk to a running gateway: --gateway URL (PGMOAT_GATEWAY, default\n"
 	"http://127.0.0.1:8080) with a bearer token (PGMOAT_TOKEN or --token-file F).\n"
@@ -124,6 +126,8 @@ int main(int argc, char **argv)
 		rc = gw_cli_reviews(argc - 1, argv + 1);
 	else if (!strcmp(cmd, "review"))
 		rc = gw_cli_review(argc - 1, argv + 1);
+	else if (!strcmp(cmd, "audit"))
+		rc = gw_cli_audit(argc - 1, argv + 1);
 	else {
 		fprintf(stderr, "pgmoat: unknown command '%s'\n\n%s", cmd, usage);
 		rc = 2;

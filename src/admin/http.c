@@ -27,6 +27,11 @@
  *   GET    /v1/reviews[?state=&limit=]      any    as requests
  *   GET    /v1/reviews/{id}                 any
  *   POST   /v1/reviews/{id}/approve|deny    as requests, under the review's policy
+ *
+ * The record (audit/read.c):
+ *   GET    /v1/audit[?identity=&session=&since=&after=&limit=]
+ *                                           any    admins read all of it, others only their own identity's
+ *   GET    /v1/audit/verify                 admin  200 the chain holds, 409 broken, 500 unreadable
  * Errors: 400 bad input, 401 no/bad token, 403 not allowed (the reason in
  * "error"), 404, 409 already decided, 503 state store.
  */
@@ -712,6 +717,181 @@ static reply access_route(gw_gateway *gw, struct MHD_Connection *conn, const cha
 	return jerr(404, "no such route: %s %s", method, url);
 }
 
+/* ---- the record ---- */
+
+/* n decimal digits at *p into *v (advancing p); false when one is not a digit. */
+static bool fixed_digits(const char **p, int n, int *v)
+{
+	*v = 0;
+	for (int i = 0; i < n; i++, (*p)++) {
+		if (!isdigit((unsigned char)**p))
+			return false;
+		*v = *v * 10 + (**p - '0');
+	}
+	return true;
+}
+
+/* RFC 3339: a date, or a date and time with an optional fraction and a Z or +hh:mm offset. */
+static bool rfc3339_us(const char *s, int64_t *us)
+{
+	const char *p = s;
+	int y, mo, d, h = 0, mi = 0, sec = 0, oh, om;
+	int64_t frac = 0, off = 0;
+	if (!fixed_digits(&p, 4, &y) || *p++ != '-' || !fixed_digits(&p, 2, &mo) || *p++ != '-' ||
+		!fixed_digits(&p, 2, &d))
+		return false;
+	if (*p) {
+		if (*p != 'T' && *p != 't' && *p != ' ')
+			return false;
+		p++;
+		if (!fixed_digits(&p, 2, &h) || *p++ != ':' || !fixed_digits(&p, 2, &mi) || *p++ != ':' ||
+			!fixed_digits(&p, 2, &sec))
+			return false;
+		if (*p == '.') {
+			int k = 0;
+			for (p++; isdigit((unsigned char)*p); p++, k++)
+				if (k < 6)
+					frac = frac * 10 + (*p - '0');
+			if (!k)
+				return false;
+			for (; k < 6; k++)
+				frac *= 10;
+		}
+		/* the zone is required: a bare time would be read as UTC by some and as local time by others */
+		if (*p == 'Z' || *p == 'z') {
+			p++;
+		} else if (*p == '+' || *p == '-') {
+			int sign = *p++ == '-' ? -1 : 1;
+			if (!fixed_digits(&p, 2, &oh) || *p++ != ':' || !fixed_digits(&p, 2, &om) || oh > 23 || om > 59)
+				return false;
+			off = sign * (oh * 3600 + om * 60);
+		} else {
+			return false;
+		}
+	}
+	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return false;
+	struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec};
+	*us = ((int64_t)timegm(&tm) - off) * 1000000 + frac;
+	return true;
+}
+
+/*
+ * ?since=: RFC 3339 ("2026-11-24T10:00:00Z"), unix seconds ("1795600000"),
+ * or a duration back from now ("15m", "2h", "7d"). Unix microseconds into
+ * *us; false when malformed.
+ */
+static bool since_arg(const char *s, int64_t *us)
+{
+	size_t len = strlen(s), ndig = strspn(s, "0123456789");
+	if (!len || len > 64)
+		return false;
+	if (ndig == len) {
+		if (len > 11)
+			return false;
+		*us = atoll(s) * 1000000;
+		return true;
+	}
+	uint64_t back;
+	if (gw_parse_duration(s, &back)) {
+		uint64_t now = gw_wall_us(); /* the record's clock (PGMOAT_TEST_NOW moves only the policy clock) */
+		*us = back < now ? (int64_t)(now - back) : 1;
+		return true;
+	}
+	return rfc3339_us(s, us);
+}
+
+/* GET /v1/audit: a page of the record, oldest first; "next" is the after= of the next page. */
+static reply audit_list(gw_gateway *gw, struct MHD_Connection *conn, const caller *who)
+{
+	const char *identity = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "identity");
+	const char *session = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "session");
+	const char *since = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
+	const char *after = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after");
+	const char *limit = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+	gw_audit_query q = {.identity = identity && *identity ? identity : NULL,
+		.session = session && *session ? session : NULL, .limit = 100};
+	if (q.identity && strlen(q.identity) >= sizeof(who->id.name))
+		return jerr(400, "identity is at most %zu characters", sizeof(who->id.name) - 1);
+	if (q.session && strlen(q.session) > 64)
+		return jerr(400, "session is a session id (at most 64 characters)");
+	if (!who->admin) {
+		if (q.identity && strcmp(q.identity, who->id.name))
+			return jerr(403, "identity '%s' may read only its own record, not identity '%s's (reading others' "
+				"needs an admin, see admins: in the gateway config)", who->id.name, q.identity);
+		q.identity = who->id.name;
+	}
+	if (since && *since && !since_arg(since, &q.since_us))
+		return jerr(400, "since must be a time such as 2026-11-24T10:00:00Z (RFC 3339, with Z or an offset), "
+			"unix seconds, or a duration back from now such as 15m, 2h or 7d");
+	if (after && *after) {
+		if (strspn(after, "0123456789") != strlen(after) || strlen(after) > 18)
+			return jerr(400, "after must be a seq number (the \"next\" of the previous page)");
+		q.after_seq = atoll(after);
+	}
+	if (limit && *limit) {
+		char *end;
+		long v = strtol(limit, &end, 10);
+		if (*end || v < 1 || v > 1000)
+			return jerr(400, "limit must be 1-1000");
+		q.limit = (int)v;
+	}
+	char err[600];
+	int64_t next;
+	json_t *events = gw_audit_list(gw->cfg->state_path, &q, &next, err, sizeof(err));
+	if (!events) {
+		gw_warn("reading the record for %s: %s", who->id.name, err);
+		return jerr(503, "the record cannot be read now%s%s", who->admin ? ": " : " (the gateway's log says why)",
+			who->admin ? err : "");
+	}
+	return jok(200, json_pack("{s:o,s:o}", "events", events, "next", next ? json_integer(next) : json_null()));
+}
+
+/* GET /v1/audit/verify: walk the whole chain (admins; the same check as `pgmoat audit verify -c`). */
+static reply audit_verify(gw_gateway *gw, const caller *who)
+{
+	if (!who->admin)
+		return jerr(403, "identity '%s' is not an admin (see admins: in the gateway config); verifying the record "
+			"is for admins", who->id.name);
+	const gw_config *cfg = gw->cfg;
+	gw_audit_verify_result res;
+	char err[600];
+	if (gw_audit_verify(cfg->state_path, cfg->audit_checkpoint_key, cfg->audit_checkpoint_key_len, &res, NULL, NULL,
+			err, sizeof(err)) != 0)
+		return jerr(500, "the record cannot be verified: %s", err);
+	json_t *o = json_object();
+	json_object_set_new(o, "ok", json_boolean(res.ok));
+	json_object_set_new(o, "records", json_integer(res.records));
+	json_object_set_new(o, "last_seq", json_integer(res.last_seq));
+	json_object_set_new(o, "bad_seq", res.bad_seq ? json_integer(res.bad_seq) : json_null());
+	json_object_set_new(o, "problem", str_or_null(res.problem));
+	json_object_set_new(o, "signed_checkpoint", json_boolean(res.signed_checkpoint));
+	json_object_set_new(o, "note", str_or_null(res.note));
+	if (!res.ok) {
+		/* "error" as on every refusal, so a generic client shows the reason */
+		char msg[700];
+		snprintf(msg, sizeof(msg), "audit chain broken at seq %lld: %s", (long long)res.bad_seq, res.problem);
+		json_object_set_new(o, "error", json_string(msg));
+		gw_warn("%s (verify asked by %s)", msg, who->id.name);
+	}
+	return jok(res.ok ? 200 : 409, o);
+}
+
+/* /v1/audit and /v1/audit/verify; *matched false when url is neither. */
+static reply audit_route(gw_gateway *gw, struct MHD_Connection *conn, const char *method, const char *url,
+	const caller *who, bool *matched)
+{
+	bool list = !strcmp(url, "/v1/audit") || !strcmp(url, "/v1/audit/"), verify = !strcmp(url, "/v1/audit/verify");
+	*matched = list || verify || !strncmp(url, "/v1/audit/", 10);
+	if (!*matched)
+		return jerr(404, "no such route");
+	if (!list && !verify)
+		return jerr(404, "no such route: %s %s (the record is at /v1/audit and /v1/audit/verify)", method, url);
+	if (strcmp(method, "GET"))
+		return jerr(405, "%s is not allowed on %s (the record is read-only)", method, url);
+	return list ? audit_list(gw, conn, who) : audit_verify(gw, who);
+}
+
 static reply route(gw_gateway *gw, struct MHD_Connection *conn, const char *method, const char *url, const req *rq)
 {
 	bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST"), del = !strcmp(method, "DELETE");
@@ -743,6 +923,12 @@ static reply route(gw_gateway *gw, struct MHD_Connection *conn, const char *meth
 	}
 	bool matched;
 	reply r = access_route(gw, conn, method, url, &who_c, in, &matched);
+	if (matched) {
+		json_decref(in);
+		return r;
+	}
+	json_decref(r.json);
+	r = audit_route(gw, conn, method, url, &who_c, &matched);
 	if (matched) {
 		json_decref(in);
 		return r;
@@ -908,6 +1094,8 @@ gw_admin *gw_admin_start(gw_gateway *gw, char *err, size_t errlen)
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+		/* a few threads: a long request (verifying a large record) does not hold /healthz or the others */
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)4,
 		MHD_OPTION_END);
 	if (!a->d) {
 		snprintf(err, errlen, "cannot start the HTTP API on %s:%d (is the port in use?)", cfg->http_host, cfg->http_port);

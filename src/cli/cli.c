@@ -2,6 +2,8 @@
  * Admin verbs over the HTTP API; see cli.h.
  */
 #include "cli/cli.h"
+#include "audit/audit.h"
+#include "core/config.h"
 #include "core/util.h"
 
 #include <curl/curl.h>
@@ -10,11 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct api {
 	const char *gateway;
 	char *token;
 	bool json;
+	long accept;     /* an error status whose JSON answer the verb reads itself (not printed as an error) */
+	long timeout_s;  /* 0: 30 s */
 } api;
 
 typedef struct body {
@@ -128,7 +133,7 @@ static json_t *call(api *a, const char *method, const char *path, json_t *in, lo
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, a->timeout_s ? a->timeout_s : 30L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	if (in) {
 		data = json_dumps(in, JSON_COMPACT);
@@ -146,7 +151,7 @@ static json_t *call(api *a, const char *method, const char *path, json_t *in, lo
 		out = b.p ? json_loads(b.p, 0, &je) : NULL;
 		if (!out)
 			fprintf(stderr, "pgmoat: the gateway answered %ld with no JSON\n", *status);
-		else if (*status >= 400) {
+		else if (*status >= 400 && *status != a->accept) {
 			const char *e = json_string_value(json_object_get(out, "error"));
 			fprintf(stderr, "pgmoat: %s\n", e ? e : "request failed");
 			json_decref(out);
@@ -484,19 +489,55 @@ static void fmt_secs(long long s, char *out, size_t cap)
 		snprintf(out, cap, "%llds", s);
 }
 
+/*
+ * Text from the record or a client made safe for a terminal: control
+ * characters (ESC, and the C1 range, which some terminals obey too) become
+ * '?', so a statement cannot drive the reader's terminal. keep_nl keeps
+ * newlines and tabs and drops CR (else all three become spaces). Cut at max
+ * bytes on a character boundary, with "..." added. true when cut.
+ */
+static bool clean_text(const char *s, size_t max, bool keep_nl, char *out, size_t cap)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+	bool cut = false;
+	if (max + 4 > cap)
+		max = cap - 4;
+	while (*p) {
+		unsigned char c = *p;
+		size_t l = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+		for (size_t k = 1; k < l; k++)
+			if ((p[k] & 0xC0) != 0x80)
+				l = 0;
+		if (o + (l ? l : 1) > max) {
+			cut = true;
+			break;
+		}
+		if (c == '\n' || c == '\t') {
+			out[o++] = keep_nl ? (char)c : ' ';
+		} else if (c == '\r') {
+			if (!keep_nl)
+				out[o++] = ' ';
+		} else if (c < 0x20 || c == 0x7f || !l || (c == 0xC2 && p[1] < 0xA0)) {
+			out[o++] = '?';
+		} else {
+			memcpy(out + o, p, l);
+			o += l;
+		}
+		p += l ? l : 1;
+	}
+	if (cut) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = 0;
+	return cut;
+}
+
 /* One line of text: newlines and tabs become spaces, cut at max bytes (with "..."). */
 static void one_line(const char *s, size_t max, char *out, size_t cap)
 {
-	size_t o = 0;
-	for (; *s && o + 4 < cap; s++) {
-		if (o >= max) {
-			memcpy(out + o, "...", 3);
-			o += 3;
-			break;
-		}
-		out[o++] = (*s == '\n' || *s == '\r' || *s == '\t') ? ' ' : *s;
-	}
-	out[o] = 0;
+	clean_text(s, max, false, out, cap);
 }
 
 /* Parse the options of a verb that takes none but --flag (bool) and --comment T. Returns false on a stray argument. */
@@ -743,4 +784,443 @@ int gw_cli_review(int argc, char **argv)
 		printf("review %lld %s%s\n", jint(j, "id"), jstr(j, "state"),
 			approve ? ": the statement runs once when its author sends it again" : "");
 	return finish(&a, j);
+}
+
+/* ---- the record: audit, audit verify ---- */
+
+static const char audit_usage[] =
+	"usage: pgmoat audit [--identity I] [--session S] [--since T] [--limit N] [--json]\n"
+	"       pgmoat audit verify [--json]                   through the gateway (admins)\n"
+	"       pgmoat audit verify -c pgmoat.yaml [--json]    offline, from the state file (the gateway may be down)\n"
+	"  Reads the record oldest first: one line per session event and statement, each statement with its\n"
+	"  decision and outcome. With --session S (and no --json): the session's timeline as a transcript.\n"
+	"  --since T     2026-11-24T10:00:00Z (RFC 3339), unix seconds, or back from now: 15m, 2h, 7d\n"
+	"  --limit N     stop after N events (default: all that match)\n"
+	"  --json        one JSON object per line (JSON Lines), as GET /v1/audit returns them\n"
+	"  Non-admins read only their own identity's record. verify walks the hash chain and the checkpoint:\n"
+	"  exit 0 when it holds, 1 when it is broken (the first bad seq and what is wrong are printed).\n"
+	COMMON_OPTIONS;
+
+/* "--name VALUE" or "--name=VALUE" at argv[*i] (advancing *i past VALUE); false when argv[*i] is not it. */
+static bool opt_val(int argc, char **argv, int *i, const char *name, const char **val)
+{
+	size_t n = strlen(name);
+	if (strncmp(argv[*i], name, n))
+		return false;
+	if (argv[*i][n] == '=') {
+		*val = argv[*i] + n + 1;
+		return true;
+	}
+	if (argv[*i][n] || *i + 1 >= argc)
+		return false;
+	*val = argv[++*i];
+	return true;
+}
+
+/* &key=VALUE (percent-encoded) onto the query string in out; false when it does not fit. */
+static bool query_add(char *out, size_t cap, const char *key, const char *val)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = strlen(out);
+	int n = snprintf(out + o, cap - o, "&%s=", key);
+	if (n < 0 || (size_t)n >= cap - o)
+		return false;
+	o += (size_t)n;
+	for (const unsigned char *p = (const unsigned char *)val; *p; p++) {
+		if (o + 4 > cap)
+			return false;
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	out[o] = 0;
+	return true;
+}
+
+/* "2026-11-24T10:00:00.123456Z" into unix microseconds; 0 when it is not one. */
+static int64_t ts_us(const char *iso)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	unsigned us = 0;
+	if (sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%2d.%6uZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+			&tm.tm_sec, &us) != 7)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) * 1000000 + us;
+}
+
+/* 812 us, 0.8 ms, 1.25 s, 3m07s, 2h05m */
+static void fmt_us(long long us, char *out, size_t cap)
+{
+	if (us < 1000)
+		snprintf(out, cap, "%lld us", us);
+	else if (us < 1000000)
+		snprintf(out, cap, "%.1f ms", us / 1e3);
+	else if (us < 60000000)
+		snprintf(out, cap, "%.2f s", us / 1e6);
+	else if (us < 3600000000ll)
+		snprintf(out, cap, "%lldm%02llds", us / 60000000, us / 1000000 % 60);
+	else
+		snprintf(out, cap, "%lldh%02lldm", us / 3600000000ll, us / 60000000 % 60);
+}
+
+static void fmt_bytes(long long n, char *out, size_t cap)
+{
+	if (n < 10000)
+		snprintf(out, cap, "%lld B", n);
+	else if (n < 10000000)
+		snprintf(out, cap, "%.1f kB", n / 1e3);
+	else if (n < 10000000000ll)
+		snprintf(out, cap, "%.1f MB", n / 1e6);
+	else
+		snprintf(out, cap, "%.1f GB", n / 1e9);
+}
+
+/*
+ * What became of a statement: "ok, 10 rows, 0.8 ms", "error 22012, 1.5 ms",
+ * "denied 42501 by rule no_drop", "review #4", "skipped", "outcome unknown".
+ * decision: prefix allowed ones with "allow/" (the list; the timeline says it by the outcome).
+ */
+static void result_text(json_t *o, bool decision, char *out, size_t cap)
+{
+	const char *dec = jstr(o, "decision"), *status = jstr(o, "status");
+	char rule[160], dur[32] = "", rows[40] = "";
+	one_line(jstr(o, "rule"), 120, rule, sizeof(rule));
+	if (!strcmp(dec, "deny")) {
+		snprintf(out, cap, "denied %s by rule %s", jstr(o, "sqlstate"), rule);
+		return;
+	}
+	if (!strcmp(dec, "review")) {
+		snprintf(out, cap, "review #%lld (%s)", jint(o, "review"), jstr(o, "sqlstate"));
+		return;
+	}
+	json_t *r = json_object_get(o, "rows"), *d = json_object_get(o, "duration_us");
+	if (json_is_integer(r))
+		snprintf(rows, sizeof(rows), ", %lld row%s", (long long)json_integer_value(r), json_integer_value(r) == 1 ? "" : "s");
+	if (json_is_integer(d)) {
+		char t[24];
+		fmt_us((long long)json_integer_value(d), t, sizeof(t));
+		snprintf(dur, sizeof(dur), ", %s", t);
+	}
+	const char *pre = decision ? "allow/" : "";
+	if (!strcmp(status, "ok") || !strcmp(status, "suspended"))
+		snprintf(out, cap, "%s%s%s%s", pre, status, rows, dur);
+	else if (!strcmp(status, "error"))
+		snprintf(out, cap, "%serror %s%s", pre, jstr(o, "sqlstate"), dur);
+	else if (!strcmp(status, "unknown") || !strcmp(status, "-"))
+		snprintf(out, cap, "%s%s", pre, decision ? "unknown" : "outcome unknown");
+	else
+		snprintf(out, cap, "%s%s", pre, status);
+}
+
+static void session_open_text(json_t *o, char *out, size_t cap)
+{
+	char app[96];
+	one_line(jstr(o, "application_name"), 60, app, sizeof(app));
+	snprintf(out, cap, "connection %s, client %s, %s, auth %s, application %s", jstr(o, "connection"),
+		jstr(o, "client"), json_is_string(json_object_get(o, "tls")) ? jstr(o, "tls") : "no TLS", jstr(o, "auth"),
+		*app ? app : "-");
+}
+
+static void session_close_text(json_t *o, char *out, size_t cap)
+{
+	char in[24], outb[24], dur[24], reason[120];
+	fmt_bytes(jint(o, "bytes_in"), in, sizeof(in));
+	fmt_bytes(jint(o, "bytes_out"), outb, sizeof(outb));
+	fmt_us(jint(o, "duration_us"), dur, sizeof(dur));
+	one_line(jstr(o, "reason"), 100, reason, sizeof(reason));
+	snprintf(out, cap, "%lld statement%s, %s in, %s out, after %s (%s)", jint(o, "statements"),
+		jint(o, "statements") == 1 ? "" : "s", in, outb, dur, reason);
+}
+
+/* One line per event: time, identity, session (first 8), event, details. */
+static void audit_line(json_t *o)
+{
+	const char *ev = jstr(o, "event");
+	char ident[64], raw[9], sess[16], det[512], text[160];
+	one_line(jstr(o, "identity"), 40, ident, sizeof(ident));
+	snprintf(raw, sizeof(raw), "%s", jstr(o, "session"));
+	one_line(raw, 8, sess, sizeof(sess));
+	text[0] = 0;
+	if (!strcmp(ev, "statement")) {
+		char res[300];
+		result_text(o, true, res, sizeof(res));
+		snprintf(det, sizeof(det), "#%-4lld %-36s", jint(o, "n"), res);
+		one_line(jstr(o, "statement"), 120, text, sizeof(text));
+	} else if (!strcmp(ev, "session_open")) {
+		session_open_text(o, det, sizeof(det));
+	} else if (!strcmp(ev, "session_close")) {
+		session_close_text(o, det, sizeof(det));
+	} else {
+		snprintf(det, sizeof(det), "%s", json_is_true(json_object_get(o, "unreadable")) ?
+			"(this record's body is not JSON: run pgmoat audit verify)" : "");
+	}
+	printf("%-27s %-20s %-8s %-13s %s%s%s\n", jstr(o, "ts"), ident, sess, ev, det, *text ? " " : "", text);
+}
+
+/* The per-session transcript, printed as the pages come. */
+typedef struct timeline {
+	const char *session;
+	int64_t start_us;
+	bool header;
+	long long statements;
+} timeline;
+
+#define TL_TEXT_MAX 4000 /* bytes of one statement shown in the timeline (--json has all of it) */
+
+static void tl_header(timeline *t, json_t *o)
+{
+	char sid[80];
+	one_line(t->session, 64, sid, sizeof(sid));
+	t->header = true;
+	t->start_us = ts_us(jstr(o, "ts"));
+	if (strcmp(jstr(o, "event"), "session_open")) {
+		printf("session %s (its opening is not in what was read)\n  identity     %s\n\n", sid, jstr(o, "identity"));
+		return;
+	}
+	char app[96], client[80];
+	one_line(jstr(o, "application_name"), 80, app, sizeof(app));
+	one_line(jstr(o, "client"), 70, client, sizeof(client));
+	printf("session %s\n", sid);
+	printf("  identity     %s (%s)\n", jstr(o, "identity"), jstr(o, "kind"));
+	printf("  connection   %s\n", jstr(o, "connection"));
+	printf("  client       %s\n", client);
+	printf("  tls          %s\n", json_is_string(json_object_get(o, "tls")) ? jstr(o, "tls") : "none");
+	printf("  auth         %s\n", jstr(o, "auth"));
+	printf("  application  %s\n", *app ? app : "-");
+	printf("  opened       %s\n\n", jstr(o, "ts"));
+}
+
+/* Text with its lines after the first indented by ind columns. */
+static void put_indented(const char *text, int ind)
+{
+	for (const char *p = text; *p; p++) {
+		putchar(*p);
+		if (*p == '\n')
+			printf("%*s", ind, "");
+	}
+}
+
+/* $1 = '42', $2 = NULL, $3 = <5000 bytes, sha256 ab12...> */
+static void tl_params(json_t *params, int ind)
+{
+	size_t i;
+	json_t *v;
+	printf("%*sparams:", ind, "");
+	json_array_foreach(params, i, v) {
+		char val[240];
+		if (json_is_string(v)) {
+			one_line(json_string_value(v), 200, val, sizeof(val));
+			printf("%s $%zu = '%s'", i ? "," : "", i + 1, val);
+		} else if (json_is_object(v)) {
+			one_line(jstr(v, "sha256"), 16, val, sizeof(val));
+			printf("%s $%zu = <%lld bytes, sha256 %s>", i ? "," : "", i + 1, jint(v, "bytes"), val);
+		} else {
+			printf("%s $%zu = NULL", i ? "," : "", i + 1);
+		}
+	}
+	putchar('\n');
+}
+
+static void tl_event(timeline *t, json_t *o)
+{
+	const char *ev = jstr(o, "event");
+	if (!t->header)
+		tl_header(t, o);
+	if (!strcmp(ev, "session_open"))
+		return;
+	int64_t at = ts_us(jstr(o, "ts"));
+	char off[32], prefix[64];
+	snprintf(off, sizeof(off), "+%.3fs", (double)(at - t->start_us) / 1e6);
+	if (!strcmp(ev, "session_close")) {
+		char det[400];
+		session_close_text(o, det, sizeof(det));
+		printf("  %-10s closed: %s\n", off, det);
+		return;
+	}
+	if (strcmp(ev, "statement")) {
+		printf("  %-10s %s\n", off, ev);
+		return;
+	}
+	t->statements++;
+	char *text = gw_xmalloc(TL_TEXT_MAX + 8), res[300];
+	const char *st = jstr(o, "statement");
+	size_t len = strlen(st);
+	while (len && (st[len - 1] == '\n' || st[len - 1] == ' ' || st[len - 1] == '\t' || st[len - 1] == '\r'))
+		len--;
+	char *trimmed = gw_xstrndup(st, len);
+	bool cut = clean_text(trimmed, TL_TEXT_MAX, true, text, TL_TEXT_MAX + 8);
+	free(trimmed);
+	result_text(o, false, res, sizeof(res));
+	int n = snprintf(prefix, sizeof(prefix), "  %-10s #%-4lld ", off, jint(o, "n"));
+	fputs(prefix, stdout);
+	put_indented(text, n);
+	printf("  => %s\n", res);
+	if (cut || json_is_integer(json_object_get(o, "statement_bytes")))
+		printf("%*s(%lld bytes in all; --json shows what the record holds)\n", n,  "",
+			json_is_integer(json_object_get(o, "statement_bytes")) ? jint(o, "statement_bytes") : (long long)len);
+	if (json_is_array(json_object_get(o, "params")) && json_array_size(json_object_get(o, "params")))
+		tl_params(json_object_get(o, "params"), n);
+	free(text);
+}
+
+/* Page through /v1/audit and print: JSON Lines, the timeline (--session), or one line per event. */
+static int audit_read(api *a, const char *identity, const char *session, const char *since, long long max)
+{
+	timeline tl = {.session = session};
+	bool as_timeline = session && !a->json;
+	long long shown = 0, after = 0;
+	for (;;) {
+		long long page = max > 0 && max - shown < 1000 ? max - shown : 1000;
+		char path[2048];
+		snprintf(path, sizeof(path), "/v1/audit?limit=%lld", page);
+		if (after)
+			snprintf(path + strlen(path), sizeof(path) - strlen(path), "&after=%lld", after);
+		/* since only on the first page: after= then implies it (ts never goes back along seq) */
+		if ((identity && !query_add(path, sizeof(path), "identity", identity)) ||
+			(session && !query_add(path, sizeof(path), "session", session)) ||
+			(since && !after && !query_add(path, sizeof(path), "since", since))) {
+			fprintf(stderr, "pgmoat audit: an argument is too long\n");
+			return 1;
+		}
+		long st;
+		json_t *j = call(a, "GET", path, NULL, &st);
+		if (!j)
+			return 1;
+		json_t *events = json_object_get(j, "events"), *o;
+		size_t i;
+		if (!shown && !a->json && !as_timeline)
+			printf("%-27s %-20s %-8s %-13s %s\n", "TIME", "IDENTITY", "SESSION", "EVENT", "DETAILS");
+		json_array_foreach(events, i, o) {
+			if (a->json) {
+				char *s = json_dumps(o, JSON_COMPACT);
+				puts(s);
+				free(s);
+			} else if (as_timeline) {
+				tl_event(&tl, o);
+			} else {
+				audit_line(o);
+			}
+		}
+		shown += (long long)json_array_size(events);
+		json_t *next = json_object_get(j, "next");
+		after = json_is_integer(next) ? (long long)json_integer_value(next) : 0;
+		bool done = !after || !json_array_size(events) || (max > 0 && shown >= max);
+		json_decref(j);
+		if (done)
+			break;
+	}
+	if (as_timeline && !shown) {
+		fprintf(stderr, "pgmoat: no record of session %s%s (give its whole id, as in --json or pgmoat sessions)\n",
+			session, since ? " in that time" : "");
+		return 1;
+	}
+	if (as_timeline)
+		printf("\n%lld statement%s shown\n", tl.statements, tl.statements == 1 ? "" : "s");
+	return 0;
+}
+
+static void verify_progress(int64_t done, void *arg)
+{
+	fprintf(stderr, "verified %lld records...\n", (long long)done);
+}
+
+/* audit verify: through the API, or with -c straight from the state file. */
+static int audit_verify(api *a, const char *config)
+{
+	json_t *res;
+	if (config) {
+		char *errors = NULL, err[600];
+		gw_config *cfg = gw_config_load(config, &errors);
+		if (!cfg) {
+			fputs(errors, stderr);
+			free(errors);
+			return 1;
+		}
+		gw_audit_verify_result r;
+		int rc = gw_audit_verify(cfg->state_path, cfg->audit_checkpoint_key, cfg->audit_checkpoint_key_len, &r,
+			verify_progress, NULL, err, sizeof(err));
+		gw_config_free(cfg);
+		if (rc) {
+			fprintf(stderr, "pgmoat: the record cannot be verified: %s\n", err);
+			return 1;
+		}
+		res = json_pack("{s:b,s:I,s:I,s:o,s:o,s:b,s:o}", "ok", r.ok, "records", (json_int_t)r.records,
+			"last_seq", (json_int_t)r.last_seq, "bad_seq", r.bad_seq ? json_integer(r.bad_seq) : json_null(),
+			"problem", r.problem[0] ? json_string(r.problem) : json_null(), "signed_checkpoint", r.signed_checkpoint,
+			"note", r.note[0] ? json_string(r.note) : json_null());
+	} else {
+		long st;
+		a->accept = 409;      /* broken: the answer says where */
+		a->timeout_s = 3600;  /* the walk reads every record */
+		res = call(a, "GET", "/v1/audit/verify", NULL, &st);
+		if (!res)
+			return 1;
+	}
+	bool ok = json_is_true(json_object_get(res, "ok"));
+	if (a->json) {
+		print_json(res);
+	} else if (ok) {
+		printf("audit chain OK: %lld records, last seq %lld%s\n", jint(res, "records"), jint(res, "last_seq"),
+			json_is_true(json_object_get(res, "signed_checkpoint")) ? " (signed checkpoint verified)" : "");
+		if (json_is_string(json_object_get(res, "note")))
+			printf("note: %s\n", jstr(res, "note"));
+	} else {
+		printf("audit chain BROKEN at seq %lld: %s\n", jint(res, "bad_seq"), jstr(res, "problem"));
+	}
+	json_decref(res);
+	return ok ? 0 : 1;
+}
+
+int gw_cli_audit(int argc, char **argv)
+{
+	api a;
+	int rc = api_init(&a, &argc, argv);
+	if (rc)
+		return rc;
+	if (wants_help(argc, argv)) {
+		api_free(&a);
+		return usage(audit_usage, true);
+	}
+	if (argc >= 2 && !strcmp(argv[1], "verify")) {
+		const char *config = NULL;
+		for (int i = 2; i < argc; i++) {
+			if (!opt_val(argc, argv, &i, "-c", &config) && !opt_val(argc, argv, &i, "--config", &config)) {
+				api_free(&a);
+				return usage(audit_usage, false);
+			}
+		}
+		rc = audit_verify(&a, config);
+		api_free(&a);
+		return rc;
+	}
+	const char *identity = NULL, *session = NULL, *since = NULL, *limit = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!opt_val(argc, argv, &i, "--identity", &identity) && !opt_val(argc, argv, &i, "--session", &session) &&
+			!opt_val(argc, argv, &i, "--since", &since) && !opt_val(argc, argv, &i, "--limit", &limit)) {
+			fprintf(stderr, "pgmoat audit: unexpected argument '%s'\n", argv[i]);
+			api_free(&a);
+			return usage(audit_usage, false);
+		}
+	}
+	long long max = 0;
+	if (limit) {
+		char *end;
+		max = strtoll(limit, &end, 10);
+		if (*end || max < 1) {
+			fprintf(stderr, "pgmoat audit: --limit takes a positive number\n");
+			api_free(&a);
+			return 2;
+		}
+	}
+	rc = audit_read(&a, identity && *identity ? identity : NULL, session && *session ? session : NULL,
+		since && *since ? since : NULL, max);
+	api_free(&a);
+	return rc;
 }
