@@ -25,8 +25,9 @@
  * event of its own ("outcome", same session and n); readers merge the two.
  * audit_checkpoint holds the last seq and hash, HMAC-signed with
  * audit.checkpoint_key, updated in the same transaction as every move into
- * SQLite: a cut tail no longer reaches it. audit_by_session and
- * audit_by_identity index the record behind it (audit_indexed says how far).
+ * SQLite: a cut tail no longer reaches it. audit_sessions and
+ * audit_identities say where each session's and identity's events lie (first
+ * and last seq), so readers scan only that stretch.
  */
 #ifndef GW_AUDIT_AUDIT_H
 #define GW_AUDIT_AUDIT_H

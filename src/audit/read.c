@@ -9,16 +9,16 @@
  * Finding a page fast:
  *  - seq is the primary key and ts never goes back along it (the writer keeps
  *    it so), so `since` becomes a lower bound on seq by binary search;
- *  - the writer keeps its by-session and by-identity indexes as side tables
- *    (audit_by_session, audit_by_identity) that trail the record: they cover
- *    seq <= audit_indexed.seq, and the short tail after that is scanned. A
- *    store without them (made by an older writer, or by hand) is read with
- *    plain WHERE clauses, which SQLite answers from whatever indexes it has.
+ *  - the writer keeps where each session's and each identity's events lie
+ *    (audit_sessions, audit_identities: first and last seq, updated in the
+ *    same transaction as the events), so a session or identity filter scans
+ *    only that stretch of the record. A store without them is scanned whole.
  *
  * Outcomes are events of their own, written when the statement completes
  * (perhaps much later, in another commit), so they are not listed: each
- * allowed statement of a page looks its outcome up (same session and n) and
- * carries its fields. Refused statements never ran and have none.
+ * allowed statement of a page looks its outcome up (same session and n, the
+ * first after the statement within the session's stretch) and carries its
+ * fields. Refused statements never ran and have none.
  */
 #include "audit/audit.h"
 #include "core/map.h"
@@ -49,13 +49,10 @@ typedef struct reader {
 	const char *path;
 	char *err;
 	size_t errlen;
-	bool side;               /* the writer's side indexes exist */
-	int64_t indexed;         /* ... and cover seq <= indexed */
-	sqlite3_stmt *out_idx;   /* a statement's outcome (or its session's close) in the side index */
-	sqlite3_stmt *out_plain; /* a statement's outcome without side indexes */
-	sqlite3_stmt *by_seq;
-	bool tail_loaded;
-	gw_map tail;             /* side mode, records after indexed: outcome (session, n) / close (session, -1) -> seq */
+	bool ranges;             /* audit_sessions and audit_identities exist */
+	sqlite3_stmt *out;       /* a statement's outcome */
+	sqlite3_stmt *range_s, *range_i; /* where a session's / an identity's events lie */
+	gw_map last_of;          /* session -> its last seq (+1, so that 0 means unknown), for outcome lookups */
 	/* the page */
 	const gw_audit_query *q;
 	json_t *events;
@@ -83,26 +80,33 @@ static int tables(reader *r, bool *audit)
 {
 	sqlite3_stmt *st;
 	if (prepare(r, "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN "
-			"('audit', 'audit_by_session', 'audit_by_identity', 'audit_indexed')", &st))
+			"('audit', 'audit_sessions', 'audit_identities')", &st))
 		return -1;
 	int have = 0, rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *n = (const char *)sqlite3_column_text(st, 0);
-		have |= !strcmp(n, "audit") ? 1 : !strcmp(n, "audit_by_session") ? 2 : !strcmp(n, "audit_by_identity") ? 4 : 8;
+		have |= !strcmp(n, "audit") ? 1 : !strcmp(n, "audit_sessions") ? 2 : 4;
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return fail(r, "schema");
 	*audit = have & 1;
-	r->side = have == 15;
-	if (!r->side)
-		return 0;
-	if (prepare(r, "SELECT seq FROM audit_indexed WHERE id = 1", &st))
-		return -1;
-	rc = sqlite3_step(st);
-	r->indexed = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(r, "audit_indexed");
+	r->ranges = have == 7;
+	return 0;
+}
+
+/* Where key's events lie: 1 found (*first, *last), 0 no such key, -1 error. */
+static int range_of(reader *r, sqlite3_stmt *q, const char *key, int64_t *first, int64_t *last)
+{
+	sqlite3_reset(q);
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		*first = sqlite3_column_int64(q, 0);
+		*last = sqlite3_column_int64(q, 1);
+	}
+	sqlite3_reset(q);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : fail(r, "range");
 }
 
 /*
@@ -191,42 +195,6 @@ static json_t *row_json(sqlite3_stmt *st)
 	return o;
 }
 
-/* Key of the tail map: the session's bytes, a NUL, then n (-1: its close). */
-static size_t tail_key(const char *session, size_t slen, int64_t n, char *key, size_t cap)
-{
-	if (slen + 9 > cap)
-		slen = cap - 9;
-	memcpy(key, session, slen);
-	key[slen] = 0;
-	memcpy(key + slen + 1, &n, 8);
-	return slen + 9;
-}
-
-/* Side mode: the outcomes and closes after the indexed part, read once per call (the tail is short). */
-static int load_tail(reader *r)
-{
-	sqlite3_stmt *st;
-	r->tail_loaded = true;
-	if (prepare(r, "SELECT seq, session, n, event FROM audit WHERE seq > ?1 AND event IN ('outcome', 'session_close') "
-			"ORDER BY seq", &st))
-		return -1;
-	sqlite3_bind_int64(st, 1, r->indexed);
-	int rc;
-	char key[256];
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *s = (const char *)sqlite3_column_text(st, 1);
-		const char *ev = (const char *)sqlite3_column_text(st, 3);
-		if (!s || !ev)
-			continue;
-		int64_t n = strcmp(ev, "outcome") ? -1 : sqlite3_column_int64(st, 2);
-		size_t kl = tail_key(s, (size_t)sqlite3_column_bytes(st, 1), n, key, sizeof(key));
-		if (!gw_map_get(&r->tail, key, kl)) /* the first one counts */
-			gw_map_put(&r->tail, key, kl, (void *)(intptr_t)sqlite3_column_int64(st, 0));
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : fail(r, "outcomes");
-}
-
 /* Copy the outcome (the current row of ost) into the statement object. */
 static void merge_outcome(json_t *o, sqlite3_stmt *ost)
 {
@@ -248,69 +216,39 @@ static int add_outcome(reader *r, sqlite3_stmt *st, json_t *o)
 {
 	const char *session = (const char *)sqlite3_column_text(st, C_SESSION);
 	size_t slen = (size_t)sqlite3_column_bytes(st, C_SESSION);
-	int64_t seq = sqlite3_column_int64(st, C_SEQ), n = sqlite3_column_int64(st, C_N), found = 0;
-	int rc;
+	int64_t seq = sqlite3_column_int64(st, C_SEQ), n = sqlite3_column_int64(st, C_N);
 	if (!session)
 		goto none;
-	if (!r->side) {
-		sqlite3_stmt *p = r->out_plain;
-		sqlite3_reset(p);
-		sqlite3_bind_text(p, 1, session, (int)slen, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(p, 2, seq);
-		sqlite3_bind_int64(p, 3, n);
-		rc = sqlite3_step(p);
-		if (rc == SQLITE_ROW)
-			merge_outcome(o, p);
-		sqlite3_reset(p);
-		if (rc == SQLITE_ROW)
-			return 0;
-		if (rc != SQLITE_DONE)
-			return fail(r, "outcome");
-		goto none;
-	}
-	if (seq < r->indexed) {
-		/* the session's next outcome of n, or its close (then there is none): a short walk of its index */
-		sqlite3_stmt *p = r->out_idx;
-		sqlite3_reset(p);
-		sqlite3_bind_text(p, 1, session, (int)slen, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(p, 2, seq);
-		sqlite3_bind_int64(p, 3, r->indexed);
-		sqlite3_bind_int64(p, 4, n);
-		rc = sqlite3_step(p);
-		if (rc == SQLITE_ROW) {
-			const char *ev = (const char *)sqlite3_column_text(p, C_EVENT);
-			bool close = ev && !strcmp(ev, "session_close");
-			if (!close)
-				merge_outcome(o, p);
-			sqlite3_reset(p);
-			if (close)
-				goto none;
-			return 0;
+	/* the outcome comes after the statement and no later than the session's last event */
+	int64_t last = INT64_MAX;
+	if (r->ranges) {
+		intptr_t known = (intptr_t)gw_map_get(&r->last_of, session, slen);
+		if (known) {
+			last = (int64_t)known - 1;
+		} else {
+			int64_t first;
+			int f = range_of(r, r->range_s, session, &first, &last);
+			if (f < 0)
+				return -1;
+			if (!f)
+				last = INT64_MAX;
+			gw_map_put(&r->last_of, session, slen, (void *)(intptr_t)(last == INT64_MAX ? 0 : last + 1));
 		}
-		sqlite3_reset(p);
-		if (rc != SQLITE_DONE)
-			return fail(r, "outcome");
 	}
-	if (!r->tail_loaded && load_tail(r))
-		return -1;
-	char key[256];
-	size_t kl = tail_key(session, slen, n, key, sizeof(key));
-	found = (int64_t)(intptr_t)gw_map_get(&r->tail, key, kl);
-	kl = tail_key(session, slen, -1, key, sizeof(key));
-	int64_t close = (int64_t)(intptr_t)gw_map_get(&r->tail, key, kl);
-	if (found > seq && (!close || found < close)) {
-		sqlite3_stmt *p = r->by_seq;
-		sqlite3_reset(p);
-		sqlite3_bind_int64(p, 1, found);
-		rc = sqlite3_step(p);
-		if (rc == SQLITE_ROW)
-			merge_outcome(o, p);
-		sqlite3_reset(p);
-		if (rc == SQLITE_ROW)
-			return 0;
-		if (rc != SQLITE_DONE)
-			return fail(r, "outcome");
-	}
+	sqlite3_stmt *p = r->out;
+	sqlite3_reset(p);
+	sqlite3_bind_text(p, 1, session, (int)slen, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(p, 2, seq);
+	sqlite3_bind_int64(p, 3, n);
+	sqlite3_bind_int64(p, 4, last);
+	int rc = sqlite3_step(p);
+	if (rc == SQLITE_ROW)
+		merge_outcome(o, p);
+	sqlite3_reset(p);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc != SQLITE_DONE)
+		return fail(r, "outcome");
 none:
 	json_object_set_new(o, "status", json_string("unknown"));
 	return 0;
@@ -362,51 +300,58 @@ static int run(reader *r, const char *sql, int64_t lo, int64_t hi)
 }
 
 /*
- * The page: in side mode with a session or identity filter, first the part
- * the side index covers (seq <= indexed), then the tail by scan; otherwise
- * one scan (by primary key, or by the store's own indexes).
+ * The page: one scan by primary key, narrowed to where the session's and the
+ * identity's events lie when the writer's range tables say so.
  */
 static int list(reader *r, int64_t after)
 {
 	const gw_audit_query *q = r->q;
-	char sql[768];
-	if (r->side && (q->session || q->identity) && after < r->indexed) {
-		if (q->session)
-			snprintf(sql, sizeof(sql), "SELECT " COLS " FROM audit_by_session x CROSS JOIN audit a ON a.seq = x.seq "
-				"WHERE x.session = ?1 AND x.seq > ?3 AND x.seq <= ?4" LIST_WHERE "%s ORDER BY x.seq LIMIT ?6",
-				q->identity ? " AND a.identity = ?2" : "");
-		else
-			snprintf(sql, sizeof(sql), "SELECT " COLS " FROM audit_by_identity x CROSS JOIN audit a ON a.seq = x.seq "
-				"WHERE x.identity = ?2 AND x.seq > ?3 AND x.seq <= ?4" LIST_WHERE " ORDER BY x.seq LIMIT ?6");
-		if (run(r, sql, after, r->indexed))
-			return -1;
-		if (r->more)
+	int64_t hi = INT64_MAX;
+	if (r->ranges) {
+		struct {
+			const char *key;
+			sqlite3_stmt *q;
+		} f[2] = {{q->session, r->range_s}, {q->identity, r->range_i}};
+		for (int k = 0; k < 2; k++) {
+			int64_t first, last;
+			if (!f[k].key)
+				continue;
+			int found = range_of(r, f[k].q, f[k].key, &first, &last);
+			if (found < 0)
+				return -1;
+			if (!found)
+				return 0; /* no such session or identity in the record */
+			if (first - 1 > after)
+				after = first - 1;
+			if (last < hi)
+				hi = last;
+		}
+		if (after >= hi)
 			return 0;
-		after = r->indexed;
 	}
+	char sql[768];
 	snprintf(sql, sizeof(sql), "SELECT " COLS " FROM audit a WHERE a.seq > ?3 AND a.seq <= ?4" LIST_WHERE "%s%s "
 		"ORDER BY a.seq LIMIT ?6", q->session ? " AND a.session = ?1" : "", q->identity ? " AND a.identity = ?2" : "");
-	return run(r, sql, after, INT64_MAX);
+	return run(r, sql, after, hi);
 }
 
 static int prepare_lookups(reader *r)
 {
-	if (!r->side)
-		return prepare(r, "SELECT " COLS " FROM audit a WHERE a.session = ?1 AND a.n = ?3 AND a.event = 'outcome' "
-			"AND a.seq > ?2 ORDER BY a.seq LIMIT 1", &r->out_plain);
-	return prepare(r, "SELECT " COLS " FROM audit_by_session x CROSS JOIN audit a ON a.seq = x.seq "
-			"WHERE x.session = ?1 AND x.seq > ?2 AND x.seq <= ?3 "
-			"AND ((a.event = 'outcome' AND a.n = ?4) OR a.event = 'session_close') ORDER BY x.seq LIMIT 1",
-			&r->out_idx) ||
-		prepare(r, "SELECT " COLS " FROM audit a WHERE a.seq = ?1", &r->by_seq);
+	if (prepare(r, "SELECT " COLS " FROM audit a WHERE a.seq > ?2 AND a.seq <= ?4 AND a.session = ?1 AND a.n = ?3 "
+			"AND a.event = 'outcome' ORDER BY a.seq LIMIT 1", &r->out))
+		return -1;
+	if (!r->ranges)
+		return 0;
+	return prepare(r, "SELECT first_seq, last_seq FROM audit_sessions WHERE session = ?1", &r->range_s) ||
+		prepare(r, "SELECT first_seq, last_seq FROM audit_identities WHERE identity = ?1", &r->range_i);
 }
 
 static void reader_close(reader *r)
 {
-	sqlite3_finalize(r->out_idx);
-	sqlite3_finalize(r->out_plain);
-	sqlite3_finalize(r->by_seq);
-	gw_map_clear(&r->tail, NULL);
+	sqlite3_finalize(r->out);
+	sqlite3_finalize(r->range_s);
+	sqlite3_finalize(r->range_i);
+	gw_map_clear(&r->last_of, NULL);
 	if (r->db && !sqlite3_get_autocommit(r->db))
 		sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
 	sqlite3_close(r->db);

@@ -121,3 +121,12 @@ void gw_map_clear(gw_map *m, void (*fn)(void *value))
 	free(m->slots);
 	memset(m, 0, sizeof(*m));
 }
+
+void gw_map_each(const gw_map *m, bool (*fn)(const char *key, size_t klen, void *value, void *arg), void *arg)
+{
+	for (size_t i = 0; i < m->cap; i++) {
+		const gw_map_slot *s = &m->slots[i];
+		if (s->key && s->key != GW_MAP_TOMB && !fn(s->key, s->klen, s->value, arg))
+			return;
+	}
+}

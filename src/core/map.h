@@ -8,6 +8,7 @@
 #ifndef GW_CORE_MAP_H
 #define GW_CORE_MAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,5 +34,7 @@ void *gw_map_put(gw_map *m, const void *key, size_t klen, void *value);
 void *gw_map_del(gw_map *m, const void *key, size_t klen);
 /* Call fn for every value, then empty the map (keeps no memory). */
 void gw_map_clear(gw_map *m, void (*fn)(void *value));
+/* fn for each live key, in no particular order; fn returns false to stop. */
+void gw_map_each(const gw_map *m, bool (*fn)(const char *key, size_t klen, void *value, void *arg), void *arg);
 
 #endif
