@@ -1162,6 +1162,10 @@ static void hold_settle(gw_session *s, bool committed, const char *why)
 	waiting_remove(s);
 	const uint8_t *h = gw_buf_rd(&s->held);
 	size_t hn = gw_buf_len(&s->held);
+	if (!s->up || s->closing || s->ended) {
+		gw_buf_reset(&s->held); /* the session is ending (its server is gone): nothing is sent */
+		return;
+	}
 	if (committed) {
 		gw_buf_append(&s->up->tx, h, hn);
 		gw_buf_reset(&s->held);
@@ -1181,8 +1185,17 @@ static void hold_settle(gw_session *s, bool committed, const char *why)
 	s->gwq_n = s->hold_gwq;
 	uint64_t sent = s->rfq_sent;
 	s->rfq_sent = s->hold_at;
-	deny(s, &d, s->hold_ext); /* room: the message's own entries were just taken out */
+	bool queued = deny(s, &d, s->hold_ext);
 	s->rfq_sent = sent;
+	if (!queued || s->gwq_n + after > (int)GW_ARRAY_LEN(s->gwq)) {
+		/* no room to put them back: the session has ended (53400) */
+		for (int i = 0; i < after; i++)
+			free(saved[i].deny);
+		gw_buf_reset(&s->held);
+		if (queued)
+			session_fatal(s, "53400", "pgmoat: too many denied messages pipelined without reading the answers");
+		return;
+	}
 	for (int i = 0; i < after; i++) {
 		struct gwq_ent *e = gwq_push(s, saved[i].kind);
 		*e = saved[i];
