@@ -102,7 +102,7 @@ struct gw_audit {
 	dev_t dev;
 	ino_t ino;
 	bool need_open;
-	gw_buf lines, wscratch;
+	gw_buf lines;
 	int jsonl_fd;
 	uint64_t jsonl_size;
 	atomic_bool reopen_jsonl;
@@ -288,6 +288,22 @@ static void jsonl_rotate(gw_audit *a)
 	jsonl_open(a);
 }
 
+/* All of p[0..n) to fd: 0, or the errno that stopped it (ENOSPC for a write that took nothing). */
+static int write_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	while (n) {
+		ssize_t w = write(fd, b, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? errno : ENOSPC;
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 static void jsonl_write(gw_audit *a)
 {
 	if (!a->cfg->audit_jsonl)
@@ -300,25 +316,17 @@ static void jsonl_write(gw_audit *a)
 		atomic_fetch_add(&a->st_jsonl_errors, 1);
 		return;
 	}
-	const uint8_t *p = gw_buf_rd(&a->lines);
-	size_t n = gw_buf_len(&a->lines);
-	while (n) {
-		ssize_t w = write(a->jsonl_fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			char why[300];
-			snprintf(why, sizeof(why), "audit.jsonl: write to %s failed: %s (the SQLite record is complete)",
-				a->cfg->audit_jsonl, w < 0 ? strerror(errno) : "short write");
-			atomic_fetch_add(&a->st_jsonl_errors, 1);
-			gw_error("%s", why);
-			set_health(a, H_JSONL, false, why);
-			return;
-		}
-		p += w;
-		n -= (size_t)w;
-		a->jsonl_size += (uint64_t)w;
+	int err = write_all(a->jsonl_fd, gw_buf_rd(&a->lines), gw_buf_len(&a->lines));
+	if (err) {
+		char why[300];
+		snprintf(why, sizeof(why), "audit.jsonl: write to %s failed: %s (the SQLite record is complete)",
+			a->cfg->audit_jsonl, strerror(err));
+		atomic_fetch_add(&a->st_jsonl_errors, 1);
+		gw_error("%s", why);
+		set_health(a, H_JSONL, false, why);
+		return;
 	}
+	a->jsonl_size += gw_buf_len(&a->lines);
 	set_health(a, H_JSONL, true, NULL);
 }
 
@@ -530,11 +538,9 @@ static int ingest(gw_audit *a, gw_audit_ev *list)
 	uint64_t t0 = gw_mono_us();
 	bool ok = sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
 	const gw_audit_ev *last = list;
-	size_t k = 0;
 	for (const gw_audit_ev *e = list; ok && e; e = e->next) {
 		ok = insert_one(a, e);
 		last = e;
-		k++;
 	}
 	if (ok)
 		ok = note_ranges(a, list);
@@ -582,7 +588,6 @@ static int ingest(gw_audit *a, gw_audit_ev *list)
 			add_line(&a->lines, e);
 		jsonl_write(a);
 	}
-	(void)k;
 	return 0;
 fail:
 	set_health(a, H_DB, false, why);
@@ -659,25 +664,14 @@ static int append_batch(gw_audit *a, gw_audit_ev *list, size_t count, char *why,
 		add_line(&a->jbuf, e);
 		end = e;
 	}
-	const uint8_t *p = gw_buf_rd(&a->jbuf);
-	size_t n = gw_buf_len(&a->jbuf);
-	while (n) {
-		ssize_t w = write(a->jfd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			snprintf(why, whylen, "cannot append to the audit journal %s: %s", a->jpath,
-				w < 0 ? strerror(errno) : "no space");
-			break;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
+	int err = write_all(a->jfd, gw_buf_rd(&a->jbuf), gw_buf_len(&a->jbuf));
 	struct stat st;
 	bool removed = false;
-	if (!n && a->cfg->audit_fsync && fdatasync(a->jfd) < 0)
+	if (err)
+		snprintf(why, whylen, "cannot append to the audit journal %s: %s", a->jpath, strerror(err));
+	else if (a->cfg->audit_fsync && fdatasync(a->jfd) < 0)
 		snprintf(why, whylen, "cannot flush the audit journal %s: %s", a->jpath, strerror(errno));
-	else if (!n && fstat(a->jfd, &st) == 0 && st.st_nlink == 0)
+	else if (fstat(a->jfd, &st) == 0 && st.st_nlink == 0)
 		removed = snprintf(why, whylen, "the audit journal %s was removed", a->jpath) > 0;
 	if (why[0]) {
 		/*
@@ -985,7 +979,6 @@ void gw_audit_close(gw_audit *a)
 	gw_buf_free(&a->jbuf);
 	gw_buf_free(&a->scratch);
 	gw_buf_free(&a->lines);
-	gw_buf_free(&a->wscratch);
 	pthread_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->cv);
 	pthread_mutex_destroy(&a->hmu);

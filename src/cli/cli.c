@@ -673,6 +673,18 @@ int gw_cli_requests(int argc, char **argv)
 		request_row);
 }
 
+/* POST /v1/WHAT/ID/approve|deny with an optional comment: the answer, or NULL (reported). */
+static json_t *post_decision(api *a, const char *what, const char *id, bool approve, const char *comment)
+{
+	json_t *in = comment ? json_pack("{s:s}", "comment", comment) : NULL;
+	char *path = gw_xasprintf("/v1/%s/%s/%s", what, id, approve ? "approve" : "deny");
+	long st;
+	json_t *j = call(a, "POST", path, in, &st);
+	free(path);
+	json_decref(in);
+	return j;
+}
+
 /* approve / deny REQUEST_ID [--comment T]. */
 static int decide_request(int argc, char **argv, bool approve)
 {
@@ -686,12 +698,7 @@ static int decide_request(int argc, char **argv, bool approve)
 		api_free(&a);
 		return usage(text, wants_help(argc, argv));
 	}
-	json_t *in = comment ? json_pack("{s:s}", "comment", comment) : NULL;
-	char *path = gw_xasprintf("/v1/requests/%s/%s", argv[1], approve ? "approve" : "deny");
-	long st;
-	json_t *j = call(&a, "POST", path, in, &st);
-	free(path);
-	json_decref(in);
+	json_t *j = post_decision(&a, "requests", argv[1], approve, comment);
 	if (j && a.json)
 		print_json(j);
 	else if (j)
@@ -772,12 +779,7 @@ int gw_cli_review(int argc, char **argv)
 		api_free(&a);
 		return usage(review_usage, wants_help(argc, argv));
 	}
-	json_t *in = comment ? json_pack("{s:s}", "comment", comment) : NULL;
-	char *path = gw_xasprintf("/v1/reviews/%s/%s", argv[2], approve ? "approve" : "deny");
-	long st;
-	json_t *j = call(&a, "POST", path, in, &st);
-	free(path);
-	json_decref(in);
+	json_t *j = post_decision(&a, "reviews", argv[2], approve, comment);
 	if (j && a.json)
 		print_json(j);
 	else if (j)

@@ -187,6 +187,27 @@ static void outcome_session_end(gw_session *s);
 static void waiting_remove(gw_session *s);
 static void rec_session_close(gw_session *s);
 
+/*
+ * Room for one more entry at the end of a FIFO kept as an array with a head
+ * index (pending names, pending Binds): reset when drained, slid down when
+ * the front is free, else grown. Returns the (possibly moved) array.
+ */
+static void *fifo_room(void *v, size_t *head, size_t *n, size_t *cap, size_t elem)
+{
+	if (*head > 0 && *head == *n)
+		*head = *n = 0;
+	if (*n < *cap)
+		return v;
+	if (*head > 0) {
+		memmove(v, (char *)v + *head * elem, (*n - *head) * elem);
+		*n -= *head;
+		*head = 0;
+		return v;
+	}
+	*cap = *cap ? 2 * *cap : 8;
+	return gw_xrealloc(v, *cap * elem);
+}
+
 /* ---- lifetime ---- */
 
 static void gwq_clear(gw_session *s)
@@ -966,6 +987,8 @@ static void rec_outcome(gw_session *s, const struct inflight *f, const char *sta
 /* A statement's result ended (CommandComplete, EmptyQueryResponse, PortalSuspended, ErrorResponse). */
 static void outcome_from_server(gw_session *s, uint8_t type, const uint8_t *body, size_t n)
 {
+	uint64_t rows_seen = s->res_rows;
+	s->res_rows = 0;
 	struct inflight *f = infl_front(s);
 	if (!f || f->group != s->rfq_recv)
 		return;
@@ -974,7 +997,7 @@ static void outcome_from_server(gw_session *s, uint8_t type, const uint8_t *body
 		gw_pg_error_field(body, n, 'C', code, sizeof(code));
 		rec_outcome(s, f, "error", -1, code);
 	} else {
-		int64_t rows = type == 'C' ? tag_rows(body, n) : type == 's' ? (int64_t)s->res_rows : 0;
+		int64_t rows = type == 'C' ? tag_rows(body, n) : type == 's' ? (int64_t)rows_seen : 0;
 		rec_outcome(s, f, type == 's' ? "suspended" : "ok", rows, "00000");
 	}
 	infl_pop(s);
@@ -1056,18 +1079,7 @@ static void portal_free_v(void *v)
 
 static void pbind_add(gw_session *s, const char *portal, gw_sqlc *q, char *params)
 {
-	if (s->pb_head > 0 && s->pb_head == s->pb_n)
-		s->pb_head = s->pb_n = 0;
-	if (s->pb_n == s->pb_cap) {
-		if (s->pb_head > 0) {
-			memmove(s->pb, s->pb + s->pb_head, (s->pb_n - s->pb_head) * sizeof(*s->pb));
-			s->pb_n -= s->pb_head;
-			s->pb_head = 0;
-		} else {
-			s->pb_cap = s->pb_cap ? 2 * s->pb_cap : 8;
-			s->pb = gw_xrealloc(s->pb, s->pb_cap * sizeof(*s->pb));
-		}
-	}
+	s->pb = fifo_room(s->pb, &s->pb_head, &s->pb_n, &s->pb_cap, sizeof(*s->pb));
 	if (q)
 		gw_sqlc_ref(q);
 	s->pb[s->pb_n++] = (struct pbind){gw_xstrdup(portal), q, params, s->rfq_sent};
@@ -1392,18 +1404,7 @@ enum {
 
 static void pend_add(gw_session *s, uint8_t kind, const char *name, gw_sqlc *q)
 {
-	if (s->pend_head > 0 && s->pend_head == s->npend)
-		s->pend_head = s->npend = 0;
-	if (s->npend == s->pend_cap) {
-		if (s->pend_head > 0) {
-			memmove(s->pend, s->pend + s->pend_head, (s->npend - s->pend_head) * sizeof(*s->pend));
-			s->npend -= s->pend_head;
-			s->pend_head = 0;
-		} else {
-			s->pend_cap = s->pend_cap ? 2 * s->pend_cap : 8;
-			s->pend = gw_xrealloc(s->pend, s->pend_cap * sizeof(*s->pend));
-		}
-	}
+	s->pend = fifo_room(s->pend, &s->pend_head, &s->npend, &s->pend_cap, sizeof(*s->pend));
 	if (q)
 		gw_sqlc_ref(q);
 	s->pend[s->npend++] = (struct pending_prep){name ? gw_xstrdup(name) : NULL, q, s->rfq_sent, kind};
@@ -2073,7 +2074,6 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 			}
 		}
 		outcome_from_server(s, type, body, n);
-		s->res_rows = 0;
 		char sev[16] = "";
 		if (!gw_pg_error_field(body, n, 'V', sev, sizeof(sev)))
 			gw_pg_error_field(body, n, 'S', sev, sizeof(sev));
@@ -2090,11 +2090,9 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		break;
 	case 's':
 		outcome_from_server(s, type, body, n);
-		s->res_rows = 0;
 		break;
 	case 'C':
 		outcome_from_server(s, type, body, n);
-		s->res_rows = 0;
 		if (n >= 8 && !memcmp(body, "PREPARE", 8))
 			pend_confirm(s, PEND_PREPARE);
 		if (n >= 11 && !memcmp(body, "DEALLOCATE", 10) && (body[10] == 0 || body[10] == ' '))
