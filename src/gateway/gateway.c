@@ -272,6 +272,10 @@ int gw_serve(const char *config_path)
 out:
 	if (rc)
 		fprintf(stderr, "pgmoat: %s\n", err);
+	/* the pools first: a server still being reset is watched by a worker's loop, freed below */
+	for (size_t i = 0; gw->pools && i < cfg->n_conns; i++)
+		gw_pool_free(gw->pools[i]);
+	free(gw->pools);
 	for (int i = 0; gw->workers && i < gw->nworkers; i++) {
 		if (gw->workers[i].listen_io.fd >= 0)
 			close(gw->workers[i].listen_io.fd);
@@ -280,9 +284,6 @@ out:
 	}
 	free(gw->workers);
 	gw_audit_close(gw->audit); /* after the workers: their last events are written */
-	for (size_t i = 0; gw->pools && i < cfg->n_conns; i++)
-		gw_pool_free(gw->pools[i]);
-	free(gw->pools);
 	for (size_t i = 0; gw->catcaches && i < cfg->n_conns; i++)
 		gw_catcache_free(gw->catcaches[i]);
 	free(gw->catcaches);
