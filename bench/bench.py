@@ -63,7 +63,19 @@ def start_pgbouncer(pg, pool_size):
     return port, proc
 
 
-def pgbench(env, args, seconds):
+def cpu_seconds(pid):
+    """User+system CPU of a process (all its threads), in seconds."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            x = f.read().rsplit(")", 1)[1].split()
+        return (int(x[11]) + int(x[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+def pgbench(env, args, seconds, pid=None):
+    """TPS of one pgbench run; with pid, also the CPU that process spent per transaction (us)."""
+    c0 = cpu_seconds(pid) if pid else 0.0
     cmd = [PGBIN + "/pgbench", "-n", "-T", str(seconds)] + args
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 60)
     m = re.search(r"tps = ([0-9.]+) \((?:without|excluding) initial", r.stdout) or \
@@ -73,7 +85,11 @@ def pgbench(env, args, seconds):
     failed = re.search(r"number of failed transactions: (\d+)", r.stdout)
     if failed and int(failed.group(1)):
         raise RuntimeError("pgbench reported failed transactions: %s" % r.stdout[-500:])
-    return float(m.group(1))
+    if pid is None:
+        return float(m.group(1))
+    n = re.search(r"number of transactions actually processed: (\d+)", r.stdout)
+    us = (cpu_seconds(pid) - c0) * 1e6 / max(1, int(n.group(1))) if n else 0.0
+    return float(m.group(1)), us
 
 
 def rss_kib(pid):
@@ -210,6 +226,9 @@ def main():
         "pgmoat-open": dict(env0, PGPORT=str(gw_open.port), PGDATABASE="main", PGUSER=ouser, PGPASSWORD=otoken),
     }
     names = list(targets)
+    # the process between pgbench and PostgreSQL, whose CPU per transaction is reported
+    middle = {"pgbouncer": int(subprocess.check_output(["pgrep", "-P", str(bproc.pid)]).split()[0])
+              if IS_ROOT else bproc.pid, "pgmoat": gw.proc.pid, "pgmoat-open": gw_open.proc.pid}
     # Warm up every target (page cache, backends, pool) so the first measured run is not a cold one.
     for n in names:
         pgbench(targets[n], ["-S", "-c", "8", "-j", "2"], max(2, a.time // 2))
@@ -219,19 +238,27 @@ def main():
             ([("-S -M prepared", ["-S", "-M", "prepared"], c) for c in clients] if "prepared" in wl else []) + \
             ([("-S -C (churn)", ["-S", "-C"], 8)] if "churn" in wl else [])
     results = {}
+    cpu_med = {}
     for label, args, c in cells:
         key = (label, c)
         results[key] = {n: [] for n in names}
+        cpu = {n: [] for n in middle}
         for r in range(a.rounds):
             order = names[r % len(names):] + names[:r % len(names)]
             for n in order:
-                tps = pgbench(targets[n], args + ["-c", str(c), "-j", str(min(c, 2))], a.time)
-                results[key][n].append(tps)
+                out = pgbench(targets[n], args + ["-c", str(c), "-j", str(min(c, 2))], a.time, middle.get(n))
+                if n in middle:
+                    cpu[n].append(out[1])
+                    out = out[0]
+                results[key][n].append(out)
         med = {n: statistics.median(v) for n, v in results[key].items()}
+        cpu_med[key] = {n: statistics.median(v) for n, v in cpu.items()}
         log("  %-16s c=%-3d direct %9.0f  pgbouncer %9.0f  pgmoat %9.0f  pgmoat-open %9.0f   pgmoat/pgbouncer %.2f"
             "  pgmoat/direct %.2f  pgmoat/pgmoat-open %.2f"
             % (label, c, med["direct"], med["pgbouncer"], med["pgmoat"], med["pgmoat-open"],
                med["pgmoat"] / med["pgbouncer"], med["pgmoat"] / med["direct"], med["pgmoat"] / med["pgmoat-open"]))
+        log("  %-16s       CPU per transaction: pgbouncer %.1f us, pgmoat %.1f us, pgmoat-open %.1f us"
+            % ("", cpu_med[key]["pgbouncer"], cpu_med[key]["pgmoat"], cpu_med[key]["pgmoat-open"]))
 
     log("")
     log("pgbench TPS, median of %d alternated runs of %d s each (2 cores shared by pgbench, servers and PostgreSQL)"
