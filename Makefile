@@ -9,7 +9,7 @@ PG_INC  := /usr/include/postgresql
 PGSRV   := $(PG_INC)/15/server
 CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow \
 	-Wpointer-arith -Wformat=2 -Wno-format-truncation -Wstrict-prototypes -g -D_GNU_SOURCE -Isrc -I$(PG_INC)
-LIBS    := -lpg_query -lssl -lcrypto -lyaml -lsqlite3 -lmicrohttpd -ljansson -lcurl -lpq -lpthread -lm
+LIBS    := -lpg_query -lssl -lcrypto -lyaml -lsqlite3 -lmicrohttpd -ljansson -lcurl -lpcre2-8 -lpq -lpthread -lm
 
 ifeq ($(SANITIZE),1)
 BUILD   := build/san
@@ -45,6 +45,10 @@ $(BUILD)/unit_tests: $(TEST_OBJS) $(LIB_OBJS)
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/audit_bench: bench/audit_bench.c $(LIB_OBJS)
+	@echo "  LD    $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/detect_bench: bench/detect_bench.c $(LIB_OBJS)
 	@echo "  LD    $@"
 	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <yaml.h>
 
 typedef struct cfg_ctx {
@@ -739,6 +741,146 @@ static void kw_policies(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
 	}
 }
 
+/* ---- masking: ---- */
+
+static const char *const detector_names[] = {"EMAIL_ADDRESS", "CREDIT_CARD", "US_SSN", "PHONE_NUMBER", "IBAN_CODE",
+	"IP_ADDRESS", "PRIVATE_KEY", "JWT", "API_KEY"};
+
+static void kw_mask_column(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_mask_rule_cfg *r = dst;
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	/* schema.table.column or table.column; names as PostgreSQL folds them (lower case unless quoted there) */
+	const char *d1 = strchr(s, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	if (!d1 || (d2 && strchr(d2 + 1, '.')) || d1 == s || !d1[1] || (d2 && (d2 == d1 + 1 || !d2[1]))) {
+		cfg_err(c, n, "%s: expected schema.table.column or table.column, got '%s'", key, s);
+		return;
+	}
+	if (d2) {
+		r->schema = gw_xstrndup(s, (size_t)(d1 - s));
+		r->table = gw_xstrndup(d1 + 1, (size_t)(d2 - d1 - 1));
+		r->column = gw_xstrdup(d2 + 1);
+	} else {
+		r->table = gw_xstrndup(s, (size_t)(d1 - s));
+		r->column = gw_xstrdup(d1 + 1);
+	}
+}
+
+static void kw_mask_column_name(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	char **out = dst;
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	int code;
+	PCRE2_SIZE off;
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR)s, PCRE2_ZERO_TERMINATED, PCRE2_CASELESS | PCRE2_UTF, &code, &off,
+		NULL);
+	if (!re) {
+		PCRE2_UCHAR msg[160];
+		pcre2_get_error_message(code, msg, sizeof(msg));
+		cfg_err(c, n, "%s: not a valid regular expression at offset %zu: %s", key, (size_t)off, (char *)msg);
+		return;
+	}
+	pcre2_code_free(re);
+	free(*out);
+	*out = gw_xstrdup(s);
+}
+
+static void kw_mask_action(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	static const char *const names[] = {"", "redact", "partial", "hash", "null"};
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	for (int i = 1; i < (int)GW_ARRAY_LEN(names); i++)
+		if (!strcmp(s, names[i])) {
+			*(int *)dst = i;
+			return;
+		}
+	cfg_err(c, n, "%s: expected redact, partial, hash or null, got '%s'", key, s);
+}
+
+static const cfg_kw mask_rule_kws[] = {
+	{"column", kw_mask_column, 0},
+	{"column_name", kw_mask_column_name, offsetof(gw_mask_rule_cfg, column_name)},
+	{"action", kw_mask_action, offsetof(gw_mask_rule_cfg, action)},
+};
+
+static void kw_mask_rules(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_config *cfg = dst;
+	if (!n || n->type != YAML_SEQUENCE_NODE) {
+		cfg_err(c, n, "%s: expected a list of rules such as {column: public.customers.email, action: partial}", key);
+		return;
+	}
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		yaml_node_t *v = node_at(c, *it);
+		cfg->mask_rules = gw_xrealloc(cfg->mask_rules, (cfg->n_mask_rules + 1) * sizeof(gw_mask_rule_cfg));
+		gw_mask_rule_cfg *r = &cfg->mask_rules[cfg->n_mask_rules++];
+		memset(r, 0, sizeof(*r));
+		r->line = v ? (int)v->start_mark.line + 1 : 0;
+		walk(c, v, mask_rule_kws, GW_ARRAY_LEN(mask_rule_kws), r, key);
+		if (!r->column == !r->column_name)
+			cfg_err(c, v, "%s: each rule names either column: schema.table.column or column_name: REGEX", key);
+		if (!r->action)
+			cfg_err(c, v, "%s: each rule needs action: redact, partial, hash or null", key);
+	}
+}
+
+static void kw_mask_detectors(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_config *cfg = dst;
+	cfg->mask_detectors_set = true;
+	if (n && n->type == YAML_SEQUENCE_NODE && n->data.sequence.items.start == n->data.sequence.items.top)
+		return; /* [] : no content detection */
+	kw_list(c, n, &cfg->mask_detectors, key);
+	for (size_t i = 0; i < cfg->mask_detectors.n; i++) {
+		bool known = false;
+		for (size_t j = 0; j < GW_ARRAY_LEN(detector_names); j++)
+			known |= !strcmp(detector_names[j], cfg->mask_detectors.v[i]);
+		if (!known)
+			cfg_err(c, n, "%s: unknown detector '%s' (known: EMAIL_ADDRESS, CREDIT_CARD, US_SSN, PHONE_NUMBER, "
+				"IBAN_CODE, IP_ADDRESS, PRIVATE_KEY, JWT, API_KEY)", key, cfg->mask_detectors.v[i]);
+	}
+}
+
+static void kw_mask_provider(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	const char *s = n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+	if (s && !strcmp(s, "builtin"))
+		return;
+	cfg_err(c, n, "%s: this version of pgmoat has the built-in provider only (provider: builtin)", key);
+}
+
+static const cfg_kw mask_kws[] = {
+	{"provider", kw_mask_provider, 0},
+	{"rules", kw_mask_rules, 0},
+	{"detectors", kw_mask_detectors, 0},
+	{"exempt", kw_principals, offsetof(gw_config, mask_exempt)},
+	{"hash_key", kw_secret, offsetof(gw_config, mask_hash_key)},
+	{"max_row", kw_size, offsetof(gw_config, mask_max_row)},
+};
+
+static void kw_masking(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_config *cfg = dst;
+	cfg->has_masking = true;
+	if (n && n->type == YAML_SCALAR_NODE && !*(const char *)n->data.scalar.value)
+		return; /* "masking:" alone: every built-in detector, no column rules */
+	walk(c, n, mask_kws, GW_ARRAY_LEN(mask_kws), dst, key);
+	bool hash = false;
+	for (size_t i = 0; i < cfg->n_mask_rules; i++)
+		hash |= cfg->mask_rules[i].action == GW_MASK_HASH;
+	if (hash && !cfg->mask_hash_key)
+		cfg_err(c, n, "%s: a rule uses action: hash, which needs hash_key: env:VAR or file:PATH (a secret of 16 "
+			"bytes or more, kept stable so hashed values stay joinable)", key);
+	if (cfg->mask_hash_key && strlen(cfg->mask_hash_key) < 16)
+		cfg_err(c, n, "%s.hash_key: needs at least 16 bytes", key);
+}
+
 static const cfg_kw notify_kws[] = {
 	{"webhook", kw_str, offsetof(gw_config, notify_webhook)},
 };
@@ -812,7 +954,7 @@ static const cfg_kw top_kws[] = {
 	{"limits", kw_limits, 0},
 	{"log_level", kw_log_level, offsetof(gw_config, log_level)},
 	{"policies", kw_policies, 0},
-	{"masking", kw_not_yet, 0},
+	{"masking", kw_masking, 0},
 	{"audit", kw_audit, 0},
 	{"notify", kw_notify, 0},
 };
@@ -863,6 +1005,7 @@ gw_config *gw_config_load(const char *file, char **errors)
 	cfg->worker_fill = 16;
 	cfg->audit_jsonl_max_size = 100ul * 1024 * 1024;
 	cfg->audit_jsonl_keep = 5;
+	cfg->mask_max_row = 64ul * 1024 * 1024;
 
 	yaml_node_t *root = yaml_document_get_root_node(&c.doc);
 	if (!root)
@@ -929,6 +1072,19 @@ void gw_config_free(gw_config *cfg)
 	if (cfg->audit_checkpoint_key)
 		explicit_bzero(cfg->audit_checkpoint_key, strlen(cfg->audit_checkpoint_key));
 	free(cfg->audit_checkpoint_key);
+	for (size_t i = 0; i < cfg->n_mask_rules; i++) {
+		gw_mask_rule_cfg *r = &cfg->mask_rules[i];
+		free(r->schema);
+		free(r->table);
+		free(r->column);
+		free(r->column_name);
+	}
+	free(cfg->mask_rules);
+	strlist_free(&cfg->mask_detectors);
+	strlist_free(&cfg->mask_exempt);
+	if (cfg->mask_hash_key)
+		explicit_bzero(cfg->mask_hash_key, strlen(cfg->mask_hash_key));
+	free(cfg->mask_hash_key);
 	free(cfg);
 }
 

@@ -66,6 +66,17 @@ typedef struct gw_policy_cfg {
 	int line;
 } gw_policy_cfg;
 
+/* Masking actions (masking.rules[].action). */
+enum gw_mask_action { GW_MASK_NONE = 0, GW_MASK_REDACT, GW_MASK_PARTIAL, GW_MASK_HASH, GW_MASK_NULL };
+
+/* One entry of masking.rules: a column by name, or column names by regex. */
+typedef struct gw_mask_rule_cfg {
+	char *schema, *table, *column; /* column: "schema.table.column" (schema may be omitted: any schema) */
+	char *column_name;       /* column_name: a regex the whole column name must match (case-insensitive) */
+	int action;              /* enum gw_mask_action */
+	int line;
+} gw_mask_rule_cfg;
+
 typedef struct gw_config {
 	char *path;
 	/* listen */
@@ -89,6 +100,15 @@ typedef struct gw_config {
 	gw_policy_cfg *policies;
 	size_t n_policies;
 	char *notify_webhook;    /* notify.webhook URL, or NULL */
+	/* masking: (SPEC "Config"); has_masking when the section is present */
+	bool has_masking;
+	gw_mask_rule_cfg *mask_rules;
+	size_t n_mask_rules;
+	bool mask_detectors_set;
+	gw_strlist mask_detectors;   /* entity names; not set: every built-in detector */
+	gw_strlist mask_exempt;      /* group:G / identity:N who see clear values */
+	char *mask_hash_key;         /* resolved secret for action hash (HMAC-SHA-256) */
+	size_t mask_max_row;         /* a row larger than this in a masked result is withheld (default 64MB) */
 	/* audit: (the record is always on; these shape it) */
 	char *audit_jsonl;       /* audit.jsonl: a copy of every record as JSON Lines, or NULL */
 	size_t audit_jsonl_max_size; /* rotate the file past this size (default 100MB) */

@@ -307,6 +307,12 @@ static int start_gateway(const char *agent_pw)
 	snprintf(path, sizeof(path), "%s/audit.key", D.dir);
 	if (write_file(path, key, 0600) < 0)
 		return fail("cannot write %s", path);
+	/* the key of masking's hash action (hashed values stay joinable, never reversible) */
+	gw_random_bytes(rnd, sizeof(rnd));
+	gw_hex(rnd, sizeof(rnd), key);
+	snprintf(path, sizeof(path), "%s/mask.key", D.dir);
+	if (write_file(path, key, 0600) < 0)
+		return fail("cannot write %s", path);
 	snprintf(text, sizeof(text),
 		"# written by `pgmoat demo`\n"
 		"listen: {postgres: \"127.0.0.1:%d\", http: \"127.0.0.1:%d\"}\n"
@@ -338,8 +344,16 @@ static int start_gateway(const char *agent_pw)
 		"    approval: {approvers: [group:dba], required: 1}\n"
 		"    guardrails: [no_delete_without_where, no_update_without_where]\n"
 		"audit:\n"
-		"  checkpoint_key: file:%s/audit.key\n",
-		D.gw_port, D.http_port, D.dir, D.dir, D.dir, D.dir, D.pg_port, D.dir, D.dir);
+		"  checkpoint_key: file:%s/audit.key\n"
+		"masking:\n"
+		"  rules:\n"
+		"    - {column: public.customers.email, action: partial}\n"
+		"    - {column: public.customers.ssn, action: redact}\n"
+		"    - {column_name: \".*card.*|iban\", action: partial}\n"
+		"    - {column: public.customers.phone, action: hash}\n"
+		"  exempt: [group:dpo]\n"
+		"  hash_key: file:%s/mask.key\n",
+		D.gw_port, D.http_port, D.dir, D.dir, D.dir, D.dir, D.pg_port, D.dir, D.dir, D.dir);
 	char cfg[512];
 	snprintf(cfg, sizeof(cfg), "%s/pgmoat.yaml", D.dir);
 	if (write_file(cfg, text, 0600) < 0)
@@ -470,7 +484,9 @@ int gw_demo_main(int argc, char **argv)
 	printf("Connect as the agent (TLS, verified against the demo CA):\n\n");
 	printf("  psql \"host=127.0.0.1 port=%d dbname=shop user=demo-agent password=%s sslmode=verify-full sslrootcert=%s/ca.crt\"\n\n",
 		D.gw_port, token, D.dir);
-	printf("Try:\n  SELECT name, email, card_number FROM customers LIMIT 3;\n  SELECT note FROM support_notes;\n"
+	printf("Try (values are masked before they reach you; the note's PII is found in free text):\n"
+		"  SELECT name, email, card_number, ssn, phone FROM customers LIMIT 3;\n  SELECT note FROM support_notes;\n"
+		"  SELECT upper(email), row_to_json(c) FROM customers c LIMIT 1;   -- derived from masked columns: masked\n"
 		"  UPDATE support_notes SET note = 'x' WHERE id = 1;   -- denied: the agent's standing policy is read\n\n");
 	printf("Ask for write access just in time, and approve it as the demo's DBA (a person):\n\n");
 	printf("  PGMOAT_GATEWAY=http://127.0.0.1:%d PGMOAT_TOKEN=%s %s request shop --scope write --for 15m "

@@ -8,6 +8,7 @@
  */
 #include "gateway/gateway.h"
 #include "audit/audit.h"
+#include "mask/mask.h"
 #include "core/clock.h"
 #include "net/tls.h"
 #include "policy/policy.h"
@@ -189,6 +190,9 @@ int gw_serve(const char *config_path)
 	gw->audit = gw_audit_open(cfg, err, sizeof(err));
 	if (!gw->audit)
 		goto out;
+	gw->masker = gw_masker_new(cfg, err, sizeof(err));
+	if (cfg->has_masking && !gw->masker)
+		goto out;
 	gw->grants = gw_grants_new();
 	if (gw_grants_load(gw->grants, gw->store, gw_policy_now()) < 0) {
 		snprintf(err, sizeof(err), "cannot load the grants in force from the state store");
@@ -284,6 +288,7 @@ out:
 	}
 	free(gw->workers);
 	gw_audit_close(gw->audit); /* after the workers: their last events are written */
+	gw_masker_free(gw->masker);
 	for (size_t i = 0; gw->catcaches && i < cfg->n_conns; i++)
 		gw_catcache_free(gw->catcaches[i]);
 	free(gw->catcaches);

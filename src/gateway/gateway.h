@@ -29,6 +29,7 @@ typedef struct gw_sqlcache gw_sqlcache;
 typedef struct gw_catcache gw_catcache;
 typedef struct gw_notifier gw_notifier;
 typedef struct gw_audit gw_audit;
+typedef struct gw_masker gw_masker;
 
 typedef struct gw_worker {
 	gw_gateway *gw;
@@ -62,6 +63,7 @@ struct gw_gateway {
 	gw_catcache **catcaches;/* per cfg->conns[i]: catalog facts policy decisions share (policy/policy.h) */
 	gw_notifier *notifier;  /* webhook for new requests and reviews (access/), or NULL */
 	gw_audit *audit;        /* the record (audit/) */
+	gw_masker *masker;      /* masking: (mask/), or NULL when not configured */
 	gw_worker *workers;
 	int nworkers;
 	atomic_int nclients;

@@ -331,3 +331,379 @@ GW_TEST(sql_cte_scope_and_prepare)
 	gw_sql_free(&q);
 	free(big);
 }
+
+/* ---- gw_sql_mask_columns: which output columns depend on masked columns ---- */
+
+typedef struct fake_rel {
+	const char *name;
+	const char *const *cols;
+	size_t n;
+	const char *masked; /* space-separated */
+} fake_rel;
+
+static const char *const customers_cols[] = {"id", "name", "email", "ssn", "notes"};
+static const char *const orders_cols[] = {"id", "customer_id", "total", "note"};
+static const char *const v_customers_cols[] = {"id", "email"};
+static const fake_rel fake_rels[] = {
+	{"customers", customers_cols, 5, " email ssn "},
+	{"orders", orders_cols, 4, " "},
+	{"v_customers", v_customers_cols, 2, " email "},
+};
+
+static const fake_rel *fake_find(const char *schema, const char *rel)
+{
+	if (schema && strcmp(schema, "public"))
+		return NULL;
+	for (size_t i = 0; i < sizeof(fake_rels) / sizeof(fake_rels[0]); i++)
+		if (!strcmp(fake_rels[i].name, rel))
+			return &fake_rels[i];
+	return NULL;
+}
+
+static const char *const *fake_columns(void *ud, const char *schema, const char *rel, size_t *n)
+{
+	(void)ud;
+	const fake_rel *r = fake_find(schema, rel);
+	if (!r)
+		return NULL;
+	*n = r->n;
+	return r->cols;
+}
+
+static bool fake_masked(void *ud, const char *schema, const char *rel, const char *col)
+{
+	(void)ud;
+	const fake_rel *r = fake_find(schema, rel);
+	char key[64];
+	snprintf(key, sizeof(key), " %s ", col);
+	return r && strstr(r->masked, key) != NULL;
+}
+
+static const gw_sql_catalog fake_cat = {NULL, fake_columns, fake_masked};
+
+/*
+ * want: one letter per output column, C(lear) M(asked) U(ndecided); "" for a
+ * statement without result columns; "!" for -1.
+ */
+static bool mask_case(const char *sql, const char *want, bool inner)
+{
+	uint8_t out[64];
+	char why[256], got[80];
+	int n = inner ? gw_sql_mask_columns_inner(sql, strlen(sql), &fake_cat, out, sizeof(out), why, sizeof(why))
+		: gw_sql_mask_columns(sql, strlen(sql), &fake_cat, out, sizeof(out), why, sizeof(why));
+	if (n < 0) {
+		strcpy(got, "!");
+	} else {
+		int k = 0;
+		for (int i = 0; i < n && i < 64; i++)
+			got[k++] = "CMU"[out[i]];
+		got[k] = 0;
+	}
+	if (strcmp(got, want)) {
+		fprintf(stderr, "     %s%s\n       got \"%s\" want \"%s\" (%s)\n", inner ? "[inner] " : "", sql, got, want,
+			why);
+		return false;
+	}
+	return true;
+}
+
+typedef struct mask_tc {
+	const char *sql;
+	const char *want;
+} mask_tc;
+
+static const mask_tc mask_cases[] = {
+	/* plain columns, aliases, stars */
+	{"SELECT id, name FROM customers", "CC"},
+	{"SELECT email FROM customers", "M"},
+	{"SELECT c.email AS e, c.id FROM customers c", "MC"},
+	{"SELECT public.customers.email, customers.id FROM public.customers", "MC"},
+	{"SELECT * FROM customers", "CCMMC"},
+	{"TABLE customers", "CCMMC"},
+	{"SELECT c.*, o.total FROM customers c JOIN orders o ON o.customer_id = c.id", "CCMMCC"},
+	{"SELECT o.*, 1, c.* FROM customers c, orders o", "CCCCCCCMMC"},
+	{"SELECT * FROM customers c, orders o", "CCMMCCCCC"},
+	{"SELECT ctid, xmin FROM customers", "CC"},
+	{"SELECT id FROM customers WHERE ssn = '1' ORDER BY email", "C"},
+	{"SELECT DISTINCT ON (email) id FROM customers", "C"},
+	/* expressions, casts, concatenation, functions */
+	{"SELECT upper(name), lower(email), length(ssn) > 3 FROM customers", "CMM"},
+	{"SELECT email::text, id::text, CAST(ssn AS varchar) FROM customers", "MCM"},
+	{"SELECT name || ' <' || email || '>', name || '!' FROM customers", "MC"},
+	{"SELECT ARRAY[name, email], ROW(id, name), greatest(id, 2) FROM customers", "MCC"},
+	{"SELECT CASE WHEN ssn LIKE '1%' THEN 'a' ELSE 'b' END, CASE WHEN id > 1 THEN name END FROM customers", "MC"},
+	{"SELECT coalesce(email, name), coalesce(notes, name), nullif(ssn, '') FROM customers", "MCM"},
+	{"SELECT email IS NULL, id = 1 AND name = 'x' FROM customers", "MC"},
+	{"SELECT query_to_xml('select ssn from customers', true, true, '')", "U"},
+	/* aggregates and windows */
+	{"SELECT count(*), count(email), count(DISTINCT name), max(total) FROM customers, orders", "CMCC"},
+	{"SELECT count(*) FILTER (WHERE ssn IS NULL), string_agg(name, ',' ORDER BY email) FROM customers", "MM"},
+	{"SELECT json_agg(c), json_agg(o) FROM customers c, orders o", "MC"},
+	{"SELECT name, count(*) FROM customers GROUP BY name", "CC"},
+	{"SELECT row_number() OVER (ORDER BY email), count(*) OVER (), sum(id) OVER w FROM customers "
+		"WINDOW w AS (PARTITION BY ssn)", "MCM"},
+	{"SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY ssn) FROM customers", "M"},
+	/* whole-row references */
+	{"SELECT row_to_json(c), c::text, to_jsonb(c), c, c.* IS NULL FROM customers c", "MMMMM"},
+	{"SELECT row_to_json(o), o FROM orders o", "CC"},
+	{"SELECT (c).email, (c).id, (c.*).name FROM customers c", "MCC"},
+	{"SELECT (c).* FROM customers c", "CCMMC"},
+	{"SELECT c.fullname FROM customers c", "M"}, /* fullname(c): a function of the whole row */
+	{"SELECT customers FROM customers", "M"},
+	/* sub-queries */
+	{"SELECT (SELECT email FROM customers LIMIT 1), (SELECT count(*) FROM customers)", "MC"},
+	{"SELECT o.id, (SELECT c.ssn FROM customers c WHERE c.id = o.customer_id), "
+		"(SELECT name FROM customers c WHERE c.id = o.customer_id) FROM orders o", "CMC"},
+	{"SELECT (SELECT max(o.total) || c.email FROM orders o WHERE o.customer_id = c.id) FROM customers c", "M"},
+	{"SELECT (SELECT email FROM orders LIMIT 1), (SELECT note FROM orders LIMIT 1) FROM customers", "MC"},
+	{"SELECT EXISTS (SELECT 1 FROM customers WHERE ssn = 'x'), EXISTS (SELECT ssn FROM customers)", "CM"},
+	{"SELECT id IN (SELECT customer_id FROM orders), ARRAY(SELECT ssn FROM customers) FROM customers", "CM"},
+	{"SELECT s.x, s.y FROM (SELECT ssn, name FROM customers) AS s(x, y)", "MC"},
+	{"SELECT y, email FROM (SELECT name, email FROM customers) s(y)", "CM"},
+	{"SELECT x.name, x.ssn, x.* FROM (SELECT * FROM customers) x", "CMCCMMC"},
+	{"SELECT q FROM (SELECT email AS q FROM customers) s, (SELECT 1 AS q2) t", "M"},
+	/* CTEs */
+	{"WITH x(a, b) AS (SELECT email, id FROM customers) SELECT b, a FROM x", "CM"},
+	{"WITH x AS (SELECT id, ssn FROM customers) SELECT * FROM x", "CM"},
+	{"WITH x AS (SELECT id, ssn FROM customers), y AS (SELECT ssn || 'a' AS z, id FROM x) SELECT y.* FROM y", "MC"},
+	{"WITH customers AS (SELECT 1 AS email) SELECT email FROM customers", "C"},
+	{"WITH RECURSIVE r(n, e) AS (SELECT 1, ''::text UNION ALL SELECT n + 1, (SELECT email FROM customers LIMIT 1) "
+		"FROM r WHERE n < 3) SELECT n, e FROM r", "CM"},
+	{"WITH RECURSIVE r(a, b, c) AS (SELECT 1, 'x'::text, email FROM customers UNION ALL "
+		"SELECT a + 1, c, b FROM r WHERE a < 5) SELECT a, b, c FROM r", "CMM"},
+	{"WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 3) "
+		"SEARCH DEPTH FIRST BY n SET ord SELECT * FROM t", "CC"},
+	{"WITH d AS (DELETE FROM customers WHERE id = 1 RETURNING *) SELECT email, id FROM d", "MC"},
+	/* LATERAL, joins */
+	{"SELECT c.id, l.e FROM customers c, LATERAL (SELECT c.email AS e) l", "CM"},
+	{"SELECT l.* FROM customers c CROSS JOIN LATERAL (SELECT c.name, c.ssn) l", "CM"},
+	{"SELECT * FROM customers JOIN orders USING (id)", "CCMMCCCC"},
+	{"SELECT * FROM customers NATURAL JOIN orders", "CCMMCCCC"},
+	{"SELECT id, email FROM customers JOIN orders USING (id)", "CM"},
+	{"SELECT j.email, j.total FROM (customers c JOIN orders o ON o.customer_id = c.id) AS j", "MC"},
+	{"SELECT u.id FROM customers JOIN orders USING (id) AS u", "C"},
+	{"SELECT * FROM (customers c JOIN orders o ON true) AS j(a, b, c)", "CCMMCCCCC"},
+	{"SELECT j.c, j.a FROM (customers c JOIN orders o ON true) AS j(a, b, c)", "MC"},
+	/* set operations, VALUES */
+	{"SELECT name, id FROM customers UNION SELECT email, id FROM customers", "MC"},
+	{"SELECT 1, 'a' UNION ALL SELECT 2, 'b' UNION ALL SELECT id, ssn FROM customers", "CM"},
+	{"SELECT id FROM customers EXCEPT SELECT id FROM orders", "C"},
+	{"VALUES (1, 'a'), (2, 'b')", "CC"},
+	{"SELECT * FROM (VALUES (1, 'x')) v(a, b)", "CC"},
+	{"SELECT v.b, v.a FROM customers c, LATERAL (VALUES (c.id, c.email)) v(a, b)", "MC"},
+	/* functions in FROM */
+	{"SELECT j.key, j.value FROM customers c, json_each(row_to_json(c)) j", "MM"},
+	{"SELECT key FROM orders o, json_each(row_to_json(o))", "C"},
+	{"SELECT g FROM generate_series(1, 3) g", "C"},
+	{"SELECT e FROM customers c, unnest(ARRAY[c.email]) AS u(e)", "M"},
+	{"SELECT * FROM generate_series(1, 3)", "!"},
+	{"SELECT c.*, g.* FROM customers c, generate_series(1, 3) g", "!"},
+	{"SELECT c.id, g.* FROM customers c, generate_series(1, 3) g", "!"},
+	{"SELECT * FROM customers c, jsonb_to_record('{}') AS r(a int, b text)", "CCMMCCC"},
+	{"SELECT r.* FROM customers c, jsonb_to_record(to_jsonb(c)) AS r(a int, b text)", "MM"},
+	{"SELECT * FROM customers c, ROWS FROM (jsonb_to_record(to_jsonb(c)) AS (x text)) WITH ORDINALITY", "CCMMCMC"},
+	/* DML ... RETURNING */
+	{"INSERT INTO customers (name) VALUES ('x') RETURNING id, email", "CM"},
+	{"INSERT INTO customers VALUES (1) RETURNING *", "CCMMC"},
+	{"INSERT INTO orders AS o (total) SELECT 1 RETURNING o.note, o.*", "CCCCC"},
+	{"UPDATE customers SET name = 'x' WHERE id = 1 RETURNING *", "CCMMC"},
+	{"UPDATE orders o SET total = 0 FROM customers c WHERE c.id = o.customer_id RETURNING *", "CCCCCCMMC"},
+	{"DELETE FROM customers c WHERE id = 1 RETURNING c.ssn, upper(c.name)", "MC"},
+	{"DELETE FROM orders o USING customers c WHERE c.id = o.customer_id RETURNING *", "CCCCCCMMC"},
+	{"DELETE FROM orders o USING customers c WHERE c.id = o.customer_id RETURNING o.*, c.ssn", "CCCCM"},
+	/* RETURNING shows what was written */
+	{"INSERT INTO orders (note) SELECT ssn FROM customers RETURNING id, note", "CM"},
+	{"INSERT INTO orders VALUES (1, 2, 3, 'x') RETURNING *", "CCCC"},
+	{"INSERT INTO orders (total, note) VALUES (1, 'a'), (2, (SELECT email FROM customers LIMIT 1)) RETURNING *",
+		"CCCM"},
+	{"INSERT INTO orders SELECT id, id, id, name || ssn FROM customers RETURNING *", "CCCM"},
+	{"INSERT INTO orders SELECT * FROM mystery RETURNING id", "U"},
+	{"WITH x AS (SELECT ssn FROM customers) INSERT INTO orders (note) SELECT ssn FROM x RETURNING note", "M"},
+	{"INSERT INTO orders (id, note) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET note = "
+		"(SELECT ssn FROM customers LIMIT 1) RETURNING note, total", "MC"},
+	{"INSERT INTO orders (id, note) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET total = excluded.total "
+		"RETURNING note, total", "CC"},
+	{"UPDATE orders o SET note = c.ssn FROM customers c WHERE c.id = o.customer_id RETURNING o.id, o.note", "CM"},
+	{"UPDATE orders SET (note, total) = (SELECT ssn, 1 FROM customers LIMIT 1) RETURNING note, id", "MC"},
+	{"DELETE FROM orders", ""},
+	{"UPDATE orders SET total = 1 WHERE id = 2", ""},
+	{"MERGE INTO orders o USING customers c ON o.customer_id = c.id WHEN MATCHED THEN DELETE", ""},
+	/* views, unknown relations */
+	{"SELECT id, email FROM v_customers", "CM"},
+	{"SELECT * FROM public.v_customers", "CM"},
+	{"SELECT a FROM mystery", "U"},
+	{"SELECT * FROM mystery", "!"},
+	{"SELECT c.name, m.x FROM customers c, mystery m", "CU"},
+	{"SELECT name FROM customers c, mystery m", "C"},
+	{"SELECT email || m.x FROM customers c, mystery m", "M"},
+	{"SELECT nope FROM customers", "U"},
+	/* other statements */
+	{"EXPLAIN SELECT ssn FROM customers", "C"},
+	{"EXPLAIN (ANALYZE, FORMAT JSON) SELECT ssn FROM customers", "C"},
+	{"SHOW search_path", "C"},
+	{"SHOW ALL", "CCC"},
+	{"SELECT * INTO t2 FROM customers", ""},
+	{"CREATE TABLE t3 AS SELECT email FROM customers", ""},
+	{"DECLARE cur CURSOR FOR SELECT id, ssn FROM customers", ""},
+	{"PREPARE p AS SELECT ssn FROM customers WHERE id = $1", ""},
+	{"COPY customers FROM STDIN", ""},
+	{"COPY customers TO STDOUT", "!"},
+	{"FETCH 10 FROM cur", "!"},
+	{"MOVE 10 IN cur", ""},
+	{"EXECUTE p(1)", "!"},
+	{"CALL proc()", "!"},
+	{"SET search_path = public", ""},
+	{"BEGIN", ""},
+	{"CREATE TABLE z (a int)", ""},
+	{"", ""},
+	{"SELEC 1", "!"},
+	{"SELECT 1; SELECT 2", "!"},
+};
+
+static const mask_tc mask_inner_cases[] = {
+	{"DECLARE cur CURSOR FOR SELECT id, ssn FROM customers", "CM"},
+	{"PREPARE p AS SELECT ssn, id FROM customers WHERE id = $1", "MC"},
+	{"PREPARE p AS UPDATE customers SET name = $1 RETURNING email", "M"},
+	{"COPY customers TO STDOUT", "CCMMC"},
+	{"COPY customers (id, email) TO STDOUT", "CM"},
+	{"COPY (SELECT email, total FROM customers, orders) TO STDOUT WITH (FORMAT csv)", "MC"},
+	{"COPY mystery TO STDOUT", "!"},
+	{"COPY customers FROM STDIN", ""},
+	{"CREATE VIEW vv AS SELECT name, ssn FROM customers", "CM"},
+	{"CREATE TABLE t3 AS SELECT email FROM customers", "M"},
+	{"SELECT id, email INTO t2 FROM customers", "CM"},
+	{"CREATE TABLE t4 AS EXECUTE p", "!"},
+	{"SELECT ssn FROM customers", "M"},
+};
+
+GW_TEST(sql_mask_columns)
+{
+	int bad = 0;
+	for (size_t i = 0; i < sizeof(mask_cases) / sizeof(mask_cases[0]); i++)
+		bad += !mask_case(mask_cases[i].sql, mask_cases[i].want, false);
+	for (size_t i = 0; i < sizeof(mask_inner_cases) / sizeof(mask_inner_cases[0]); i++)
+		bad += !mask_case(mask_inner_cases[i].sql, mask_inner_cases[i].want, true);
+	CHECK(bad == 0);
+
+	/* the reasons */
+	uint8_t out[8];
+	char why[256];
+	const char *q = "SELECT id, a FROM customers, mystery";
+	CHECK(gw_sql_mask_columns(q, strlen(q), &fake_cat, out, 8, why, sizeof(why)) == 2);
+	CHECK(out[0] == GW_SQL_COL_CLEAR && out[1] == GW_SQL_COL_UNDECIDED && strstr(why, "mystery"));
+	q = "SELECT * FROM generate_series(1, 3)";
+	CHECK(gw_sql_mask_columns(q, strlen(q), &fake_cat, out, 8, why, sizeof(why)) == -1 &&
+		strstr(why, "generate_series"));
+	q = "SELECT id FROM customers";
+	CHECK(gw_sql_mask_columns(q, strlen(q), &fake_cat, out, 8, why, sizeof(why)) == 1 && why[0] == 0);
+	CHECK(gw_sql_mask_columns(q, strlen(q), &fake_cat, NULL, 0, NULL, 0) == 1);
+	/* text is used up to len only */
+	q = "SELECT email FROM customers; DROP TABLE x";
+	CHECK(gw_sql_mask_columns(q, 27, &fake_cat, out, 8, why, sizeof(why)) == 1 && out[0] == GW_SQL_COL_MASKED);
+	/* without a catalog every relation is unknown */
+	gw_sql_catalog none = {0};
+	q = "SELECT id FROM customers";
+	CHECK(gw_sql_mask_columns(q, strlen(q), &none, out, 8, why, sizeof(why)) == 1 &&
+		out[0] == GW_SQL_COL_UNDECIDED);
+}
+
+GW_TEST(sql_mask_columns_bounded)
+{
+	uint8_t out[8];
+	char why[256];
+	/* deep nesting: -1, no crash */
+	size_t cap = 64 + 2000 * 8;
+	char *deep = malloc(cap);
+	CHECK(deep);
+	for (int depth = 150; depth <= 2000; depth *= 2) {
+		strcpy(deep, "SELECT ");
+		for (int i = 0; i < depth; i++)
+			strcat(deep, "abs(");
+		strcat(deep, "id");
+		for (int i = 0; i < depth; i++)
+			strcat(deep, ")");
+		strcat(deep, " FROM orders");
+		int n = gw_sql_mask_columns(deep, strlen(deep), &fake_cat, out, 8, why, sizeof(why));
+		CHECK(depth < 200 ? n == 1 && out[0] == GW_SQL_COL_CLEAR : n == -1);
+	}
+	/* nested sub-queries */
+	strcpy(deep, "SELECT ");
+	for (int i = 0; i < 300; i++)
+		strcat(deep, "(SELECT ");
+	strcat(deep, "email FROM customers");
+	for (int i = 0; i < 300; i++)
+		strcat(deep, ")");
+	CHECK(gw_sql_mask_columns(deep, strlen(deep), &fake_cat, out, 8, why, sizeof(why)) == -1 && why[0]);
+	free(deep);
+
+	/* a huge target list: the count exceeds max, out holds the first max */
+	size_t n = 5000;
+	char *wide = malloc(16 + n * 7);
+	CHECK(wide);
+	strcpy(wide, "SELECT ssn");
+	for (size_t i = 1; i < n; i++)
+		strcat(wide, ", id");
+	strcat(wide, " FROM customers");
+	CHECK(gw_sql_mask_columns(wide, strlen(wide), &fake_cat, out, 8, why, sizeof(why)) == (int)n);
+	CHECK(out[0] == GW_SQL_COL_MASKED && out[7] == GW_SQL_COL_CLEAR);
+	free(wide);
+
+	/* a long UNION ALL chain is read without recursion */
+	size_t arms = 50000, len = 32 + arms * 24;
+	char *chain = malloc(len);
+	CHECK(chain);
+	strcpy(chain, "SELECT 1");
+	char *p = chain + strlen(chain);
+	for (size_t i = 0; i < arms; i++) {
+		memcpy(p, " UNION ALL SELECT 2", 19);
+		p += 19;
+	}
+	strcpy(p, " UNION ALL SELECT ssn FROM customers");
+	CHECK(gw_sql_mask_columns(chain, strlen(chain), &fake_cat, out, 8, why, sizeof(why)) == 1 &&
+		out[0] == GW_SQL_COL_MASKED);
+	free(chain);
+
+	/* stars over self-joins doubling at every CTE: refused by the size budget, not run out of memory */
+	char big[4096] = "WITH a0 AS (SELECT * FROM customers x, customers y)";
+	for (int i = 1; i < 24; i++) {
+		char part[128];
+		snprintf(part, sizeof(part), ", a%d AS (SELECT * FROM a%d x, a%d y)", i, i - 1, i - 1);
+		strcat(big, part);
+	}
+	strcat(big, " SELECT * FROM a23");
+	CHECK(gw_sql_mask_columns(big, strlen(big), &fake_cat, out, 8, why, sizeof(why)) == -1 && why[0]);
+
+	/* recursive CTEs nested in each other: bounded work */
+	char rec[8192] = "SELECT * FROM ";
+	for (int i = 0; i < 12; i++) {
+		char part[256];
+		snprintf(part, sizeof(part), "(WITH RECURSIVE r%d(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r%d, ", i, i);
+		strcat(rec, part);
+	}
+	strcat(rec, "customers");
+	for (int i = 11; i >= 0; i--) {
+		char part[128];
+		snprintf(part, sizeof(part), " x%d WHERE n < 3) SELECT * FROM r%d) s%d", i, i, i);
+		strcat(rec, part);
+	}
+	int rc = gw_sql_mask_columns(rec, strlen(rec), &fake_cat, out, 8, why, sizeof(why));
+	CHECK(rc == -1 || rc == 1);
+
+	/* hostile bytes: never a crash */
+	static const char *const junk[] = {
+		"SELECT (((((", "SELECT * FROM (SELECT", "SELECT \"\"\"", "WITH RECURSIVE x AS (SELECT * FROM x) SELECT * FROM x",
+		"WITH x AS (SELECT * FROM x) SELECT * FROM x", "SELECT a.b.c.d.e FROM customers",
+		"SELECT (SELECT *) FROM customers", "SELECT * FROM customers NATURAL JOIN mystery",
+		"SELECT * FROM customers JOIN orders USING (nope)", "SELECT (x).* FROM customers",
+		"SELECT * FROM (VALUES (1), (1, 2)) v", "SELECT 1 UNION SELECT 1, 2", "SELECT f(*) FROM customers",
+		"SELECT x.* FROM customers", "SELECT * FROM customers AS c(a, b, c, d, e, f, g)",
+		"INSERT INTO mystery VALUES (1) RETURNING *", "SELECT * FROM ROWS FROM (f(), g()) AS x(a, b, c)",
+		"SELECT * FROM XMLTABLE('/r' PASSING '<r/>' COLUMNS a int PATH 'a', o FOR ORDINALITY)",
+	};
+	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
+		rc = gw_sql_mask_columns(junk[i], strlen(junk[i]), &fake_cat, out, 8, why, sizeof(why));
+		CHECK(rc >= -1);
+		rc = gw_sql_mask_columns_inner(junk[i], strlen(junk[i]), &fake_cat, out, 8, why, sizeof(why));
+		CHECK(rc >= -1);
+	}
+}

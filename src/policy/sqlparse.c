@@ -1112,3 +1112,1697 @@ enum gw_sql_class gw_sql_max_class(const gw_sql *s)
 			c = s->stmts[i].cls;
 	return c;
 }
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Output columns and masked columns: gw_sql_mask_columns (see sqlparse.h).
+ *
+ * A second walk of the raw tree, modelled on PostgreSQL's parse analysis
+ * (parse_clause.c, parse_relation.c, parse_target.c): each query level has a
+ * namespace of FROM items (ParseNamespaceItem: visible by name and/or for
+ * unqualified columns, LATERAL-only while the FROM list is being read); a
+ * column reference resolves to the innermost level that has it. Every column
+ * carries a verdict; an expression's verdict is the worst of the columns it
+ * references. A FROM item whose columns are not known is a "run" of columns
+ * (count and names unknown): a reference that may land in it takes its
+ * verdict, a star over it cannot be mapped.
+ *
+ * Verdicts are ordered CLEAR < UNDECIDED < MASKED: an expression that reads a
+ * masked column is masked, whatever else it reads. Everything is allocated in
+ * libpg_query's memory context and freed with it.
+ * --------------------------------------------------------------------------------------------------------------- */
+
+#include <stdarg.h>
+
+enum { R_CLEAR = 0, R_UND = 1, R_MASK = 2 };
+
+#define M_MAX_DEPTH 200        /* nested expressions / queries / FROM items */
+#define M_MAX_WORK 20000000L   /* nodes visited and columns compared (recursive CTEs are analysed again) */
+#define M_MAX_CELLS 1000000L   /* column entries built (stars over joins of joins multiply) */
+#define M_MAX_ROUNDS 8         /* rounds of a recursive CTE before its columns are taken as masked */
+
+typedef struct vd {
+	uint8_t r;
+	const char *why;           /* with R_UND: why */
+} vd;
+
+static const vd V_CLEAR = {R_CLEAR, NULL};
+
+static vd vjoin(vd a, vd b)
+{
+	if (b.r > a.r || (b.r == a.r && !a.why && b.why))
+		return b;
+	return a;
+}
+
+typedef struct mcol {
+	const char *name;          /* NULL: a run of columns whose number and names are unknown */
+	vd v;
+	const char *what;          /* with name NULL: what the run is (the reason a star over it fails) */
+	bool anyname;              /* one column whose name is not known: any name may match it */
+	bool noexpand;             /* SEARCH / CYCLE column of an outer level's CTE: not in a star */
+} mcol;
+
+typedef struct mcols {
+	mcol *c;
+	int n, cap;
+} mcols;
+
+typedef struct mitem {
+	const char *refname;       /* the name it is visible by (alias, relation, CTE, function) */
+	const char *relname;       /* catalog relation without alias: matched by schema.rel.col too */
+	const char *schema;
+	bool plain_rel;            /* catalog relation without alias */
+	bool is_rel;               /* catalog relation: has system columns */
+	bool rel_visible, cols_visible, lateral_only;
+	mcols cols;
+} mitem;
+
+typedef struct mcte {
+	const CommonTableExpr *cte;
+	int state;                 /* 0 not analysed, 1 being analysed, 2 done */
+	bool have;                 /* res holds its columns (while state 1: the approximation so far) */
+	mcols res;                 /* after the CTE's column aliases, without SEARCH / CYCLE columns */
+} mcte;
+
+struct mlevel;
+
+typedef struct mwith {
+	mcte *e;
+	int n;
+	bool recursive;
+	struct mlevel *outer;      /* the level around the statement that owns the WITH */
+} mwith;
+
+typedef struct mlevel {
+	struct mlevel *up;
+	mitem **ns;
+	int nns, cap;
+	bool lateral_active;       /* reading a LATERAL item: this level's LATERAL-only items are visible */
+	mwith *with;
+	int with_visible;          /* CTEs with[0..with_visible) are in scope */
+	const List *windows;       /* WINDOW clause of the SELECT at this level */
+} mlevel;
+
+typedef struct mctx {
+	const gw_sql_catalog *cat;
+	int depth;
+	long work, cells;
+	bool failed;
+	char why[256];
+} mctx;
+
+static void mfail(mctx *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void mfail(mctx *m, const char *fmt, ...)
+{
+	if (m->failed)
+		return;
+	m->failed = true;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m->why, sizeof(m->why), fmt, ap);
+	va_end(ap);
+}
+
+static const char *mstr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *mstr(const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	return pstrdup(buf);
+}
+
+static vd und(const char *why)
+{
+	return (vd){R_UND, why};
+}
+
+static bool enter(mctx *m)
+{
+	if (m->failed)
+		return false;
+	if (++m->work > M_MAX_WORK) {
+		mfail(m, "statement too large to analyse");
+		return false;
+	}
+	if (m->depth >= M_MAX_DEPTH) {
+		mfail(m, "statement nested too deeply to analyse");
+		return false;
+	}
+	m->depth++;
+	return true;
+}
+
+static void leave(mctx *m)
+{
+	m->depth--;
+}
+
+static void push(mctx *m, mcols *c, mcol x)
+{
+	if (m->failed)
+		return;
+	if (++m->cells > M_MAX_CELLS) {
+		mfail(m, "statement too large to analyse");
+		return;
+	}
+	if (c->n == c->cap) {
+		int cap = c->cap ? c->cap * 2 : 8;
+		c->c = c->c ? repalloc(c->c, (size_t)cap * sizeof(mcol)) : palloc((size_t)cap * sizeof(mcol));
+		c->cap = cap;
+	}
+	c->c[c->n++] = x;
+}
+
+/* A run of unknown columns. */
+static void push_run(mctx *m, mcols *c, vd v, const char *what)
+{
+	push(m, c, (mcol){.name = NULL, .v = v, .what = what});
+}
+
+static vd cols_worst(const mcols *c)
+{
+	vd v = V_CLEAR;
+	for (int i = 0; i < c->n; i++)
+		v = vjoin(v, c->c[i].v);
+	return v;
+}
+
+/* The whole row of an item (c, c.*, row_to_json(c)): the worst of its columns. */
+static vd whole_row(mctx *m, const mitem *it)
+{
+	m->work += it->cols.n;
+	return cols_worst(&it->cols);
+}
+
+static bool cols_have_run(const mcols *c)
+{
+	for (int i = 0; i < c->n; i++)
+		if (!c->c[i].name)
+			return true;
+	return false;
+}
+
+/*
+ * c renamed positionally by an alias column list (AS x(a, b)): names beyond
+ * the columns are kept. Names that fall on a run of unknown columns become
+ * columns with the run's verdict, ahead of it. Always a copy.
+ */
+static mcols cols_rename(mctx *m, const mcols *c, const List *names)
+{
+	mcols out = {0};
+	int i = 0;
+	const ListCell *lc;
+	foreach(lc, names) {
+		const Node *s = lfirst(lc);
+		const char *name = IsA(s, String) ? strVal(s) : "?";
+		if (i < c->n && c->c[i].name) {
+			mcol x = c->c[i++];
+			x.name = name;
+			x.anyname = false;
+			push(m, &out, x);
+		} else if (i < c->n) {
+			push(m, &out, (mcol){.name = name, .v = c->c[i].v});
+		} else {
+			push(m, &out, (mcol){.name = name, .v = und("more column aliases than columns")});
+		}
+	}
+	for (; i < c->n; i++)
+		push(m, &out, c->c[i]);
+	return out;
+}
+
+static mitem *item_new(void)
+{
+	mitem *it = palloc0(sizeof(mitem));
+	it->rel_visible = it->cols_visible = true;
+	return it;
+}
+
+static void ns_add(mlevel *L, mitem *it)
+{
+	if (L->nns == L->cap) {
+		int cap = L->cap ? L->cap * 2 : 8;
+		L->ns = L->ns ? repalloc(L->ns, (size_t)cap * sizeof(mitem *)) : palloc((size_t)cap * sizeof(mitem *));
+		L->cap = cap;
+	}
+	it->lateral_only = true; /* until the FROM list is done */
+	L->ns[L->nns++] = it;
+}
+
+static bool item_seen(const mlevel *l, const mitem *it)
+{
+	return !it->lateral_only || l->lateral_active;
+}
+
+static bool system_column(const char *s)
+{
+	return !strcmp(s, "ctid") || !strcmp(s, "xmin") || !strcmp(s, "xmax") || !strcmp(s, "cmin") ||
+		!strcmp(s, "cmax") || !strcmp(s, "tableoid");
+}
+
+/*
+ * Column name of one item: 2 a known column (or system column, with sys),
+ * 1 only possibly (a run or a column of unknown name), 0 none. *v: its verdict.
+ */
+static int item_col(mctx *m, const mitem *it, const char *name, bool sys, vd *v)
+{
+	m->work += it->cols.n;
+	vd k = V_CLEAR, p = V_CLEAR;
+	bool known = false, maybe = false;
+	for (int i = 0; i < it->cols.n; i++) {
+		const mcol *c = &it->cols.c[i];
+		if (c->name && !c->anyname) {
+			if (!strcmp(c->name, name)) {
+				k = vjoin(k, c->v);
+				known = true;
+			}
+		} else {
+			p = vjoin(p, c->v);
+			maybe = true;
+		}
+	}
+	if (known) {
+		*v = k;
+		return 2;
+	}
+	if (sys && it->is_rel && system_column(name)) {
+		*v = V_CLEAR; /* user columns cannot take these names */
+		return 2;
+	}
+	if (maybe) {
+		*v = p;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * An unqualified column name (colNameToVar): the innermost level where an
+ * item has it. Runs of unknown columns on the way may hold it: their verdicts
+ * count too. At the level of a known match other items' runs do not (if they
+ * held the name, the reference would be ambiguous: an error, no rows).
+ */
+static int lookup_col(mctx *m, mlevel *L, const char *name, vd *out)
+{
+	vd acc = V_CLEAR;
+	bool maybe = false;
+	for (mlevel *l = L; l; l = l->up) {
+		vd k = V_CLEAR, p = V_CLEAR;
+		bool known = false, lmaybe = false;
+		for (int i = 0; i < l->nns; i++) {
+			const mitem *it = l->ns[i];
+			if (!it->cols_visible || !item_seen(l, it))
+				continue;
+			vd v;
+			int r = item_col(m, it, name, true, &v);
+			if (r == 2) {
+				k = vjoin(k, v);
+				known = true;
+			} else if (r == 1) {
+				p = vjoin(p, v);
+				lmaybe = true;
+			}
+		}
+		if (known) {
+			*out = vjoin(acc, k);
+			return 2;
+		}
+		if (lmaybe) {
+			acc = vjoin(acc, p);
+			maybe = true;
+		}
+	}
+	*out = acc;
+	return maybe ? 1 : 0;
+}
+
+/*
+ * The FROM items a (possibly schema-qualified) name denotes
+ * (refnameNamespaceItem): those of the innermost level with a match.
+ * schema.rel matches an unaliased relation item; one written without a
+ * schema may be another relation of the same name, so the search goes on
+ * outward (both count).
+ */
+static int lookup_rel(mctx *m, mlevel *L, const char *schema, const char *name, mitem **out, int max)
+{
+	int n = 0;
+	for (mlevel *l = L; l; l = l->up) {
+		m->work += l->nns;
+		bool certain = false;
+		for (int i = 0; i < l->nns; i++) {
+			mitem *it = l->ns[i];
+			if (!it->rel_visible || !item_seen(l, it))
+				continue;
+			bool sure = true;
+			if (!schema) {
+				if (!it->refname || strcmp(it->refname, name))
+					continue;
+			} else {
+				if (!it->plain_rel || strcmp(it->relname, name) || (it->schema && strcmp(it->schema, schema)))
+					continue;
+				sure = it->schema != NULL;
+			}
+			if (n < max)
+				out[n++] = it;
+			if (sure)
+				certain = true;
+		}
+		if (certain)
+			break;
+	}
+	return n;
+}
+
+static vd expr_v(mctx *m, mlevel *L, const Node *n);
+static int query_cols(mctx *m, mlevel *parent, const Node *q, mcols *out);
+
+static vd list_v(mctx *m, mlevel *L, const List *l)
+{
+	vd v = V_CLEAR;
+	const ListCell *lc;
+	foreach(lc, l)
+		v = vjoin(v, expr_v(m, L, lfirst(lc)));
+	return v;
+}
+
+/*
+ * A ColumnRef inside an expression (transformColumnRef). *whole gets the item
+ * when the reference is certainly the whole row of one FROM item.
+ */
+static vd colref_v(mctx *m, mlevel *L, const ColumnRef *cr, mitem **whole)
+{
+	if (whole)
+		*whole = NULL;
+	int n = list_length(cr->fields);
+	const char *f[4] = {0};
+	bool star = false;
+	if (n < 1 || n > 4)
+		return und("a column reference with too many names");
+	for (int i = 0; i < n; i++) {
+		const Node *x = list_nth(cr->fields, i);
+		if (IsA(x, A_Star) && i == n - 1)
+			star = true;
+		else if (IsA(x, String))
+			f[i] = strVal(x);
+		else
+			return und("a column reference not understood");
+	}
+	mitem *items[8];
+	if (n == 1) {
+		if (star)
+			return und("* inside an expression");
+		/* a column if any level has one, else the whole row of an item: take both */
+		vd v = V_CLEAR;
+		int r = lookup_col(m, L, f[0], &v);
+		int k = lookup_rel(m, L, NULL, f[0], items, 8);
+		for (int i = 0; i < k; i++)
+			v = vjoin(v, whole_row(m, items[i]));
+		if (!r && !k)
+			return und(mstr("column %s not found", f[0]));
+		if (!r && k == 1 && whole)
+			*whole = items[0];
+		return v;
+	}
+	const char *schema = n >= 3 ? f[n - 3] : NULL, *rel = f[n - 2], *col = f[n - 1];
+	int k = lookup_rel(m, L, schema, rel, items, 8);
+	if (!k)
+		return und(mstr("no FROM item named %s", rel));
+	vd v = V_CLEAR;
+	for (int i = 0; i < k; i++) {
+		vd c;
+		if (!star && item_col(m, items[i], col, true, &c) == 2)
+			v = vjoin(v, c);
+		else
+			v = vjoin(v, whole_row(m, items[i])); /* rel.*, or col(rel): a function of the whole row */
+	}
+	if (star && k == 1 && whole)
+		*whole = items[0];
+	return v;
+}
+
+/* Functions that read a table or run a query named by their arguments: their result is not decided by the walk. */
+static bool reads_tables(const char *name)
+{
+	static const char *const pre[] = {"query_to_xml", "table_to_xml", "cursor_to_xml", "schema_to_xml",
+		"database_to_xml", "ts_stat", "ts_rewrite", "dblink"};
+	for (size_t i = 0; i < GW_ARRAY_LEN(pre); i++)
+		if (!strncmp(name, pre[i], strlen(pre[i])))
+			return true;
+	return false;
+}
+
+static vd window_v(mctx *m, mlevel *L, const WindowDef *w, bool named)
+{
+	vd v = vjoin(list_v(m, L, w->partitionClause), list_v(m, L, w->orderClause));
+	v = vjoin(v, vjoin(expr_v(m, L, w->startOffset), expr_v(m, L, w->endOffset)));
+	if (named && (w->name || w->refname)) {
+		/* OVER w / OVER (w ...): the WINDOW clause's definitions count too */
+		const ListCell *lc;
+		foreach(lc, L->windows)
+			if (IsA(lfirst(lc), WindowDef))
+				v = vjoin(v, window_v(m, L, lfirst(lc), false));
+	}
+	return v;
+}
+
+static vd func_v(mctx *m, mlevel *L, const FuncCall *fc)
+{
+	vd v = V_CLEAR;
+	const Node *last = list_length(fc->funcname) ? llast(fc->funcname) : NULL;
+	if (last && IsA(last, String) && reads_tables(strVal(last)))
+		v = und(mstr("%s() reads tables named in its arguments", strVal(last)));
+	v = vjoin(v, list_v(m, L, fc->args));
+	v = vjoin(v, list_v(m, L, fc->agg_order));
+	v = vjoin(v, expr_v(m, L, fc->agg_filter));
+	if (fc->over)
+		v = vjoin(v, window_v(m, L, fc->over, true));
+	return v;
+}
+
+static vd expr_v(mctx *m, mlevel *L, const Node *n)
+{
+	if (!n)
+		return V_CLEAR;
+	if (!enter(m))
+		return und("not analysed");
+	vd v = V_CLEAR;
+	switch (nodeTag(n)) {
+	case T_ColumnRef:
+		v = colref_v(m, L, (const ColumnRef *)n, NULL);
+		break;
+	case T_A_Const: case T_ParamRef: case T_SQLValueFunction: case T_SetToDefault: case T_CurrentOfExpr:
+	case T_String: case T_Integer: case T_Float: case T_Boolean: case T_BitString: case T_TypeName:
+		break;
+	case T_List:
+		v = list_v(m, L, (const List *)n);
+		break;
+	case T_FuncCall:
+		v = func_v(m, L, (const FuncCall *)n);
+		break;
+	case T_A_Expr: {
+		/* a || b || c ... is a left-deep chain: walk its spine without recursing */
+		const A_Expr *e = (const A_Expr *)n;
+		for (;;) {
+			v = vjoin(v, expr_v(m, L, e->rexpr));
+			if (e->lexpr && IsA(e->lexpr, A_Expr) && !m->failed) {
+				e = (const A_Expr *)e->lexpr;
+				m->work++;
+				continue;
+			}
+			v = vjoin(v, expr_v(m, L, e->lexpr));
+			break;
+		}
+		break;
+	}
+	case T_BoolExpr:
+		v = list_v(m, L, ((const BoolExpr *)n)->args);
+		break;
+	case T_TypeCast:
+		v = expr_v(m, L, ((const TypeCast *)n)->arg);
+		break;
+	case T_CollateClause:
+		v = expr_v(m, L, ((const CollateClause *)n)->arg);
+		break;
+	case T_SubLink: {
+		/* scalar, ARRAY, EXISTS, IN / ANY / ALL: the sub-query's output columns count */
+		const SubLink *s = (const SubLink *)n;
+		v = expr_v(m, L, s->testexpr);
+		mcols c = {0};
+		if (query_cols(m, L, s->subselect, &c) > 0)
+			v = vjoin(v, cols_worst(&c));
+		break;
+	}
+	case T_CaseExpr: {
+		const CaseExpr *c = (const CaseExpr *)n;
+		v = vjoin(expr_v(m, L, (const Node *)c->arg), list_v(m, L, c->args));
+		v = vjoin(v, expr_v(m, L, (const Node *)c->defresult));
+		break;
+	}
+	case T_CaseWhen: /* the condition counts: CASE WHEN ssn LIKE '1%' THEN 1 END says something about ssn */
+		v = vjoin(expr_v(m, L, (const Node *)((const CaseWhen *)n)->expr),
+			expr_v(m, L, (const Node *)((const CaseWhen *)n)->result));
+		break;
+	case T_CoalesceExpr:
+		v = list_v(m, L, ((const CoalesceExpr *)n)->args);
+		break;
+	case T_MinMaxExpr:
+		v = list_v(m, L, ((const MinMaxExpr *)n)->args);
+		break;
+	case T_NullTest:
+		v = expr_v(m, L, (const Node *)((const NullTest *)n)->arg);
+		break;
+	case T_BooleanTest:
+		v = expr_v(m, L, (const Node *)((const BooleanTest *)n)->arg);
+		break;
+	case T_A_Indirection: {
+		/* (c).email of a whole-row c is c's column email; anything else: the whole value */
+		const A_Indirection *ai = (const A_Indirection *)n;
+		mitem *it = NULL;
+		if (ai->arg && IsA(ai->arg, ColumnRef))
+			v = colref_v(m, L, (const ColumnRef *)ai->arg, &it);
+		else
+			v = expr_v(m, L, ai->arg);
+		const Node *first = list_length(ai->indirection) ? linitial(ai->indirection) : NULL;
+		vd c;
+		if (it && first && IsA(first, String) && item_col(m, it, strVal(first), false, &c) == 2)
+			v = c;
+		const ListCell *lc;
+		foreach(lc, ai->indirection) {
+			const Node *x = lfirst(lc);
+			if (!IsA(x, String) && !IsA(x, A_Star))
+				v = vjoin(v, expr_v(m, L, x));
+		}
+		break;
+	}
+	case T_A_Indices:
+		v = vjoin(expr_v(m, L, ((const A_Indices *)n)->lidx), expr_v(m, L, ((const A_Indices *)n)->uidx));
+		break;
+	case T_A_ArrayExpr:
+		v = list_v(m, L, ((const A_ArrayExpr *)n)->elements);
+		break;
+	case T_RowExpr:
+		v = list_v(m, L, ((const RowExpr *)n)->args);
+		break;
+	case T_XmlExpr:
+		v = vjoin(list_v(m, L, ((const XmlExpr *)n)->named_args), list_v(m, L, ((const XmlExpr *)n)->args));
+		break;
+	case T_XmlSerialize:
+		v = expr_v(m, L, ((const XmlSerialize *)n)->expr);
+		break;
+	case T_GroupingFunc:
+		v = list_v(m, L, ((const GroupingFunc *)n)->args);
+		break;
+	case T_NamedArgExpr:
+		v = expr_v(m, L, (const Node *)((const NamedArgExpr *)n)->arg);
+		break;
+	case T_ResTarget:
+		v = expr_v(m, L, ((const ResTarget *)n)->val);
+		break;
+	case T_SortBy:
+		v = expr_v(m, L, ((const SortBy *)n)->node);
+		break;
+	case T_WindowDef:
+		v = window_v(m, L, (const WindowDef *)n, false);
+		break;
+	case T_MultiAssignRef:
+		v = expr_v(m, L, ((const MultiAssignRef *)n)->source);
+		break;
+	default:
+		v = und(mstr("expression node %d not analysed", (int)nodeTag(n)));
+		break;
+	}
+	leave(m);
+	return v;
+}
+
+/* ---- output column names (FigureColname) ---- */
+
+static const char *leftmost_target_name(const Node *q, bool *sure, int depth);
+
+static int figure(const Node *n, const char **name, bool *sure, int depth)
+{
+	if (!n)
+		return 0;
+	if (depth > 64) {
+		*sure = false;
+		return 0;
+	}
+	switch (nodeTag(n)) {
+	case T_ColumnRef: {
+		const char *f = NULL;
+		const ListCell *lc;
+		foreach(lc, ((const ColumnRef *)n)->fields)
+			if (IsA(lfirst(lc), String))
+				f = strVal(lfirst(lc));
+		if (f) {
+			*name = f;
+			return 2;
+		}
+		break;
+	}
+	case T_A_Indirection: {
+		const char *f = NULL;
+		const ListCell *lc;
+		foreach(lc, ((const A_Indirection *)n)->indirection)
+			if (IsA(lfirst(lc), String))
+				f = strVal(lfirst(lc));
+		if (f) {
+			*name = f;
+			return 2;
+		}
+		return figure(((const A_Indirection *)n)->arg, name, sure, depth + 1);
+	}
+	case T_FuncCall: {
+		const Node *last = llast(((const FuncCall *)n)->funcname);
+		if (IsA(last, String)) {
+			*name = strVal(last);
+			return 2;
+		}
+		*sure = false;
+		break;
+	}
+	case T_A_Expr:
+		if (((const A_Expr *)n)->kind == AEXPR_NULLIF) {
+			*name = "nullif";
+			return 2;
+		}
+		break;
+	case T_TypeCast: {
+		const TypeCast *t = (const TypeCast *)n;
+		int s = figure(t->arg, name, sure, depth + 1);
+		if (s <= 1 && t->typeName && list_length(t->typeName->names) && IsA(llast(t->typeName->names), String)) {
+			*name = strVal(llast(t->typeName->names));
+			return 1;
+		}
+		return s;
+	}
+	case T_CollateClause:
+		return figure(((const CollateClause *)n)->arg, name, sure, depth + 1);
+	case T_GroupingFunc:
+		*name = "grouping";
+		return 2;
+	case T_SubLink: {
+		const SubLink *s = (const SubLink *)n;
+		if (s->subLinkType == EXISTS_SUBLINK) {
+			*name = "exists";
+			return 2;
+		}
+		if (s->subLinkType == ARRAY_SUBLINK) {
+			*name = "array";
+			return 2;
+		}
+		if (s->subLinkType == EXPR_SUBLINK) {
+			*name = leftmost_target_name(s->subselect, sure, depth + 1);
+			return 2;
+		}
+		break;
+	}
+	case T_CaseExpr: {
+		int s = figure((const Node *)((const CaseExpr *)n)->defresult, name, sure, depth + 1);
+		if (s <= 1) {
+			*name = "case";
+			return 1;
+		}
+		return s;
+	}
+	case T_A_ArrayExpr:
+		*name = "array";
+		return 2;
+	case T_RowExpr:
+		*name = "row";
+		return 2;
+	case T_CoalesceExpr:
+		*name = "coalesce";
+		return 2;
+	case T_MinMaxExpr:
+		*name = ((const MinMaxExpr *)n)->op == IS_GREATEST ? "greatest" : "least";
+		return 2;
+	case T_SQLValueFunction: {
+		static const char *const names[] = {
+			[SVFOP_CURRENT_DATE] = "current_date", [SVFOP_CURRENT_TIME] = "current_time",
+			[SVFOP_CURRENT_TIME_N] = "current_time", [SVFOP_CURRENT_TIMESTAMP] = "current_timestamp",
+			[SVFOP_CURRENT_TIMESTAMP_N] = "current_timestamp", [SVFOP_LOCALTIME] = "localtime",
+			[SVFOP_LOCALTIME_N] = "localtime", [SVFOP_LOCALTIMESTAMP] = "localtimestamp",
+			[SVFOP_LOCALTIMESTAMP_N] = "localtimestamp", [SVFOP_CURRENT_ROLE] = "current_role",
+			[SVFOP_CURRENT_USER] = "current_user", [SVFOP_USER] = "user", [SVFOP_SESSION_USER] = "session_user",
+			[SVFOP_CURRENT_CATALOG] = "current_catalog", [SVFOP_CURRENT_SCHEMA] = "current_schema",
+		};
+		unsigned op = (unsigned)((const SQLValueFunction *)n)->op;
+		if (op < GW_ARRAY_LEN(names) && names[op]) {
+			*name = names[op];
+			return 2;
+		}
+		*sure = false;
+		break;
+	}
+	case T_XmlExpr: {
+		static const char *const names[] = {
+			[IS_XMLCONCAT] = "xmlconcat", [IS_XMLELEMENT] = "xmlelement", [IS_XMLFOREST] = "xmlforest",
+			[IS_XMLPARSE] = "xmlparse", [IS_XMLPI] = "xmlpi", [IS_XMLROOT] = "xmlroot",
+			[IS_XMLSERIALIZE] = "xmlserialize", [IS_DOCUMENT] = NULL,
+		};
+		unsigned op = (unsigned)((const XmlExpr *)n)->op;
+		if (op < GW_ARRAY_LEN(names) && names[op]) {
+			*name = names[op];
+			return 2;
+		}
+		break;
+	}
+	case T_XmlSerialize:
+		*name = "xmlserialize";
+		return 2;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static const char *colname(const Node *n, bool *sure, int depth)
+{
+	const char *name = "?column?";
+	if (!figure(n, &name, sure, depth))
+		name = "?column?";
+	return name;
+}
+
+/* The name of the first output column of a sub-query (a scalar sub-query's column is named after it). */
+static const char *leftmost_target_name(const Node *q, bool *sure, int depth)
+{
+	while (q && IsA(q, SelectStmt) && ((const SelectStmt *)q)->op != SETOP_NONE)
+		q = (const Node *)((const SelectStmt *)q)->larg;
+	if (!q || !IsA(q, SelectStmt)) {
+		*sure = false;
+		return "?column?";
+	}
+	const SelectStmt *s = (const SelectStmt *)q;
+	if (s->valuesLists)
+		return "column1";
+	if (!list_length(s->targetList)) {
+		*sure = false;
+		return "?column?";
+	}
+	const ResTarget *rt = linitial(s->targetList);
+	if (rt->name)
+		return rt->name;
+	if (rt->val && IsA(rt->val, ColumnRef) && IsA(llast(((const ColumnRef *)rt->val)->fields), A_Star)) {
+		*sure = false; /* the first column of a star */
+		return "?column?";
+	}
+	return colname(rt->val, sure, depth + 1);
+}
+
+/* ---- FROM items ---- */
+
+static void eval_cte(mctx *m, mwith *w, int idx);
+
+static bool find_cte(mlevel *L, const char *name, mwith **w, int *idx, int *hops)
+{
+	int h = 0;
+	for (mlevel *l = L; l; l = l->up, h++) {
+		if (!l->with)
+			continue;
+		for (int i = l->with_visible - 1; i >= 0; i--)
+			if (!strcmp(l->with->e[i].cte->ctename, name)) {
+				*w = l->with;
+				*idx = i;
+				*hops = h;
+				return true;
+			}
+	}
+	return false;
+}
+
+/* A reference to CTE w->e[idx] (addRangeTableEntryForCTE). */
+static void cte_item(mctx *m, mitem *it, mwith *w, int idx, int hops, const List *aliascols)
+{
+	mcte *e = &w->e[idx];
+	if (e->state == 0)
+		eval_cte(m, w, idx);
+	mcols base = {0};
+	if (e->have)
+		base = e->res;
+	else
+		push_run(m, &base, und(mstr("recursive reference to %s", e->cte->ctename)), mstr("CTE %s", e->cte->ctename));
+	it->cols = cols_rename(m, &base, aliascols);
+	/* SEARCH / CYCLE add columns built from the CTE's columns; a star from a nested level leaves them out */
+	vd all = cols_worst(&base);
+	const CommonTableExpr *c = e->cte;
+	if (c->search_clause)
+		push(m, &it->cols, (mcol){.name = c->search_clause->search_seq_column, .v = all, .noexpand = hops > 0});
+	if (c->cycle_clause) {
+		push(m, &it->cols, (mcol){.name = c->cycle_clause->cycle_mark_column, .v = all, .noexpand = hops > 0});
+		push(m, &it->cols, (mcol){.name = c->cycle_clause->cycle_path_column, .v = all, .noexpand = hops > 0});
+	}
+}
+
+/* A catalog relation's columns, each masked or clear as the catalog says. */
+static void catalog_cols(mctx *m, mitem *it, const RangeVar *rv)
+{
+	const gw_sql_catalog *cat = m->cat;
+	size_t n = 0;
+	const char *const *names = NULL;
+	bool odd = rv->catalogname || strchr(rv->relname, '.') || (rv->schemaname && strchr(rv->schemaname, '.'));
+	if (!odd && cat && cat->columns)
+		names = cat->columns(cat->ud, rv->schemaname, rv->relname, &n);
+	if (!names) {
+		const char *what = mstr("relation %s%s%s", rv->schemaname ? rv->schemaname : "", rv->schemaname ? "." : "",
+			rv->relname);
+		push_run(m, &it->cols, und(mstr("%s: its columns are not known", what)), what);
+		return;
+	}
+	if (n > (size_t)M_MAX_CELLS) {
+		mfail(m, "relation %s has too many columns", rv->relname);
+		return;
+	}
+	for (size_t i = 0; i < n && !m->failed; i++) {
+		mcol c = {.name = names[i]};
+		if (!names[i]) {
+			c.name = "?";
+			c.anyname = true;
+			c.v = und(mstr("relation %s: a column without a name", rv->relname));
+		} else if (!cat->masked) {
+			c.v = und("no masking rules known");
+		} else if (cat->masked(cat->ud, rv->schemaname, rv->relname, names[i])) {
+			c.v = (vd){R_MASK, NULL};
+		}
+		push(m, &it->cols, c);
+	}
+}
+
+/* A RangeVar: a CTE (unqualified, when one is in scope) or a catalog relation. */
+static mitem *rangevar_item(mctx *m, mlevel *L, const RangeVar *rv, bool cte_ok)
+{
+	mitem *it = item_new();
+	const Alias *a = rv->alias;
+	mwith *w;
+	int idx, hops;
+	if (cte_ok && !rv->schemaname && !rv->catalogname && find_cte(L, rv->relname, &w, &idx, &hops)) {
+		it->refname = a ? a->aliasname : rv->relname;
+		cte_item(m, it, w, idx, hops, a ? a->colnames : NIL);
+		return it;
+	}
+	it->refname = a ? a->aliasname : rv->relname;
+	it->relname = rv->relname;
+	it->schema = rv->schemaname;
+	it->plain_rel = !a;
+	it->is_rel = true;
+	catalog_cols(m, it, rv);
+	if (a && a->colnames)
+		it->cols = cols_rename(m, &it->cols, a->colnames);
+	return it;
+}
+
+static mitem *from_item(mctx *m, mlevel *L, const Node *n);
+
+/* JoinExpr: merged USING / NATURAL columns first, then the rest of each side (transformFromClauseItem). */
+static mitem *join_item(mctx *m, mlevel *L, const JoinExpr *j)
+{
+	int start = L->nns;
+	mitem *l = from_item(m, L, j->larg);
+	mitem *r = from_item(m, L, j->rarg);
+	mitem *it = item_new();
+	if (m->failed)
+		return it;
+	mcols cols = {0}, merged = {0};
+	const List *using = j->usingClause;
+	bool natural_unknown = false;
+	if (j->isNatural)
+		for (int side = 0; side < 2; side++) {
+			const mcols *c = side ? &r->cols : &l->cols;
+			for (int i = 0; i < c->n; i++)
+				if (!c->c[i].name || c->c[i].anyname)
+					natural_unknown = true;
+		}
+	if (natural_unknown) {
+		/* the common columns cannot be known: neither can the join's */
+		vd v = vjoin(cols_worst(&l->cols), cols_worst(&r->cols));
+		push_run(m, &cols, v, "a NATURAL JOIN of items with unknown columns");
+	} else if (j->isNatural || using) {
+		/* the merged names */
+		const char **names = NULL;
+		int nn = 0;
+		if (j->isNatural) {
+			names = palloc((size_t)(l->cols.n + 1) * sizeof(char *));
+			m->work += (long)l->cols.n * r->cols.n;
+			if (m->work > M_MAX_WORK) {
+				mfail(m, "statement too large to analyse");
+				return it;
+			}
+			for (int i = 0; i < l->cols.n; i++)
+				for (int k = 0; k < r->cols.n; k++)
+					if (!strcmp(l->cols.c[i].name, r->cols.c[k].name)) {
+						names[nn++] = l->cols.c[i].name;
+						break;
+					}
+		} else {
+			names = palloc((size_t)(list_length(using) + 1) * sizeof(char *));
+			const ListCell *lc;
+			foreach(lc, using)
+				if (IsA(lfirst(lc), String))
+					names[nn++] = strVal(lfirst(lc));
+		}
+		bool *ltaken = palloc0((size_t)(l->cols.n + 1) * sizeof(bool));
+		bool *rtaken = palloc0((size_t)(r->cols.n + 1) * sizeof(bool));
+		for (int u = 0; u < nn; u++) {
+			vd v = V_CLEAR, x;
+			bool found = false;
+			/* LEFT/INNER take the left value, RIGHT the right one, FULL both: take both */
+			for (int side = 0; side < 2; side++) {
+				const mitem *s = side ? r : l;
+				bool *taken = side ? rtaken : ltaken;
+				int k = item_col(m, s, names[u], false, &x);
+				if (k)
+					v = vjoin(v, x);
+				if (k == 2) {
+					found = true;
+					for (int i = 0; i < s->cols.n; i++)
+						if (s->cols.c[i].name && !s->cols.c[i].anyname && !strcmp(s->cols.c[i].name, names[u])) {
+							taken[i] = true;
+							break;
+						}
+				}
+			}
+			if (!found && !v.r)
+				v = und(mstr("USING column %s not found", names[u]));
+			push(m, &merged, (mcol){.name = names[u], .v = v});
+		}
+		for (int i = 0; i < merged.n; i++)
+			push(m, &cols, merged.c[i]);
+		for (int i = 0; i < l->cols.n; i++)
+			if (!ltaken[i])
+				push(m, &cols, l->cols.c[i]);
+		for (int i = 0; i < r->cols.n; i++)
+			if (!rtaken[i])
+				push(m, &cols, r->cols.c[i]);
+	} else {
+		for (int i = 0; i < l->cols.n; i++)
+			push(m, &cols, l->cols.c[i]);
+		for (int i = 0; i < r->cols.n; i++)
+			push(m, &cols, r->cols.c[i]);
+	}
+	if (j->join_using_alias) {
+		/* JOIN ... USING (a) AS x: x.a names the merged column; x is not visible for unqualified columns */
+		mitem *u = item_new();
+		u->refname = j->join_using_alias->aliasname;
+		u->cols_visible = false;
+		for (int i = 0; i < merged.n; i++)
+			push(m, &u->cols, merged.c[i]);
+		if (natural_unknown)
+			u->cols = cols;
+		ns_add(L, u);
+	}
+	/* the join hides its inputs: for unqualified names always, entirely when it has an alias */
+	for (int i = start; i < L->nns; i++) {
+		L->ns[i]->cols_visible = false;
+		if (j->alias)
+			L->ns[i]->rel_visible = false;
+	}
+	it->refname = j->alias ? j->alias->aliasname : NULL;
+	it->rel_visible = j->alias != NULL;
+	it->cols = j->alias && j->alias->colnames ? cols_rename(m, &cols, j->alias->colnames) : cols;
+	ns_add(L, it);
+	return it;
+}
+
+/* A function in FROM (ROWS FROM, WITH ORDINALITY): its columns are as masked as its arguments. */
+static mitem *function_item(mctx *m, mlevel *L, const RangeFunction *rf)
+{
+	mitem *it = item_new();
+	bool saved = L->lateral_active, sure = true;
+	const char *first = NULL;
+	L->lateral_active = true; /* functions in FROM always see the items before them */
+	const ListCell *lc;
+	foreach(lc, rf->functions) {
+		const List *pair = lfirst(lc);
+		const Node *fn = linitial(pair);
+		const List *cdl = rf->is_rowsfrom ? lsecond(pair) : list_length(rf->functions) == 1 ? rf->coldeflist : NIL;
+		vd v = expr_v(m, L, fn);
+		bool named = true;
+		const char *name = colname(fn, &named, 0);
+		if (!first) {
+			first = name;
+			sure = named; /* the item is named after its first function */
+		}
+		if (cdl) {
+			const ListCell *c;
+			foreach(c, cdl)
+				push(m, &it->cols, (mcol){.name = IsA(lfirst(c), ColumnDef) ? ((const ColumnDef *)lfirst(c))->colname
+					: "?", .v = v, .anyname = !IsA(lfirst(c), ColumnDef)});
+		} else {
+			push_run(m, &it->cols, v, mstr("function %s in FROM", name));
+		}
+	}
+	L->lateral_active = saved;
+	if (rf->ordinality)
+		push(m, &it->cols, (mcol){.name = "ordinality"});
+	if (!rf->alias && (!sure || !first))
+		mfail(m, "a function in FROM not understood");
+	it->refname = rf->alias ? rf->alias->aliasname : first;
+	if (rf->alias && rf->alias->colnames)
+		it->cols = cols_rename(m, &it->cols, rf->alias->colnames);
+	return it;
+}
+
+static mitem *from_item(mctx *m, mlevel *L, const Node *n)
+{
+	if (!enter(m))
+		return item_new();
+	mitem *it = NULL;
+	switch (nodeTag(n)) {
+	case T_RangeVar:
+		it = rangevar_item(m, L, (const RangeVar *)n, true);
+		ns_add(L, it);
+		break;
+	case T_RangeSubselect: {
+		const RangeSubselect *rs = (const RangeSubselect *)n;
+		it = item_new();
+		bool saved = L->lateral_active;
+		L->lateral_active = rs->lateral;
+		mcols c = {0};
+		if (query_cols(m, L, rs->subquery, &c) <= 0)
+			push_run(m, &c, und("a sub-query in FROM without output columns"), "a sub-query in FROM");
+		L->lateral_active = saved;
+		it->refname = rs->alias ? rs->alias->aliasname : NULL;
+		it->rel_visible = it->refname != NULL;
+		it->cols = rs->alias && rs->alias->colnames ? cols_rename(m, &c, rs->alias->colnames) : c;
+		ns_add(L, it);
+		break;
+	}
+	case T_RangeFunction:
+		it = function_item(m, L, (const RangeFunction *)n);
+		ns_add(L, it);
+		break;
+	case T_RangeTableFunc: {
+		/* XMLTABLE: every column is as masked as the document, row and column expressions */
+		const RangeTableFunc *t = (const RangeTableFunc *)n;
+		it = item_new();
+		bool saved = L->lateral_active;
+		L->lateral_active = true;
+		vd v = vjoin(expr_v(m, L, t->docexpr), expr_v(m, L, t->rowexpr));
+		v = vjoin(v, list_v(m, L, t->namespaces));
+		const ListCell *lc;
+		foreach(lc, t->columns) {
+			const RangeTableFuncCol *c = lfirst(lc);
+			v = vjoin(v, vjoin(expr_v(m, L, c->colexpr), expr_v(m, L, c->coldefexpr)));
+		}
+		L->lateral_active = saved;
+		foreach(lc, t->columns) {
+			const RangeTableFuncCol *c = lfirst(lc);
+			push(m, &it->cols, (mcol){.name = c->colname, .v = c->for_ordinality ? V_CLEAR : v});
+		}
+		it->refname = t->alias ? t->alias->aliasname : "xmltable";
+		if (t->alias && t->alias->colnames)
+			it->cols = cols_rename(m, &it->cols, t->alias->colnames);
+		ns_add(L, it);
+		break;
+	}
+	case T_RangeTableSample: {
+		const RangeTableSample *t = (const RangeTableSample *)n;
+		it = from_item(m, L, t->relation);
+		break;
+	}
+	case T_JoinExpr:
+		it = join_item(m, L, (const JoinExpr *)n);
+		break;
+	default:
+		it = item_new();
+		push_run(m, &it->cols, und(mstr("FROM item node %d not analysed", (int)nodeTag(n))), "a FROM item");
+		ns_add(L, it);
+		break;
+	}
+	leave(m);
+	return it;
+}
+
+static void from_clause(mctx *m, mlevel *L, const List *from)
+{
+	const ListCell *lc;
+	foreach(lc, from) {
+		if (m->failed)
+			return;
+		from_item(m, L, lfirst(lc));
+	}
+	for (int i = 0; i < L->nns; i++)
+		L->ns[i]->lateral_only = false;
+}
+
+/* ---- target lists ---- */
+
+static void append_item_cols(mctx *m, mcols *out, const mitem *it)
+{
+	for (int i = 0; i < it->cols.n; i++)
+		if (!it->cols.c[i].noexpand)
+			push(m, out, it->cols.c[i]);
+}
+
+/* *, t.*, s.t.* in a target list (ExpandColumnRefStar). */
+static void star_ref(mctx *m, mlevel *L, const ColumnRef *cr, mcols *out)
+{
+	int n = list_length(cr->fields);
+	if (n == 1) {
+		bool any = false;
+		for (int i = 0; i < L->nns; i++) {
+			const mitem *it = L->ns[i];
+			if (!it->cols_visible || it->lateral_only)
+				continue;
+			any = true;
+			append_item_cols(m, out, it);
+		}
+		if (!any)
+			push_run(m, out, und("SELECT * with no FROM items"), "SELECT * with no FROM items");
+		return;
+	}
+	const char *f[4] = {0};
+	for (int i = 0; i < n - 1 && i < 4; i++) {
+		const Node *x = list_nth(cr->fields, i);
+		f[i] = IsA(x, String) ? strVal(x) : NULL;
+	}
+	mitem *items[8];
+	int k = 0;
+	if (n <= 4 && f[n - 2] && (n < 3 || f[n - 3]))
+		k = lookup_rel(m, L, n >= 3 ? f[n - 3] : NULL, f[n - 2], items, 8);
+	if (k == 1)
+		append_item_cols(m, out, items[0]);
+	else
+		push_run(m, out, und(k ? "an ambiguous rel.*" : "rel.* of no FROM item"), "a rel.* not resolved");
+}
+
+static void target_list(mctx *m, mlevel *L, const List *tl, mcols *out)
+{
+	const ListCell *lc;
+	foreach(lc, tl) {
+		if (m->failed)
+			return;
+		const ResTarget *rt = lfirst(lc);
+		if (!IsA(rt, ResTarget)) {
+			push_run(m, out, und("a target not understood"), "a target not understood");
+			continue;
+		}
+		const Node *val = rt->val;
+		if (val && IsA(val, ColumnRef) && IsA(llast(((const ColumnRef *)val)->fields), A_Star)) {
+			star_ref(m, L, (const ColumnRef *)val, out);
+			continue;
+		}
+		if (val && IsA(val, A_Indirection) && IsA(llast(((const A_Indirection *)val)->indirection), A_Star)) {
+			/* (c).*: the columns of item c when that is certain; the fields of any other value are unknown */
+			const A_Indirection *ai = (const A_Indirection *)val;
+			mitem *it = NULL;
+			vd v = ai->arg && IsA(ai->arg, ColumnRef) ? colref_v(m, L, (const ColumnRef *)ai->arg, &it)
+				: expr_v(m, L, ai->arg);
+			bool noexp = false;
+			if (it)
+				for (int i = 0; i < it->cols.n; i++)
+					noexp |= it->cols.c[i].noexpand;
+			if (it && list_length(ai->indirection) == 1 && !noexp)
+				append_item_cols(m, out, it);
+			else
+				push_run(m, out, vjoin(v, list_v(m, L, ai->indirection)), "the fields of (expression).*");
+			continue;
+		}
+		bool sure = true;
+		vd v = expr_v(m, L, val);
+		const char *name = rt->name ? rt->name : colname(val, &sure, 0);
+		push(m, out, (mcol){.name = name, .v = v, .anyname = !sure});
+	}
+}
+
+/* ---- queries ---- */
+
+static void with_setup(mlevel *L, const WithClause *wc, mlevel *outer)
+{
+	if (!wc)
+		return;
+	mwith *w = palloc0(sizeof(mwith));
+	w->n = list_length(wc->ctes);
+	w->e = palloc0((size_t)(w->n + 1) * sizeof(mcte));
+	w->recursive = wc->recursive;
+	w->outer = outer;
+	int i = 0;
+	const ListCell *lc;
+	foreach(lc, wc->ctes)
+		w->e[i++].cte = lfirst(lc);
+	L->with = w;
+	L->with_visible = w->n;
+}
+
+/* Positionwise worst of two set-operation arms (names from the left); a run or a count mismatch: one run. */
+static void setop_merge(mctx *m, mcols *a, const mcols *b)
+{
+	if (a->n != b->n || cols_have_run(a) || cols_have_run(b)) {
+		vd v = vjoin(cols_worst(a), cols_worst(b));
+		a->n = 0;
+		push_run(m, a, v, "a set operation whose arms' columns are not known");
+		return;
+	}
+	for (int i = 0; i < a->n; i++)
+		a->c[i].v = vjoin(a->c[i].v, b->c[i].v);
+}
+
+static void select_cols(mctx *m, mlevel *parent, const SelectStmt *s, mcols *out);
+
+/*
+ * UNION / INTERSECT / EXCEPT: the arms are sub-queries of a level that holds
+ * only the WITH. A left-deep chain (a UNION b UNION c ...) is read without
+ * recursing, so long generated chains do not hit the depth limit.
+ */
+static void setop_cols(mctx *m, mlevel *parent, const SelectStmt *s, mcols *out)
+{
+	mlevel L0 = {.up = parent};
+	with_setup(&L0, s->withClause, parent);
+	int n = 0, cap = 16;
+	const SelectStmt **rargs = palloc((size_t)cap * sizeof(*rargs));
+	const SelectStmt *cur = s;
+	while (cur->op != SETOP_NONE && (cur == s || !cur->withClause) && cur->larg) {
+		if (n == cap) {
+			cap *= 2;
+			rargs = repalloc(rargs, (size_t)cap * sizeof(*rargs));
+		}
+		rargs[n++] = cur->rarg;
+		cur = cur->larg;
+		if (++m->work > M_MAX_WORK) {
+			mfail(m, "statement too large to analyse");
+			return;
+		}
+	}
+	select_cols(m, &L0, cur, out);
+	for (int i = n - 1; i >= 0 && !m->failed; i--) {
+		mcols r = {0};
+		select_cols(m, &L0, rargs[i], &r);
+		setop_merge(m, out, &r);
+		if (r.c)
+			pfree(r.c);
+	}
+}
+
+static void values_cols(mctx *m, mlevel *L, const List *rows, mcols *out)
+{
+	int ncol = -1;
+	const ListCell *lc;
+	foreach(lc, rows) {
+		const List *row = lfirst(lc);
+		int k = list_length(row);
+		if (ncol < 0) {
+			ncol = k;
+			for (int i = 0; i < k; i++)
+				push(m, out, (mcol){.name = mstr("column%d", i + 1)});
+		} else if (k != ncol || out->n != ncol) {
+			out->n = 0;
+			push_run(m, out, und("VALUES rows of different lengths"), "VALUES rows of different lengths");
+			return;
+		}
+		int i = 0;
+		const ListCell *c;
+		foreach(c, row) {
+			if (m->failed)
+				return;
+			out->c[i].v = vjoin(out->c[i].v, expr_v(m, L, lfirst(c)));
+			i++;
+		}
+	}
+}
+
+static void select_cols(mctx *m, mlevel *parent, const SelectStmt *s, mcols *out)
+{
+	if (!enter(m))
+		return;
+	if (s->op != SETOP_NONE) {
+		setop_cols(m, parent, s, out);
+		leave(m);
+		return;
+	}
+	mlevel L = {.up = parent};
+	with_setup(&L, s->withClause, parent);
+	if (s->valuesLists) {
+		values_cols(m, &L, s->valuesLists, out);
+	} else {
+		from_clause(m, &L, s->fromClause);
+		L.windows = s->windowClause;
+		target_list(m, &L, s->targetList, out);
+	}
+	leave(m);
+}
+
+/*
+ * RETURNING shows the row as written: a target column is as masked as the
+ * catalog says and as what is written into it. UPDATE SET (and ON CONFLICT DO
+ * UPDATE SET) expressions, read in scope L, raise the columns they assign; an
+ * assignment to a column not known raises every column.
+ */
+static void set_writes(mctx *m, mlevel *L, mitem *t, const List *targets)
+{
+	vd *w = palloc0((size_t)(t->cols.n + 1) * sizeof(vd));
+	vd other = V_CLEAR;
+	const ListCell *lc;
+	foreach(lc, targets) {
+		const ResTarget *rt = lfirst(lc);
+		if (m->failed)
+			return;
+		if (!IsA(rt, ResTarget))
+			continue;
+		vd v = vjoin(expr_v(m, L, rt->val), list_v(m, L, rt->indirection));
+		bool found = false;
+		for (int i = 0; rt->name && i < t->cols.n; i++)
+			if (t->cols.c[i].name && !t->cols.c[i].anyname && !strcmp(t->cols.c[i].name, rt->name)) {
+				w[i] = vjoin(w[i], v);
+				found = true;
+			}
+		if (!found)
+			other = vjoin(other, v);
+	}
+	for (int i = 0; i < t->cols.n; i++)
+		t->cols.c[i].v = vjoin(t->cols.c[i].v, vjoin(w[i], other));
+}
+
+/* INSERT: the source's columns go to the listed columns (or the table's, in order); then ON CONFLICT DO UPDATE. */
+static void insert_writes(mctx *m, mlevel *L, const InsertStmt *s, mitem *t)
+{
+	if (s->selectStmt) {
+		mcols src = {0};
+		if (query_cols(m, L, s->selectStmt, &src) <= 0)
+			return;
+		int ntarget = s->cols ? list_length(s->cols) : t->cols.n;
+		if (cols_have_run(&src) || (!s->cols && cols_have_run(&t->cols))) {
+			vd all = cols_worst(&src);
+			for (int i = 0; i < t->cols.n; i++)
+				t->cols.c[i].v = vjoin(t->cols.c[i].v, all);
+		} else {
+			for (int k = 0; k < src.n && k < ntarget; k++) {
+				if (!s->cols) {
+					t->cols.c[k].v = vjoin(t->cols.c[k].v, src.c[k].v);
+					continue;
+				}
+				const ResTarget *rt = list_nth(s->cols, k);
+				bool found = false;
+				for (int i = 0; IsA(rt, ResTarget) && rt->name && i < t->cols.n; i++)
+					if (t->cols.c[i].name && !t->cols.c[i].anyname && !strcmp(t->cols.c[i].name, rt->name)) {
+						t->cols.c[i].v = vjoin(t->cols.c[i].v, src.c[k].v);
+						found = true;
+					}
+				for (int i = 0; !found && i < t->cols.n; i++)
+					t->cols.c[i].v = vjoin(t->cols.c[i].v, src.c[k].v);
+			}
+		}
+	}
+	const OnConflictClause *oc = s->onConflictClause;
+	if (oc && oc->action == ONCONFLICT_UPDATE) {
+		/* EXCLUDED (the row proposed) and the target are in scope of the SET list */
+		int saved = L->nns;
+		mitem *ex = item_new();
+		ex->refname = "excluded";
+		ex->cols = cols_rename(m, &t->cols, NIL);
+		ns_add(L, ex);
+		ns_add(L, t);
+		for (int i = saved; i < L->nns; i++)
+			L->ns[i]->lateral_only = false;
+		set_writes(m, L, t, oc->targetList);
+		L->nns = saved;
+	}
+}
+
+/* INSERT / UPDATE / DELETE ... RETURNING: the target (with its alias) and the FROM / USING items are in scope. */
+static int dml_cols(mctx *m, mlevel *parent, const Node *n, mcols *out)
+{
+	const RangeVar *rel;
+	const List *from = NIL, *ret;
+	const WithClause *wc;
+	switch (nodeTag(n)) {
+	case T_InsertStmt:
+		rel = ((const InsertStmt *)n)->relation;
+		ret = ((const InsertStmt *)n)->returningList;
+		wc = ((const InsertStmt *)n)->withClause;
+		break;
+	case T_UpdateStmt:
+		rel = ((const UpdateStmt *)n)->relation;
+		from = ((const UpdateStmt *)n)->fromClause;
+		ret = ((const UpdateStmt *)n)->returningList;
+		wc = ((const UpdateStmt *)n)->withClause;
+		break;
+	case T_DeleteStmt:
+		rel = ((const DeleteStmt *)n)->relation;
+		from = ((const DeleteStmt *)n)->usingClause;
+		ret = ((const DeleteStmt *)n)->returningList;
+		wc = ((const DeleteStmt *)n)->withClause;
+		break;
+	default:
+		return 0; /* MERGE has no RETURNING in PostgreSQL 15 */
+	}
+	if (!ret)
+		return 0;
+	if (!enter(m))
+		return -1;
+	mlevel L = {.up = parent};
+	with_setup(&L, wc, parent);
+	mitem *t = rangevar_item(m, &L, rel, false); /* the target is a table, never a CTE */
+	if (IsA(n, InsertStmt))
+		insert_writes(m, &L, (const InsertStmt *)n, t); /* the source does not see the target */
+	ns_add(&L, t);
+	from_clause(m, &L, from);
+	if (IsA(n, UpdateStmt))
+		set_writes(m, &L, t, ((const UpdateStmt *)n)->targetList);
+	target_list(m, &L, ret, out);
+	leave(m);
+	return 1;
+}
+
+/* The rows a query produces: 1 with out, 0 none (DML without RETURNING), -1 failed. */
+static int query_cols(mctx *m, mlevel *parent, const Node *q, mcols *out)
+{
+	if (m->failed || !q)
+		return -1;
+	switch (nodeTag(q)) {
+	case T_SelectStmt:
+		select_cols(m, parent, (const SelectStmt *)q, out);
+		break;
+	case T_InsertStmt: case T_UpdateStmt: case T_DeleteStmt: case T_MergeStmt: {
+		int rc = dml_cols(m, parent, q, out);
+		if (rc <= 0)
+			return m->failed ? -1 : rc;
+		break;
+	}
+	default:
+		push_run(m, out, und(mstr("statement node %d not analysed", (int)nodeTag(q))), "a statement not analysed");
+		break;
+	}
+	return m->failed ? -1 : 1;
+}
+
+static bool cols_equal(const mcols *a, const mcols *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (int i = 0; i < a->n; i++)
+		if (a->c[i].v.r != b->c[i].v.r || !a->c[i].name != !b->c[i].name)
+			return false;
+	return true;
+}
+
+/*
+ * A CTE's columns, analysed where the WITH stands (its own statement's FROM
+ * items are not in scope; earlier CTEs are, all of them with RECURSIVE). A
+ * recursive one — non-recursive term UNION [ALL] recursive term — starts from
+ * the non-recursive term's columns and is analysed again with its own
+ * reference reading the result so far, until the verdicts stop rising.
+ */
+static void eval_cte(mctx *m, mwith *w, int idx)
+{
+	mcte *e = &w->e[idx];
+	if (e->state)
+		return;
+	e->state = 1;
+	mlevel tmp = {.up = w->outer, .with = w, .with_visible = w->recursive ? w->n : idx};
+	const Node *q = e->cte->ctequery;
+	const List *alias = e->cte->aliascolnames;
+	const SelectStmt *s = q && IsA(q, SelectStmt) ? (const SelectStmt *)q : NULL;
+	mcols r = {0};
+	if (w->recursive && s && s->op == SETOP_UNION && s->larg && !s->withClause) {
+		if (query_cols(m, &tmp, (const Node *)s->larg, &r) <= 0)
+			push_run(m, &r, und("a recursive CTE not understood"), "a recursive CTE");
+		e->res = cols_rename(m, &r, alias);
+		e->have = true;
+		bool stable = false;
+		for (int round = 0; round < M_MAX_ROUNDS && !m->failed && !stable; round++) {
+			mcols x = {0};
+			if (query_cols(m, &tmp, q, &x) <= 0)
+				break;
+			mcols y = cols_rename(m, &x, alias);
+			mcols next = cols_rename(m, &e->res, NIL);
+			setop_merge(m, &next, &y);
+			stable = cols_equal(&next, &e->res);
+			e->res = next;
+		}
+		if (!stable)
+			for (int i = 0; i < e->res.n; i++)
+				e->res.c[i].v = (vd){R_MASK, NULL}; /* not settled: the top of the order is a safe answer */
+	} else {
+		if (query_cols(m, &tmp, q, &r) <= 0)
+			push_run(m, &r, und(mstr("WITH query %s has no output columns", e->cte->ctename)),
+				mstr("CTE %s", e->cte->ctename));
+		e->res = cols_rename(m, &r, alias);
+		e->have = true;
+	}
+	e->state = 2;
+}
+
+static void copy_table_cols(mctx *m, const CopyStmt *c, mcols *out)
+{
+	mitem *it = item_new();
+	catalog_cols(m, it, c->relation);
+	if (!c->attlist) {
+		*out = it->cols;
+		return;
+	}
+	const ListCell *lc;
+	foreach(lc, c->attlist) {
+		const char *name = IsA(lfirst(lc), String) ? strVal(lfirst(lc)) : "?";
+		vd v = V_CLEAR;
+		if (item_col(m, it, name, false, &v) != 2)
+			v = vjoin(v, und(mstr("column %s of %s is not known", name, c->relation->relname)));
+		push(m, out, (mcol){.name = name, .v = v});
+	}
+}
+
+/* A statement's output columns: 1 with out, 0 none, -1 (m->why says why). inner: the rows of its inner query. */
+static int stmt_cols(mctx *m, const Node *n, bool inner, mcols *out)
+{
+	switch (nodeTag(n)) {
+	case T_SelectStmt: {
+		const SelectStmt *s = (const SelectStmt *)n;
+		while (s->op != SETOP_NONE && s->larg)
+			s = s->larg;
+		if (s->intoClause && !inner)
+			return 0; /* SELECT INTO: a table is made, no rows are sent */
+		return query_cols(m, NULL, n, out);
+	}
+	case T_InsertStmt: case T_UpdateStmt: case T_DeleteStmt: case T_MergeStmt:
+		return query_cols(m, NULL, n, out);
+	case T_ExplainStmt:
+		push(m, out, (mcol){.name = "QUERY PLAN"}); /* a plan holds no row values */
+		return 1;
+	case T_VariableShowStmt: {
+		const char *name = ((const VariableShowStmt *)n)->name;
+		if (name && !strcmp(name, "all")) {
+			push(m, out, (mcol){.name = "name"});
+			push(m, out, (mcol){.name = "setting"});
+			push(m, out, (mcol){.name = "description"});
+		} else {
+			push(m, out, (mcol){.name = name ? name : "?"});
+		}
+		return 1;
+	}
+	case T_DeclareCursorStmt:
+		return inner ? query_cols(m, NULL, ((const DeclareCursorStmt *)n)->query, out) : 0;
+	case T_PrepareStmt:
+		return inner ? query_cols(m, NULL, ((const PrepareStmt *)n)->query, out) : 0;
+	case T_ViewStmt:
+		return inner ? query_cols(m, NULL, ((const ViewStmt *)n)->query, out) : 0;
+	case T_CreateTableAsStmt: {
+		const Node *q = ((const CreateTableAsStmt *)n)->query;
+		if (!inner)
+			return 0;
+		if (q && IsA(q, ExecuteStmt)) {
+			mfail(m, "CREATE TABLE AS EXECUTE: the prepared statement is not known here");
+			return -1;
+		}
+		return query_cols(m, NULL, q, out);
+	}
+	case T_CopyStmt: {
+		const CopyStmt *c = (const CopyStmt *)n;
+		if (c->is_from)
+			return 0;
+		if (!inner) {
+			mfail(m, "COPY ... TO sends CopyData: analyse it with gw_sql_mask_columns_inner");
+			return -1;
+		}
+		if (c->query)
+			return query_cols(m, NULL, c->query, out);
+		if (!c->relation) {
+			mfail(m, "COPY without a table or query");
+			return -1;
+		}
+		copy_table_cols(m, c, out);
+		return m->failed ? -1 : 1;
+	}
+	case T_FetchStmt:
+		if (((const FetchStmt *)n)->ismove)
+			return 0;
+		mfail(m, "FETCH: the cursor's query is not known here");
+		return -1;
+	case T_ExecuteStmt:
+		mfail(m, "EXECUTE: the prepared statement is not known here");
+		return -1;
+	case T_CallStmt:
+		mfail(m, "CALL may return a row of output arguments");
+		return -1;
+	case T_TransactionStmt: case T_VariableSetStmt: case T_ClosePortalStmt: case T_DeallocateStmt:
+	case T_DiscardStmt: case T_ListenStmt: case T_UnlistenStmt: case T_NotifyStmt: case T_LockStmt:
+	case T_TruncateStmt: case T_DropStmt: case T_CreateStmt: case T_AlterTableStmt: case T_IndexStmt:
+	case T_CommentStmt: case T_RenameStmt: case T_CreateSeqStmt: case T_AlterSeqStmt:
+	case T_CreateEnumStmt: case T_AlterEnumStmt: case T_CompositeTypeStmt: case T_CreateDomainStmt:
+	case T_AlterDomainStmt: case T_CreateFunctionStmt: case T_AlterFunctionStmt: case T_RuleStmt:
+	case T_CreateTrigStmt: case T_CreateSchemaStmt: case T_AlterObjectSchemaStmt: case T_AlterOwnerStmt:
+	case T_GrantStmt: case T_CreateRangeStmt: case T_DefineStmt: case T_CreateStatsStmt:
+	case T_AlterStatsStmt: case T_RefreshMatViewStmt:
+	case T_CreatePolicyStmt: case T_AlterPolicyStmt: case T_AlterDefaultPrivilegesStmt:
+	case T_AlterSystemStmt: case T_DropdbStmt: case T_DropRoleStmt: case T_DropTableSpaceStmt:
+	case T_DropOwnedStmt: case T_DoStmt: case T_VacuumStmt: case T_ReindexStmt: case T_ClusterStmt:
+	case T_CreateRoleStmt: case T_AlterRoleStmt: case T_AlterRoleSetStmt: case T_GrantRoleStmt:
+	case T_CreatedbStmt: case T_AlterDatabaseStmt: case T_AlterDatabaseSetStmt: case T_LoadStmt:
+	case T_CheckPointStmt: case T_CreateExtensionStmt: case T_AlterExtensionStmt:
+	case T_CreateTableSpaceStmt: case T_CreateFdwStmt: case T_CreateForeignServerStmt:
+	case T_CreateUserMappingStmt: case T_ImportForeignSchemaStmt: case T_CreateSubscriptionStmt:
+	case T_CreatePublicationStmt: case T_CreateEventTrigStmt: case T_ReassignOwnedStmt: case T_SecLabelStmt:
+	case T_ConstraintsSetStmt:
+		return 0;
+	default:
+		mfail(m, "statement node %d: its output is not known", (int)nodeTag(n));
+		return -1;
+	}
+}
+
+static int mask_columns(const char *text, size_t len, const gw_sql_catalog *cat, uint8_t *out, size_t max,
+	char *why, size_t whylen, bool inner)
+{
+	if (why && whylen)
+		why[0] = 0;
+	char *sql = gw_xmalloc(len + 1);
+	memcpy(sql, text, len);
+	sql[len] = 0;
+	mctx m = {.cat = cat};
+	int rc;
+	MemoryContext ctx = pg_query_enter_memory_context();
+	PgQueryInternalParsetreeAndError r = pg_query_raw_parse(sql);
+	if (r.error) {
+		mfail(&m, "does not parse: %s", r.error->message ? r.error->message : "syntax error");
+		pg_query_free_error(r.error);
+		rc = -1;
+	} else if (list_length(r.tree) == 0) {
+		rc = 0;
+	} else if (list_length(r.tree) > 1) {
+		mfail(&m, "more than one statement");
+		rc = -1;
+	} else {
+		mcols c = {0};
+		rc = stmt_cols(&m, linitial_node(RawStmt, r.tree)->stmt, inner, &c);
+		if (m.failed)
+			rc = -1;
+		for (int i = 0; rc > 0 && i < c.n; i++)
+			if (!c.c[i].name) {
+				mfail(&m, "%s: its columns are not known, so the output columns cannot be mapped",
+					c.c[i].what ? c.c[i].what : "an item");
+				rc = -1;
+			}
+		if (rc > 0) {
+			rc = c.n;
+			for (int i = 0; i < c.n; i++) {
+				uint8_t v = c.c[i].v.r == R_MASK ? GW_SQL_COL_MASKED
+					: c.c[i].v.r == R_UND ? GW_SQL_COL_UNDECIDED : GW_SQL_COL_CLEAR;
+				if ((size_t)i < max && out)
+					out[i] = v;
+				if (v == GW_SQL_COL_UNDECIDED && !m.why[0])
+					snprintf(m.why, sizeof(m.why), "column %d: %s", i + 1,
+						c.c[i].v.why ? c.c[i].v.why : "undecided");
+			}
+		}
+	}
+	if (why && whylen)
+		snprintf(why, whylen, "%s", m.why);
+	free(r.stderr_buffer);
+	pg_query_exit_memory_context(ctx);
+	free(sql);
+	return rc;
+}
+
+int gw_sql_mask_columns(const char *text, size_t len, const gw_sql_catalog *cat, uint8_t *out, size_t max, char *why,
+	size_t whylen)
+{
+	return mask_columns(text, len, cat, out, max, why, whylen, false);
+}
+
+int gw_sql_mask_columns_inner(const char *text, size_t len, const gw_sql_catalog *cat, uint8_t *out, size_t max,
+	char *why, size_t whylen)
+{
+	return mask_columns(text, len, cat, out, max, why, whylen, true);
+}

@@ -85,4 +85,57 @@ void gw_sql_fingerprint(const char *text, size_t len, char out[17]);
 /* The highest class of all statements (a multi-statement message is judged whole). */
 enum gw_sql_class gw_sql_max_class(const gw_sql *s);
 
+/*
+ * Output columns and masked columns (the masking layer's question).
+ *
+ * PostgreSQL's RowDescription names a table OID and attnum only for a plain
+ * column reference; a computed column (expression, cast, function, aggregate,
+ * whole-row reference, a column of a CTE / subquery / set operation / VALUES,
+ * a RETURNING list) comes with table OID 0. gw_sql_mask_columns decides on the
+ * raw parse tree which output columns depend on a masked column, resolving
+ * names the way PostgreSQL's parse analysis does (FROM items, aliases, join
+ * merged columns, LATERAL, outer query levels, CTEs incl. recursive ones).
+ * Fail closed: when in doubt a column is MASKED or UNDECIDED, never CLEAR.
+ */
+
+/* The catalog as the masking layer knows it (callbacks; ud is theirs). */
+typedef struct gw_sql_catalog {
+	void *ud;
+	/* Columns of relation rel as written in SQL ("name" or "schema.name", unquoted/case-folded as the parser gives it),
+	   in attnum order (dropped columns left out); NULL when unknown. Tables, views, matviews, foreign tables.
+	   The array and its names must stay valid until gw_sql_mask_columns returns. */
+	const char *const *(*columns)(void *ud, const char *schema /* NULL if unqualified */, const char *rel, size_t *n);
+	/* rel.col is masked (a rule covers it, or for a view column: it derives from a masked column). */
+	bool (*masked)(void *ud, const char *schema, const char *rel, const char *col);
+} gw_sql_catalog;
+
+enum { GW_SQL_COL_CLEAR = 0, GW_SQL_COL_MASKED = 1, GW_SQL_COL_UNDECIDED = 2 };
+
+/*
+ * For statement text[0..len) (ONE statement; the caller passes each statement of a multi-statement Query separately),
+ * the verdict of each output column, in output order, into out[0..max): CLEAR, MASKED (depends on a masked column or on
+ * a whole row of a relation that has one), UNDECIDED (dependence cannot be decided — the caller masks it and says so).
+ * Returns the number of output columns (may exceed max: caller treats the rest as UNDECIDED), 0 for a statement with no
+ * result columns, or -1 when the output cannot be mapped at all (the caller masks every column whose table OID is 0);
+ * why (may be NULL) gets a one-line reason for -1 / the first UNDECIDED column ("" otherwise).
+ *
+ * Statements: SELECT / VALUES / TABLE / set operations, INSERT / UPDATE / DELETE ... RETURNING (0 without RETURNING;
+ * RETURNING * covers the target and, as in PostgreSQL, the UPDATE FROM / DELETE USING items), EXPLAIN and SHOW (CLEAR
+ * columns), statements that return no rows (0: DDL, SET, DECLARE, PREPARE, SELECT INTO, CREATE TABLE AS, MERGE, COPY
+ * FROM, ...). -1: COPY ... TO (its rows are CopyData: see _inner), FETCH, EXECUTE, CALL, anything not known.
+ * Verdicts follow the output expression's column references (CASE conditions included; a sub-query contributes its
+ * output columns, not its WHERE). A user function's body is not seen: f(x) is as masked as x.
+ */
+int gw_sql_mask_columns(const char *text, size_t len, const gw_sql_catalog *cat, uint8_t *out, size_t max, char *why,
+	size_t whylen);
+/*
+ * The same for the rows a statement's inner query produces: DECLARE c CURSOR FOR q (what FETCH returns), PREPARE p AS q
+ * (what EXECUTE returns), COPY (q) TO / COPY table [(cols)] TO (the CopyData rows: the listed columns, or all, of the
+ * table), CREATE VIEW v AS q, CREATE TABLE / MATERIALIZED VIEW AS q and SELECT INTO (the new table's columns). COPY
+ * ... FROM: 0. Any other statement: as gw_sql_mask_columns. (A view's definition from pg_get_viewdef is a plain SELECT:
+ * pass it to gw_sql_mask_columns.)
+ */
+int gw_sql_mask_columns_inner(const char *text, size_t len, const gw_sql_catalog *cat, uint8_t *out, size_t max,
+	char *why, size_t whylen);
+
 #endif

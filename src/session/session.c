@@ -22,6 +22,7 @@
 #include "core/util.h"
 #include "access/access.h"
 #include "core/clock.h"
+#include "mask/mask.h"
 #include "policy/policy.h"
 #include "net/tls.h"
 #include "session/registry.h"
@@ -85,6 +86,7 @@ struct gw_session {
 		uint8_t kind;
 		bool fatal_on_error;   /* OWN prelude: an error means the client's settings are invalid */
 		bool capture;          /* OWN lookup: rows go to the policy */
+		bool mcat;             /* OWN: the masking catalog; rows go to s->mcat_new */
 		bool ext;              /* DENY in an extended-protocol group */
 		uint64_t at;
 		gw_decision *deny;     /* DENY: what the client is told */
@@ -163,6 +165,14 @@ struct gw_session {
 		uint32_t n;
 		uint64_t group;
 		uint64_t start_us;
+		/* masking: what the statement is and how its rows are masked */
+		gw_sqlc *q;        /* a reference, or NULL (FunctionCall, unknown portal) */
+		uint32_t i;        /* statement i of q */
+		bool simple;       /* its RowDescription comes in its own response (simple Query) */
+		bool plan_known;   /* plan was decided (NULL: nothing to mask) */
+		gw_mask_plan *plan;
+		char *portal;      /* Execute: rows follow the portal's plan as the server confirmed it */
+		uint64_t masked;   /* values masked in its result */
 	} *infl;
 	size_t infl_head, infl_n, infl_cap;
 	uint64_t res_rows;     /* DataRows of the current result */
@@ -172,9 +182,36 @@ struct gw_session {
 		gw_sqlc *q;        /* NULL: the Bind was refused */
 		char *params;      /* JSON array */
 		uint64_t group;
+		char *stmt;        /* masking: the statement bound, and the result formats asked for */
+		uint8_t *fmts;
+		int nfmts;
+		bool plan_known;
+		gw_mask_plan *plan;
 	} *pb;
 	size_t pb_head, pb_n, pb_cap;  /* sent, not yet confirmed by BindComplete */
 	gw_map portals;        /* confirmed: name → struct pbind* */
+
+	/*
+	 * Masking (mask/): NULL when off for this session (no masking:, or the
+	 * identity is exempt). Rows are rewritten by the plan of the statement
+	 * they answer; a result whose description the gateway does not know is
+	 * masked whole.
+	 */
+	gw_masker *mk;
+	gw_mask_cat *mcat_new; /* a catalog snapshot being read (OWN query) */
+	struct mdesc {         /* client Describes, in order: their RowDescription / NoData answers them */
+		uint8_t kind;      /* 'S' or 'P' */
+		char *name;
+		uint64_t group;
+	} *md;
+	size_t md_head, md_n, md_cap;
+	gw_map splans;         /* prepared statement name → struct splan* (from Describe S) */
+	bool copy_withheld;    /* a COPY TO STDOUT under masking: its data does not pass */
+	bool txn_tainted;      /* a statement of the current transaction read masked columns (notifications) */
+};
+
+struct splan {
+	gw_mask_plan *plan;    /* NULL: nothing to mask */
 };
 
 static void session_client_io(gw_io *io, uint32_t events);
@@ -186,6 +223,10 @@ static bool submit_events(gw_session *s);
 static void outcome_session_end(gw_session *s);
 static void waiting_remove(gw_session *s);
 static void rec_session_close(gw_session *s);
+static void splan_free_v(void *v);
+static void mask_cat_load(gw_session *s);
+static gw_sqlc *prepared_lookup(gw_session *s, const char *name);
+static bool stmt_tainted(gw_session *s, const struct inflight *f);
 
 /*
  * Room for one more entry at the end of a FIFO kept as an array with a head
@@ -235,7 +276,19 @@ static void session_free(void *p)
 		free(e);
 	}
 	gw_buf_free(&s->held);
+	for (size_t i = 0; i < s->infl_n; i++) {
+		struct inflight *f = &s->infl[(s->infl_head + i) % s->infl_cap];
+		gw_sqlc_unref(f->q);
+		gw_mask_plan_free(f->plan);
+		free(f->portal);
+	}
 	free(s->infl);
+	for (size_t i = s->md_head; i < s->md_n; i++)
+		free(s->md[i].name);
+	free(s->md);
+	gw_map_clear(&s->splans, splan_free_v);
+	if (s->mcat_new)
+		gw_mask_cat_abandon(s->mcat_new);
 	for (size_t i = s->pb_head; i < s->pb_n; i++)
 		pbind_free(&s->pb[i]);
 	free(s->pb);
@@ -403,6 +456,10 @@ static bool gwq_ready(gw_session *s)
 			gw_sqlc_unref(s->lookup_q);
 			s->lookup_q = NULL;
 		}
+		if (e->mcat && s->mcat_new) {
+			gw_mask_cat_install(s->mk, gw_pool_cfg(s->pool)->name, s->mcat_new);
+			s->mcat_new = NULL;
+		}
 		gwq_pop(s);
 		return true;
 	}
@@ -477,6 +534,8 @@ static void attach(gw_session *s, gw_server *srv)
 	if (startup_sets(s, &sql, true))
 		gwq_send(s, (const char *)gw_buf_rd(&sql), true);
 	gw_buf_free(&sql);
+	s->txstatus = 'I';
+	mask_cat_load(s);
 	gw_loop_watch(s->loop, &s->up->io, EPOLLIN);
 	atomic_store(&s->reg->state, 1);
 }
@@ -925,7 +984,8 @@ static void infl_push(gw_session *s, uint32_t n)
 		s->infl_cap = cap;
 		s->infl_head = 0;
 	}
-	s->infl[(s->infl_head + s->infl_n) % s->infl_cap] = (struct inflight){n, s->rfq_sent, gw_mono_us()};
+	s->infl[(s->infl_head + s->infl_n) % s->infl_cap] = (struct inflight){.n = n, .group = s->rfq_sent,
+		.start_us = gw_mono_us()};
 	s->infl_n++;
 }
 
@@ -936,6 +996,10 @@ static struct inflight *infl_front(gw_session *s)
 
 static void infl_pop(gw_session *s)
 {
+	struct inflight *f = &s->infl[s->infl_head];
+	gw_sqlc_unref(f->q);
+	gw_mask_plan_free(f->plan);
+	free(f->portal);
 	s->infl_head = (s->infl_head + 1) % s->infl_cap;
 	s->infl_n--;
 }
@@ -979,7 +1043,7 @@ static void rec_outcome(gw_session *s, const struct inflight *f, const char *sta
 	gw_json_key(&b, "sqlstate", false);
 	gw_json_cstr(&b, sqlstate);
 	gw_json_key(&b, "masked_values", false);
-	gw_json_int(&b, 0);
+	gw_json_int(&b, (int64_t)f->masked);
 	ev_submit_now(s, GW_AUD_OUTCOME, wall, f->n, &b);
 	ev_buf_done(s, &b);
 }
@@ -992,6 +1056,8 @@ static void outcome_from_server(gw_session *s, uint8_t type, const uint8_t *body
 	struct inflight *f = infl_front(s);
 	if (!f || f->group != s->rfq_recv)
 		return;
+	if (s->mk && !s->txn_tainted && stmt_tainted(s, f))
+		s->txn_tainted = true;
 	if (type == 'E') {
 		char code[8] = "XX000";
 		gw_pg_error_field(body, n, 'C', code, sizeof(code));
@@ -1064,6 +1130,9 @@ static void rec_session_close(gw_session *s)
 
 static void pbind_free(struct pbind *b)
 {
+	free(b->stmt);
+	free(b->fmts);
+	gw_mask_plan_free(b->plan);
 	free(b->portal);
 	gw_sqlc_unref(b->q);
 	free(b->params);
@@ -1082,7 +1151,7 @@ static void pbind_add(gw_session *s, const char *portal, gw_sqlc *q, char *param
 	s->pb = fifo_room(s->pb, &s->pb_head, &s->pb_n, &s->pb_cap, sizeof(*s->pb));
 	if (q)
 		gw_sqlc_ref(q);
-	s->pb[s->pb_n++] = (struct pbind){gw_xstrdup(portal), q, params, s->rfq_sent};
+	s->pb[s->pb_n++] = (struct pbind){.portal = gw_xstrdup(portal), .q = q, .params = params, .group = s->rfq_sent};
 }
 
 /* BindComplete: the oldest Bind sent took effect. */
@@ -1094,6 +1163,13 @@ static void pbind_confirm(gw_session *s)
 	if (!b->q) {
 		pbind_free(b);
 		return;
+	}
+	if (s->mk && b->stmt) {
+		struct splan *sp = gw_map_get(&s->splans, b->stmt, strlen(b->stmt));
+		if (sp) {
+			b->plan_known = true;
+			b->plan = sp->plan ? gw_mask_plan_formats(sp->plan, b->fmts, b->nfmts) : NULL;
+		}
 	}
 	struct pbind *keep = gw_xmalloc(sizeof(*keep));
 	*keep = *b;
@@ -1120,16 +1196,274 @@ static const struct pbind *portal_lookup(gw_session *s, const char *portal)
 	return gw_map_get(&s->portals, portal, strlen(portal));
 }
 
+/* ---- masking ---- */
+
+static void splan_free_v(void *v)
+{
+	struct splan *sp = v;
+	if (sp) {
+		gw_mask_plan_free(sp->plan);
+		free(sp);
+	}
+}
+
+/* Bind: remember the statement and result formats (its plan is made when the server confirms the Bind). */
+static void mask_bind(gw_session *s, struct pbind *b, const char *stmt, const uint8_t *p, const uint8_t *end)
+{
+	/* p: parameter formats, parameters, result formats (already checked by params_json's walk) */
+	if (end - p < 2)
+		return;
+	int nf = gw_get_u16(p);
+	p += 2 + 2 * nf;
+	if (end - p < 2)
+		return;
+	int np = gw_get_u16(p);
+	p += 2;
+	for (int i = 0; i < np; i++) {
+		if (end - p < 4)
+			return;
+		int32_t len = (int32_t)gw_get_u32(p);
+		p += 4;
+		if (len > 0) {
+			if ((size_t)len > (size_t)(end - p))
+				return;
+			p += len;
+		}
+	}
+	if (end - p < 2)
+		return;
+	int nr = gw_get_u16(p);
+	p += 2;
+	if ((size_t)(end - p) < 2 * (size_t)nr)
+		return;
+	b->stmt = gw_xstrdup(stmt);
+	b->nfmts = nr;
+	b->fmts = nr ? gw_xmalloc(2 * (size_t)nr) : NULL;
+	if (nr)
+		memcpy(b->fmts, p, 2 * (size_t)nr);
+}
+
+/* Before a client message goes on: read the catalog again when it is missing or stale (in sync only). */
+static void mask_cat_load(gw_session *s)
+{
+	if (!s->mk || s->mcat_new || s->unsynced || s->txstatus == 'E' || !s->srv ||
+		!gw_masker_cat_wanted(s->mk, gw_pool_cfg(s->pool)->name))
+		return;
+	if (!gwq_send(s, gw_mask_catalog_sql(), false))
+		return;
+	s->gwq[(s->gwq_head + s->gwq_n - 1) % (int)GW_ARRAY_LEN(s->gwq)].mcat = true;
+	s->mcat_new = gw_mask_cat_begin(s->mk);
+}
+
+static void mask_describe(gw_session *s, const uint8_t *msg, size_t m)
+{
+	if (!s->mk || m < 7 || msg[m - 1] != 0 || (msg[5] != 'S' && msg[5] != 'P'))
+		return;
+	s->md = fifo_room(s->md, &s->md_head, &s->md_n, &s->md_cap, sizeof(*s->md));
+	s->md[s->md_n++] = (struct mdesc){msg[5], gw_xstrdup((const char *)msg + 6), s->rfq_sent};
+}
+
+static void md_pop(gw_session *s)
+{
+	free(s->md[s->md_head].name);
+	s->md_head++;
+}
+
+/* A group ended: Describes the server skipped get no answer. */
+static void md_group_done(gw_session *s, uint64_t group)
+{
+	while (s->md_head < s->md_n && s->md[s->md_head].group <= group)
+		md_pop(s);
+}
+
+/* The text of statement i of q (NULL when q is NULL). */
+static const char *stmt_text(const gw_sqlc *q, uint32_t i, size_t *len)
+{
+	if (!q) {
+		*len = 0;
+		return NULL;
+	}
+	if (q->rc == 0 && i < q->sql.nstmts) {
+		*len = q->sql.stmts[i].len;
+		return q->text + q->sql.stmts[i].loc;
+	}
+	*len = q->len;
+	return q->text;
+}
+
+static gw_mask_plan *mask_plan(gw_session *s, const uint8_t *body, size_t n, const gw_sqlc *q, uint32_t i)
+{
+	size_t len;
+	const char *text = stmt_text(q, i, &len);
+	gw_mask_cat *cat = gw_masker_cat(s->mk, gw_pool_cfg(s->pool)->name);
+	char notice[300];
+	const gw_sql_stmt *st = q && q->rc == 0 && i < q->sql.nstmts ? &q->sql.stmts[i] : NULL;
+	gw_mask_plan *p = gw_mask_plan_new(s->mk, cat, body, n, text, len, st, notice, sizeof(notice));
+	gw_mask_cat_unref(cat);
+	if (notice[0])
+		gw_pg_notice(&s->cl.tx, notice);
+	return p;
+}
+
+/* RowDescription: the plan of the result it describes (simple Query) or of a Describe's statement/portal. */
+static void mask_rowdesc(gw_session *s, uint8_t type, const uint8_t *body, size_t n)
+{
+	struct inflight *f = infl_front(s);
+	if (s->md_head < s->md_n && s->md[s->md_head].group == s->rfq_recv && !(f && f->simple && f->group == s->rfq_recv)) {
+		struct mdesc *d = &s->md[s->md_head];
+		if (type == 'T' && d->kind == 'S') {
+			struct splan *sp = gw_xcalloc(1, sizeof(*sp));
+			sp->plan = mask_plan(s, body, n, prepared_lookup(s, d->name), 0);
+			splan_free_v(gw_map_put(&s->splans, d->name, strlen(d->name), sp));
+		} else if (type == 'T') {
+			struct pbind *b = gw_map_get(&s->portals, d->name, strlen(d->name));
+			if (b) {
+				gw_mask_plan_free(b->plan);
+				b->plan = mask_plan(s, body, n, b->q, 0);
+				b->plan_known = true;
+			}
+		} else if (d->kind == 'S') {
+			splan_free_v(gw_map_del(&s->splans, d->name, strlen(d->name)));
+		}
+		md_pop(s);
+		return;
+	}
+	if (type == 'T' && f && f->group == s->rfq_recv) {
+		gw_mask_plan_free(f->plan);
+		f->plan = mask_plan(s, body, n, f->q, f->i);
+		f->plan_known = true;
+	}
+}
+
+/* The plan rows of the current result follow; NULL: pass them as they are. */
+static const gw_mask_plan *row_plan(gw_session *s, struct inflight **fp)
+{
+	struct inflight *f = infl_front(s);
+	*fp = f;
+	if (f && f->group == s->rfq_recv) {
+		if (!f->plan_known && f->portal) {
+			const struct pbind *b = gw_map_get(&s->portals, f->portal, strlen(f->portal));
+			if (b && b->plan_known) {
+				f->plan = b->plan ? gw_mask_plan_formats(b->plan, NULL, -1) : NULL; /* a copy */
+				f->plan_known = true;
+			}
+		}
+		if (f->plan_known)
+			return f->plan;
+	}
+	/* rows whose description the gateway never saw: every value withheld */
+	if (f && f->group == s->rfq_recv) {
+		f->plan = gw_mask_plan_all();
+		f->plan_known = true;
+		gw_pg_notice(&s->cl.tx, "pgmoat: the values of this result were withheld because the gateway did not see "
+			"its description; send Describe for the portal (as libpq does) to get masked values instead");
+		return f->plan;
+	}
+	static gw_mask_plan *all;
+	if (!all)
+		all = gw_mask_plan_all();
+	return all;
+}
+
+/* Does statement i of q name a relation with a masked column (for error text)? */
+static bool stmt_tainted(gw_session *s, const struct inflight *f)
+{
+	if (!f || !f->q)
+		return true;
+	if (f->plan && gw_mask_plan_tainted(f->plan))
+		return true;
+	if (f->q->rc != 0 || f->i >= f->q->sql.nstmts)
+		return true;
+	gw_mask_cat *cat = gw_masker_cat(s->mk, gw_pool_cfg(s->pool)->name);
+	bool t = !cat || gw_mask_cat_stmt_tainted(cat, &f->q->sql.stmts[f->i]);
+	gw_mask_cat_unref(cat);
+	return t;
+}
+
+/* One server message under masking: 1 when it was written (masked) to the client, 0 pass on, -1 ended. */
+static int mask_server(gw_session *s, uint8_t type, const uint8_t *msg, size_t m)
+{
+	const uint8_t *body = msg + 5;
+	size_t n = m - 5;
+	switch (type) {
+	case 'T':
+	case 'n':
+		mask_rowdesc(s, type, body, n);
+		return 0;
+	case 'D': {
+		struct inflight *f;
+		const gw_mask_plan *p = row_plan(s, &f);
+		if (!p)
+			return 0;
+		uint64_t k = 0;
+		if (gw_mask_row(s->mk, p, body, n, &s->cl.tx, &k) < 0) {
+			session_fatal(s, "08006", "pgmoat: a row from the upstream server does not match its description");
+			return -1;
+		}
+		if (f)
+			f->masked += k;
+		return 1;
+	}
+	case 'H':
+		/* COPY TO STDOUT: its rows are not masked by this version, so they do not pass */
+		s->copy_withheld = true;
+		return 1;
+	case 'd':
+	case 'c':
+		return s->copy_withheld ? 1 : 0;
+	case 'C':
+		if (s->copy_withheld) {
+			s->copy_withheld = false;
+			gw_pg_error(&s->cl.tx, "ERROR", "0A000", "pgmoat: COPY ... TO STDOUT is not available while masking is "
+				"on (its rows cannot be masked yet); the statement ran but its data was withheld",
+				NULL, "Read the same rows with SELECT: its values are masked.");
+			return 1;
+		}
+		return 0;
+	case 'E':
+	case 'N': {
+		struct inflight *f = infl_front(s);
+		bool cur = f && f->group == s->rfq_recv;
+		size_t len = 0;
+		const char *text = cur ? stmt_text(f->q, f->i, &len) : NULL;
+		uint64_t k = 0;
+		gw_mask_error(s->mk, type, body, n, text, len, stmt_tainted(s, cur ? f : NULL), &s->cl.tx, &k);
+		if (cur)
+			f->masked += k;
+		s->copy_withheld = false;
+		return 1;
+	}
+	case 'A': {
+		uint64_t k = 0;
+		gw_mask_notification(s->mk, body, n, s->txn_tainted, &s->cl.tx, &k);
+		return 1;
+	}
+	default:
+		return 0;
+	}
+}
+
 /* ---- holding a recorded message until its record is committed ---- */
 
 /*
  * Forward a client message whose last k statement events (just made) are
  * being recorded: a Query, Execute or FunctionCall. Held until committed.
  */
-static void forward_recorded(gw_session *s, const uint8_t *msg, size_t m, bool ext, size_t k)
+static void forward_recorded(gw_session *s, const uint8_t *msg, size_t m, bool ext, size_t k, gw_sqlc *q,
+	const char *portal)
 {
-	for (size_t i = 0; i < k; i++)
+	for (size_t i = 0; i < k; i++) {
 		infl_push(s, s->stmt_n - (uint32_t)(k - 1 - i));
+		struct inflight *f = &s->infl[(s->infl_head + s->infl_n - 1) % s->infl_cap];
+		if (q)
+			gw_sqlc_ref(q);
+		f->q = q;
+		f->i = (uint32_t)i;
+		f->simple = !ext && msg[0] == 'Q';
+		f->portal = portal ? gw_xstrdup(portal) : NULL;
+	}
+	if (s->mk && s->dec_cls >= GW_SQL_DDL)
+		gw_masker_cat_stale(s->mk, gw_pool_cfg(s->pool)->name); /* read again before the next statement */
 	s->hold_infl = k;
 	s->hold_set = true;
 	s->hold_off = gw_buf_len(&s->up->tx);
@@ -1418,6 +1752,7 @@ static void pend_pop(gw_session *s, bool apply)
 		case PEND_PARSE:
 		case PEND_PREPARE:
 			gw_pctx_prepare(&s->pol, e->name, e->q);
+			splan_free_v(gw_map_del(&s->splans, e->name, strlen(e->name)));
 			break;
 		case PEND_DEALLOCATE:
 		case PEND_DISCARD:
@@ -1426,6 +1761,10 @@ static void pend_pop(gw_session *s, bool apply)
 				gw_pctx_deallocate(&s->pol, e->name);
 			else if (e->kind != PEND_CLOSE)
 				gw_pctx_deallocate_all(&s->pol);
+			if (e->name)
+				splan_free_v(gw_map_del(&s->splans, e->name, strlen(e->name)));
+			else if (e->kind != PEND_CLOSE)
+				gw_map_clear(&s->splans, splan_free_v);
 			break;
 		}
 	}
@@ -1527,6 +1866,7 @@ static int handle_query(gw_session *s, const uint8_t *msg, size_t m)
 	}
 	if (s->policy_on && !s->unsynced)
 		policy_refresh(s);
+	mask_cat_load(s);
 	gw_sqlc *q = gw_sqlcache_get(s->wk->sqlcache, (const char *)body, n - 1);
 	cur_begin(s, q, "simple", NULL);
 	bool allow = false;
@@ -1544,7 +1884,7 @@ static int handle_query(gw_session *s, const uint8_t *msg, size_t m)
 			for (size_t i = 0; i < k; i++)
 				rec_statement(s, q, i, NULL, "simple", NULL, NULL);
 			if (k)
-				forward_recorded(s, msg, m, false, k);
+				forward_recorded(s, msg, m, false, k, q, NULL);
 			else
 				gw_buf_append(&s->up->tx, msg, m);
 			note_names(s, q);
@@ -1575,6 +1915,7 @@ static int handle_parse(gw_session *s, const uint8_t *msg, size_t m)
 	}
 	if (s->policy_on && !s->unsynced)
 		policy_refresh(s);
+	mask_cat_load(s);
 	if (name_reserved(name) || (*name && s->pol.prepared.n + (s->npend - s->pend_head) >= MAX_PREPARED)) {
 		s->unsynced = true;
 		return refuse_name(s, name, true) ? MSG_DONE : MSG_ENDED;
@@ -1693,6 +2034,8 @@ static int handle_bind(gw_session *s, const uint8_t *msg, size_t m)
 	gw_pctx_ran(&s->pol, q);
 	note_names(s, q);
 	pbind_add(s, portal, q, params ? params : gw_xstrdup("null"));
+	if (s->mk)
+		mask_bind(s, &s->pb[s->pb_n - 1], name, p, end);
 	gw_buf_append(&s->up->tx, msg, m);
 	return MSG_DONE;
 }
@@ -1720,7 +2063,7 @@ static void handle_execute(gw_session *s, const uint8_t *msg, size_t m)
 	snprintf(unknown, sizeof(unknown), "(portal \"%.60s\", not bound through the gateway)", portal ? portal : "?");
 	for (size_t i = 0; i < k; i++)
 		rec_statement(s, b ? b->q : NULL, i, b ? NULL : unknown, "extended", b ? b->params : NULL, NULL);
-	forward_recorded(s, msg, m, true, k);
+	forward_recorded(s, msg, m, true, k, b ? b->q : NULL, portal);
 }
 
 /* FunctionCall: recorded as "function call OID" with its arguments, held until committed. */
@@ -1733,7 +2076,7 @@ static void handle_function_call(gw_session *s, const uint8_t *msg, size_t m)
 	s->dec_cls = GW_SQL_ADMIN;
 	rec_statement(s, NULL, 0, text, "function", args, NULL);
 	free(args);
-	forward_recorded(s, msg, m, false, 1);
+	forward_recorded(s, msg, m, false, 1, NULL, NULL);
 }
 
 /* One whole client message. MSG_DONE, MSG_WAIT (leave it unread), or MSG_ENDED. */
@@ -1827,6 +2170,7 @@ static int client_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		break;
 	case 'D':
 		s->unsynced = true;
+		mask_describe(s, msg, m);
 		break;
 	case 'H':
 		break; /* Flush neither opens a sequence nor can fail */
@@ -1945,6 +2289,14 @@ static int own_message(gw_session *s, struct gwq_ent *e, uint8_t type, const uin
 			session_fatal(s, code, "%s", text);
 			return -1;
 		}
+		if (e->mcat) {
+			gw_warn("session %s: reading the catalog for masking failed: %s (%s); results are masked whole until it "
+				"can be read", s->reg->id, text, code);
+			if (s->mcat_new)
+				gw_mask_cat_abandon(s->mcat_new);
+			s->mcat_new = NULL;
+			return 0;
+		}
 		if (e->capture) {
 			gw_decision *d = gw_xmalloc(sizeof(*d));
 			refusal(d, code, "catalog", "pgmoat: the statement was not run: looking up what it calls failed: %s",
@@ -1961,9 +2313,18 @@ static int own_message(gw_session *s, struct gwq_ent *e, uint8_t type, const uin
 	case 'D':
 		if (e->capture)
 			capture_row(s, body, n);
+		if (e->mcat && s->mcat_new)
+			gw_mask_cat_row(s->mcat_new, body, n);
+		return 0;
+	case 'A':
+		if (s->mk) {
+			uint64_t k = 0;
+			gw_mask_notification(s->mk, body, n, s->txn_tainted, &s->cl.tx, &k);
+			return 0;
+		}
+		gw_buf_append(&s->cl.tx, msg, m);
 		return 0;
 	case 'S':
-	case 'A':
 		gw_buf_append(&s->cl.tx, msg, m);
 		return 0;
 	default:
@@ -2047,6 +2408,10 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		pend_group_done(s, s->rfq_recv);
 		pbind_group_done(s, s->rfq_recv, s->txstatus);
 		outcome_group_done(s, s->rfq_recv);
+		md_group_done(s, s->rfq_recv);
+		s->copy_withheld = false;
+		if (s->txstatus == 'I')
+			s->txn_tainted = false;
 		gwq_ready(s);
 		break;
 	case '1':
@@ -2073,12 +2438,16 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 				return 0;
 			}
 		}
+		/* masked before the outcome is recorded (it counts the values masked in the error) */
+		bool masked = s->mk && mask_server(s, type, msg, m) == 1;
 		outcome_from_server(s, type, body, n);
 		char sev[16] = "";
 		if (!gw_pg_error_field(body, n, 'V', sev, sizeof(sev)))
 			gw_pg_error_field(body, n, 'S', sev, sizeof(sev));
 		if (!strcmp(sev, "FATAL") || !strcmp(sev, "PANIC"))
 			s->upstream_fatal = true;
+		if (masked)
+			return 0;
 		break;
 	}
 	case 'D':
@@ -2087,6 +2456,23 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 			s->res_rows++;
 		if (over_max_rows(s))
 			return 0;
+		if (s->mk) {
+			int r = mask_server(s, type, msg, m);
+			if (r != 0)
+				return r < 0 ? -1 : 0;
+		}
+		break;
+	case 'T':
+	case 'n':
+	case 'H':
+	case 'c':
+	case 'N':
+	case 'A':
+		if (s->mk) {
+			int r = mask_server(s, type, msg, m);
+			if (r != 0)
+				return r < 0 ? -1 : 0;
+		}
 		break;
 	case 's':
 		outcome_from_server(s, type, body, n);
@@ -2099,6 +2485,12 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 			pend_confirm(s, PEND_DEALLOCATE);
 		if (n >= 12 && !memcmp(body, "DISCARD ALL", 12))
 			pend_confirm(s, PEND_DISCARD);
+		if (s->mk && s->copy_withheld) {
+			mask_server(s, type, msg, m);
+			s->rows = 0;
+			s->cut = false;
+			return 0;
+		}
 		if (s->cut) {
 			finish_cut(s, msg, m);
 			s->rows = 0;
@@ -2142,10 +2534,22 @@ static int process_server(gw_session *s)
 			return -1;
 		}
 		if (m == 0) {
+			if (gw_buf_len(rx) >= 5 && (size_t)len + 1 > STREAM_MIN && server_streamable(type) &&
+				s->mk && type == 'D' && !(gwq_active(s, GWQ_OWN) && !gwq_active(s, GWQ_OWN)->mcat)) {
+				/* masking rewrites whole rows (and the catalog's rows are read whole): wait for all of it */
+				if ((size_t)len + 1 > s->gw->cfg->mask_max_row && !gwq_active(s, GWQ_OWN)) {
+					session_fatal(s, "54000", "pgmoat: a result row of %u bytes is larger than masking.max_row (%zu): "
+						"it cannot be masked, so the session ends; select fewer or smaller columns", len + 1,
+						s->gw->cfg->mask_max_row);
+					return -1;
+				}
+				break;
+			}
 			if (gw_buf_len(rx) >= 5 && (size_t)len + 1 > STREAM_MIN && server_streamable(type)) {
 				if (type == 'D' && !gwq_active(s, GWQ_OWN))
 					s->res_rows++;
-				stream_start(&s->sf, rx, &s->cl.tx, type, len, gwq_active(s, GWQ_OWN) || over_max_rows(s));
+				stream_start(&s->sf, rx, &s->cl.tx, type, len, gwq_active(s, GWQ_OWN) || s->copy_withheld ||
+					over_max_rows(s));
 				continue;
 			}
 			break;
@@ -2484,6 +2888,7 @@ void gw_session_start(gw_worker *wk, gw_conn *conn, const struct sockaddr_storag
 	s->cl.io.events = 0;
 	s->addr = *addr;
 	s->ident = *ident;
+	s->mk = s->gw->masker && !gw_masker_exempt(s->gw->masker, ident) ? s->gw->masker : NULL;
 	s->pool = pool;
 	s->txstatus = 'I';
 	s->evs_tail = &s->evs;

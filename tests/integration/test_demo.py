@@ -50,6 +50,17 @@ def test_printed_psql_line_works_over_verified_tls():
     assert r.returncode == 0, r.stderr
 
 
+def test_demo_query_comes_back_masked():
+    # the README's promise: clone, make demo, paste the psql line, and the PII comes back masked
+    r = psql(demo_psql_line(), "SELECT name, email, card_number, ssn FROM customers ORDER BY id LIMIT 1", args=["-At"])
+    assert r.returncode == 0, r.stderr
+    name, email, card, ssn = r.stdout.strip().split("|")
+    assert name == "Ada Lindqvist" and email == "****.com" and card == "**** **** **** 6467" and ssn == "[redacted]", \
+        r.stdout
+    r = psql(demo_psql_line(), "SELECT note FROM support_notes", args=["-At"])
+    assert r.returncode == 0 and "@example" not in r.stdout, r.stdout
+
+
 def test_wrong_token_refused():
     dsn = re.sub(r"password=\S+", "password=wrong", demo_psql_line())
     r = psql(dsn, "SELECT 1")

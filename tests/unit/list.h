@@ -48,4 +48,24 @@
 	X(access_clean_text_and_scopes) \
 	X(access_review_check_and_webhook) \
 	X(store_requests_and_grants) \
-	X(store_review_check)
+	X(store_review_check) \
+	X(detect_names_and_masks) \
+	X(detect_email) \
+	X(detect_credit_card) \
+	X(detect_us_ssn) \
+	X(detect_phone) \
+	X(detect_iban) \
+	X(detect_ip) \
+	X(detect_private_key) \
+	X(detect_jwt) \
+	X(detect_api_keys) \
+	X(detect_merge_and_offsets) \
+	X(detect_max_overflow) \
+	X(detect_hostile_input) \
+	X(mask_rules_by_oid_and_actions) \
+	X(mask_undecided_and_types) \
+	X(mask_detectors_in_text_and_json) \
+	X(mask_error_text) \
+	X(mask_catalog_rows_hostile) \
+	X(sql_mask_columns) \
+	X(sql_mask_columns_bounded)
