@@ -178,6 +178,67 @@ def recorder_bench(quick):
             shutil.rmtree(d, ignore_errors=True)
 
 
+def detector_bench():
+    """The built-in detectors alone: MB/s per core on generated mixed text."""
+    exe = os.path.join(os.path.dirname(PGMOAT), "detect_bench")
+    log("bench: the masking detectors alone (%s)" % exe)
+    r = subprocess.run([exe], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError("detect_bench failed: %s %s" % (r.stdout, r.stderr))
+    for line in r.stdout.splitlines():
+        log("  " + line)
+
+
+MASK_ROWS = """CREATE TABLE mask_bench AS SELECT i AS id, 'user' || i || '@example.com' AS email,
+  lpad((i % 665 + 100)::text, 3, '0') || '-' || lpad((i % 98 + 1)::text, 2, '0') || '-' ||
+  lpad((i % 9998 + 1)::text, 4, '0') AS ssn,
+  'Order ' || i || ' shipped to the customer in Berlin on 2026-03-' || (i % 28 + 1) ||
+  '; call back next week about invoice ' || (i * 7 % 100000) ||
+  CASE WHEN i % 10 = 0 THEN ', contact jane.doe' || i || '@example.org' ELSE '' END AS note
+FROM generate_series(1, ROWS) i"""
+
+
+def masking_stream(pg, targets, pids, rows, rounds):
+    """A large result through pgmoat with two masked columns and one scanned text column, against the same
+    result unmasked (pgmoat-open): rows per second and the ratio."""
+    log("bench: masking a %d-row result (email partial, ssn redact, note scanned by the detectors)" % rows)
+    pg.sql("DROP TABLE IF EXISTS mask_bench", db="app")
+    pg.sql(MASK_ROWS.replace("ROWS", str(rows)), db="app")
+    pg.sql("GRANT SELECT ON mask_bench TO gw_scram", db="app")
+    script = os.path.join(make_tempdir("pgmoat-bench-mask-"), "q.sql")
+    with open(script, "w") as f:
+        f.write("SELECT id, email, ssn, note FROM mask_bench;\n")
+    # one query first: the gateway sees a table created behind its back and reads its catalog again
+    warm = os.path.join(os.path.dirname(script), "warm.sql")
+    with open(warm, "w") as f:
+        f.write("SELECT id, email, ssn, note FROM mask_bench LIMIT 1;\n")
+    for n in ("pgmoat", "pgmoat-open"):
+        subprocess.run([PGBIN + "/pgbench", "-n", "-c", "1", "-t", "2", "-f", warm], capture_output=True,
+                       env=targets[n], timeout=60, check=True)
+    out = {"pgmoat": [], "pgmoat-open": []}
+    cpu = {"pgmoat": [], "pgmoat-open": []}
+    for r in range(rounds):
+        for n in (["pgmoat", "pgmoat-open"] if r % 2 == 0 else ["pgmoat-open", "pgmoat"]):
+            cmd = [PGBIN + "/pgbench", "-n", "-c", "1", "-t", "2", "-f", script]
+            c0 = cpu_seconds(pids[n])
+            res = subprocess.run(cmd, capture_output=True, text=True, env=targets[n], timeout=900)
+            c1 = cpu_seconds(pids[n])
+            m = re.search(r"latency average = ([0-9.]+) ms", res.stdout)
+            done = re.search(r"number of transactions actually processed: 2/2", res.stdout)
+            failed = re.search(r"number of failed transactions: (\d+)", res.stdout)
+            if res.returncode != 0 or not m or not done or (failed and int(failed.group(1))):
+                raise RuntimeError("pgbench (masking) failed: %s %s" % (res.stdout[-500:], res.stderr[-500:]))
+            out[n].append(rows / (float(m.group(1)) / 1000.0))
+            cpu[n].append((c1 - c0) * 1e9 / (2 * rows))
+    med = {n: statistics.median(v) for n, v in out.items()}
+    mc = {n: statistics.median(v) for n, v in cpu.items()}
+    log("  masked %.0f rows/s, unmasked %.0f rows/s: masked/unmasked %.2f (median of %d alternated runs); gateway "
+        "CPU per row %.0f ns masked, %.0f ns unmasked" % (med["pgmoat"], med["pgmoat-open"],
+                                                         med["pgmoat"] / med["pgmoat-open"], rounds,
+                                                         mc["pgmoat"], mc["pgmoat-open"]))
+    pg.sql("DROP TABLE mask_bench", db="app")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--time", type=int, default=5)
@@ -185,6 +246,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-idle", action="store_true")
     ap.add_argument("--skip-recorder", action="store_true")
+    ap.add_argument("--skip-masking", action="store_true")
     ap.add_argument("--idle", type=int, default=5000)
     ap.add_argument("--clients", default="1,8,32")
     ap.add_argument("--workloads", default="simple,prepared,churn", help="which of simple,prepared,churn to run")
@@ -197,6 +259,8 @@ def main():
 
     if not a.skip_recorder:
         recorder_bench(a.quick)
+    if not a.skip_masking:
+        detector_bench()
     log("bench: starting PostgreSQL 15, pgbouncer and pgmoat on loopback")
     pg = Postgres(conf_extra="max_connections = 200\n").start().setup_roles()
     env0 = dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(pg.port), PGUSER="gw_scram", PGPASSWORD="scram-pw",
@@ -212,8 +276,13 @@ def main():
     # (always on: every statement committed to the audit journal before it is forwarded, with a signed chain).
     policy = ("policies:\n  - name: bench-read\n    who: [group:bench]\n    connections: [main]\n"
               "    scope: read\n    tables: [public.pgbench_accounts, public.pgbench_branches, "
-              "public.pgbench_tellers, public.pgbench_history]\n"
-              "    guardrails: [no_delete_without_where, no_update_without_where, no_drop, no_truncate]\n")
+              "public.pgbench_tellers, public.pgbench_history, "
+              "public.mask_bench]\n"
+              "    guardrails: [no_delete_without_where, no_update_without_where, no_drop, no_truncate]\n"
+              # masking on: pgbench's tables have nothing to mask, but every result is planned (and text scanned)
+              "masking:\n  rules:\n    - {column: public.mask_bench.email, action: partial}\n"
+              "    - {column: public.mask_bench.ssn, action: redact}\n"
+              "    - {column: public.pgbench_accounts.filler, action: redact}\n")
     gw = Gateway(pg, tls=certs, connections=conn, env={"GW_SCRAM_PW": "scram-pw"}, extra=policy).start()
     user, token = gw.agent("bench-agent", ["bench"])
     # The same gateway without policies (issue 2's figure), to show what the policy costs.
@@ -287,6 +356,9 @@ def main():
         "decide, %d ns to parse and classify on a miss (means of 1 in 64, timed in the gateway)"
         % (m.get("pgmoat_policy_decisions_total", 0), 100.0 * hits / max(1, hits + misses), hits, misses,
            m.get("pgmoat_policy_decision_ns", 0), m.get("pgmoat_parse_ns", 0)))
+    if not a.skip_masking:
+        log("")
+        masking_stream(pg, targets, middle, 100000 if a.quick else 1000000, 1 if a.quick else 3)
     if not a.skip_idle:
         log("")
         log("idle sessions: opening %d TLS sessions through pgmoat" % a.idle)

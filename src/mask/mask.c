@@ -715,7 +715,7 @@ gw_mask_plan *gw_mask_plan_new(gw_masker *mk, gw_mask_cat *cat, const uint8_t *b
 	uint8_t *verdict = NULL;
 	int nverdict = -2; /* not computed */
 	char why[200] = "";
-	bool undecided = false, work = false;
+	bool undecided = false, work = false, unknown_rel = false;
 	size_t off = 2;
 	for (int i = 0; i < k; i++) {
 		const uint8_t *name = b + off;
@@ -748,6 +748,7 @@ gw_mask_plan *gw_mask_plan_new(gw_masker *mk, gw_mask_cat *cat, const uint8_t *b
 			/* a relation the snapshot does not know (created since): mask whole, load the catalog again */
 			act = GW_MASK_REDACT;
 			undecided = true;
+			unknown_rel = cat != NULL;
 			if (!why[0])
 				snprintf(why, sizeof(why), "column \"%.60s\" comes from a relation the gateway has not seen in the "
 					"catalog yet", (const char *)name);
@@ -784,6 +785,14 @@ gw_mask_plan *gw_mask_plan_new(gw_masker *mk, gw_mask_cat *cat, const uint8_t *b
 		work |= act != GW_MASK_NONE;
 	}
 	free(verdict);
+	if (unknown_rel) {
+		/* a relation created since the snapshot: read the catalog again before the next statement */
+		pthread_mutex_lock(&mk->mu);
+		for (size_t i = 0; i < mk->ncats; i++)
+			if (mk->cats[i].cat == cat)
+				mk->cats[i].stale = true;
+		pthread_mutex_unlock(&mk->mu);
+	}
 	if (undecided) {
 		p->tainted = true;
 		snprintf(notice, noticelen, "pgmoat: some result columns were masked whole because their origin could not "
