@@ -2474,6 +2474,23 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 				return r < 0 ? -1 : 0;
 		}
 		break;
+	case 'V':
+		if (s->mk && n >= 4 && (int32_t)gw_get_u32(body) >= 0) {
+			/*
+			 * FunctionCallResponse: a value of a type the gateway does not know,
+			 * from a function it cannot see into: withheld under masking.
+			 */
+			struct inflight *f = infl_front(s);
+			if (f && f->group == s->rfq_recv)
+				f->masked++;
+			gw_pg_notice(&s->cl.tx, "pgmoat: the result of a function call (fast-path) was withheld because "
+				"masking is on; call the function in a SELECT instead");
+			size_t k = gw_buf_msg_begin(&s->cl.tx, 'V');
+			gw_buf_put_i32(&s->cl.tx, -1);
+			gw_buf_msg_end(&s->cl.tx, k);
+			return 0;
+		}
+		break;
 	case 's':
 		outcome_from_server(s, type, body, n);
 		break;

@@ -330,6 +330,29 @@ def test_parameters_and_pipeline():
     _check("pipeline", S["tap"].take(), CLEAR)
 
 
+def test_fast_path_function_call_withheld():
+    import struct
+    from rawpg import RawSession, read_msg
+    oid = int(S["pg"].sql("SELECT 'customer_secret'::regproc::oid", db="app"))
+    S["tap"].take()
+    rs = RawSession(S["tap"].port, "agent-1", S["agent"], tls=False)
+    try:
+        assert rs.ok, rs.error
+        body = struct.pack("!IhhhiBh", oid, 1, 0, 1, 1, ord("1"), 0)
+        rs.sock.sendall(b"F" + struct.pack("!I", 4 + len(body)) + body)
+        got = []
+        while True:
+            t, b = read_msg(rs.sock)
+            got.append((t, b))
+            if t == b"Z":
+                break
+        assert (b"V", struct.pack("!i", -1)) in got, got
+        assert any(t == b"N" for t, _ in got), got
+    finally:
+        rs.close()
+    _check("fast-path call", S["tap"].take(), [])
+
+
 def test_errors_keep_what_the_client_sent():
     # a quoted value the client wrote itself is not withheld (the error stays useful)
     _, err, _, data = run_psycopg("SELECT emial FROM customers")
