@@ -187,6 +187,7 @@ struct gw_session {
 		int nfmts;
 		bool plan_known;
 		gw_mask_plan *plan;
+		bool described;    /* the client sent Describe for this portal after this Bind */
 	} *pb;
 	size_t pb_head, pb_n, pb_cap;  /* sent, not yet confirmed by BindComplete */
 	gw_map portals;        /* confirmed: name → struct pbind* */
@@ -199,10 +200,11 @@ struct gw_session {
 	 */
 	gw_masker *mk;
 	gw_mask_cat *mcat_new; /* a catalog snapshot being read (OWN query) */
-	struct mdesc {         /* client Describes, in order: their RowDescription / NoData answers them */
+	struct mdesc {         /* Describes sent, in order: their RowDescription / NoData answers them */
 		uint8_t kind;      /* 'S' or 'P' */
 		char *name;
 		uint64_t group;
+		bool own;          /* the gateway's, before an Execute of a portal nobody described: swallowed */
 	} *md;
 	size_t md_head, md_n, md_cap;
 	gw_map splans;         /* prepared statement name → struct splan* (from Describe S) */
@@ -225,6 +227,7 @@ static void waiting_remove(gw_session *s);
 static void rec_session_close(gw_session *s);
 static void splan_free_v(void *v);
 static void mask_cat_load(gw_session *s);
+static const struct pbind *portal_lookup(gw_session *s, const char *portal);
 static gw_sqlc *prepared_lookup(gw_session *s, const char *name);
 static bool stmt_tainted(gw_session *s, const struct inflight *f);
 
@@ -1260,7 +1263,31 @@ static void mask_describe(gw_session *s, const uint8_t *msg, size_t m)
 	if (!s->mk || m < 7 || msg[m - 1] != 0 || (msg[5] != 'S' && msg[5] != 'P'))
 		return;
 	s->md = fifo_room(s->md, &s->md_head, &s->md_n, &s->md_cap, sizeof(*s->md));
-	s->md[s->md_n++] = (struct mdesc){msg[5], gw_xstrdup((const char *)msg + 6), s->rfq_sent};
+	s->md[s->md_n++] = (struct mdesc){msg[5], gw_xstrdup((const char *)msg + 6), s->rfq_sent, false};
+	if (msg[5] == 'P') {
+		struct pbind *b = (struct pbind *)portal_lookup(s, (const char *)msg + 6);
+		if (b)
+			b->described = true;
+	}
+}
+
+/*
+ * Before an Execute: when neither the client described the portal nor its
+ * statement's description is known, describe it for the gateway (its answer
+ * is swallowed) so its rows can be masked by their columns, not withheld.
+ */
+static void mask_describe_for(gw_session *s, const char *portal)
+{
+	const struct pbind *b = portal ? portal_lookup(s, portal) : NULL;
+	if (!s->mk || !portal || !b || !b->q || b->described || b->plan_known || strlen(portal) > 1000)
+		return;
+	size_t k = gw_buf_msg_begin(&s->up->tx, 'D');
+	gw_buf_put_u8(&s->up->tx, 'P');
+	gw_buf_put_str(&s->up->tx, portal);
+	gw_buf_msg_end(&s->up->tx, k);
+	s->md = fifo_room(s->md, &s->md_head, &s->md_n, &s->md_cap, sizeof(*s->md));
+	s->md[s->md_n++] = (struct mdesc){'P', gw_xstrdup(portal), s->rfq_sent, true};
+	((struct pbind *)b)->described = true;
 }
 
 static void md_pop(gw_session *s)
@@ -1306,11 +1333,13 @@ static gw_mask_plan *mask_plan(gw_session *s, const uint8_t *body, size_t n, con
 }
 
 /* RowDescription: the plan of the result it describes (simple Query) or of a Describe's statement/portal. */
-static void mask_rowdesc(gw_session *s, uint8_t type, const uint8_t *body, size_t n)
+/* Returns true when the message answered the gateway's own Describe (it is not passed on). */
+static bool mask_rowdesc(gw_session *s, uint8_t type, const uint8_t *body, size_t n)
 {
 	struct inflight *f = infl_front(s);
 	if (s->md_head < s->md_n && s->md[s->md_head].group == s->rfq_recv && !(f && f->simple && f->group == s->rfq_recv)) {
 		struct mdesc *d = &s->md[s->md_head];
+		bool own = d->own;
 		if (type == 'T' && d->kind == 'S') {
 			struct splan *sp = gw_xcalloc(1, sizeof(*sp));
 			sp->plan = mask_plan(s, body, n, prepared_lookup(s, d->name), 0);
@@ -1324,15 +1353,24 @@ static void mask_rowdesc(gw_session *s, uint8_t type, const uint8_t *body, size_
 			}
 		} else if (d->kind == 'S') {
 			splan_free_v(gw_map_del(&s->splans, d->name, strlen(d->name)));
+		} else {
+			/* NoData: the portal returns no rows */
+			struct pbind *b = gw_map_get(&s->portals, d->name, strlen(d->name));
+			if (b) {
+				gw_mask_plan_free(b->plan);
+				b->plan = NULL;
+				b->plan_known = true;
+			}
 		}
 		md_pop(s);
-		return;
+		return own;
 	}
 	if (type == 'T' && f && f->group == s->rfq_recv) {
 		gw_mask_plan_free(f->plan);
 		f->plan = mask_plan(s, body, n, f->q, f->i);
 		f->plan_known = true;
 	}
+	return false;
 }
 
 /* The plan rows of the current result follow; NULL: pass them as they are. */
@@ -1388,8 +1426,7 @@ static int mask_server(gw_session *s, uint8_t type, const uint8_t *msg, size_t m
 	switch (type) {
 	case 'T':
 	case 'n':
-		mask_rowdesc(s, type, body, n);
-		return 0;
+		return mask_rowdesc(s, type, body, n) ? 1 : 0;
 	case 'D': {
 		struct inflight *f;
 		const gw_mask_plan *p = row_plan(s, &f);
@@ -2063,6 +2100,7 @@ static void handle_execute(gw_session *s, const uint8_t *msg, size_t m)
 	snprintf(unknown, sizeof(unknown), "(portal \"%.60s\", not bound through the gateway)", portal ? portal : "?");
 	for (size_t i = 0; i < k; i++)
 		rec_statement(s, b ? b->q : NULL, i, b ? NULL : unknown, "extended", b ? b->params : NULL, NULL);
+	mask_describe_for(s, portal);
 	forward_recorded(s, msg, m, true, k, b ? b->q : NULL, portal);
 }
 

@@ -353,6 +353,69 @@ def test_fast_path_function_call_withheld():
     _check("fast-path call", S["tap"].take(), [])
 
 
+def _raw(rs, *msgs):
+    """Send extended-protocol messages, read to ReadyForQuery: [(type, body)]."""
+    import struct
+    from rawpg import read_msg
+    out = b""
+    for t, body in msgs:
+        out += t + struct.pack("!I", 4 + len(body)) + body
+    rs.sock.sendall(out)
+    got = []
+    while True:
+        t, b = read_msg(rs.sock)
+        got.append((t, b))
+        if t == b"Z":
+            return got
+
+
+def _rows(got):
+    import struct
+    rows = []
+    for t, b in got:
+        if t == b"D":
+            n, off, row = struct.unpack("!H", b[:2])[0], 2, []
+            for _ in range(n):
+                ln = struct.unpack("!i", b[off:off + 4])[0]
+                off += 4
+                row.append(None if ln < 0 else b[off:off + ln])
+                off += max(ln, 0)
+            rows.append(row)
+    return rows
+
+
+def test_execute_without_describe():
+    """A client that executes without describing (as JDBC does for a statement it knows): the gateway describes
+    the portal itself; a statement described once (Describe S) gives its portals' plans with the Bind's formats."""
+    import struct
+    from rawpg import RawSession
+    S["tap"].take()
+    rs = RawSession(S["tap"].port, "agent-1", S["agent"], tls=False)
+    try:
+        sql = b"SELECT name, email, upper(ssn) FROM customers WHERE id = 1\0"
+        got = _raw(rs, (b"P", b"\0" + sql + b"\0\0"), (b"B", b"\0\0" + struct.pack("!hhh", 0, 0, 0)),
+                   (b"E", b"\0" + struct.pack("!i", 0)), (b"S", b""))
+        assert _rows(got) == [[b"Alice Jones", b"****.com", b"[redacted]"]], got
+        assert not any(t == b"T" for t, _ in got), got  # the gateway's own Describe is not passed on
+        # a named statement described once, then bound with binary results and executed twice
+        got = _raw(rs, (b"P", b"s1\0" + sql + b"\0\0"), (b"D", b"Ss1\0"), (b"S", b""))
+        assert any(t == b"T" for t, _ in got), got
+        for _ in range(2):
+            got = _raw(rs, (b"B", b"\0s1\0" + struct.pack("!hhhh", 0, 0, 1, 1)), (b"E", b"\0" + struct.pack("!i", 0)),
+                       (b"S", b""))
+            assert _rows(got) == [[b"Alice Jones", b"****.com", b"[redacted]"]], got
+        # a portal executed in pieces (PortalSuspended), inside a transaction
+        got = _raw(rs, (b"Q", b"BEGIN\0"))
+        got = _raw(rs, (b"P", b"\0SELECT email, ssn FROM customers ORDER BY id\0\0\0"),
+                   (b"B", b"p1\0\0" + struct.pack("!hhh", 0, 0, 0)), (b"E", b"p1\0" + struct.pack("!i", 1)),
+                   (b"E", b"p1\0" + struct.pack("!i", 1)), (b"S", b""))
+        assert _rows(got) == [[b"****.com", b"[redacted]"], [b"****.org", b"[redacted]"]], got
+        _raw(rs, (b"Q", b"COMMIT\0"))
+    finally:
+        rs.close()
+    _check("no describe", S["tap"].take(), ["Alice Jones"])
+
+
 def test_errors_keep_what_the_client_sent():
     # a quoted value the client wrote itself is not withheld (the error stays useful)
     _, err, _, data = run_psycopg("SELECT emial FROM customers")
