@@ -26,6 +26,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@
 #include <string.h>
 
 #define CAT_REFRESH_US (300ull * 1000000) /* a snapshot is loaded again after this long */
+#define CAT_COLS 9 /* columns of gw_mask_catalog_sql() */
 #define MAX_SPANS 64
 #define REDACTED "[redacted]"
 
@@ -69,6 +71,8 @@ struct gw_masker {
 struct mcol {
 	char *name;
 	int attnum;
+	uint32_t typoid;    /* the column's type (a domain's base type, as RowDescription says it); 0 unknown */
+	bool generated;     /* GENERATED ALWAYS AS: left out of COPY table TO */
 	uint8_t action;     /* enum gw_mask_action */
 };
 
@@ -121,6 +125,12 @@ static bool json_type(uint32_t t)
 	return t == T_JSON || t == T_JSONB;
 }
 
+/* Values of these types are scanned when no rule masks them (user types: their text may hold anything). */
+static bool scan_type(uint32_t t)
+{
+	return text_type(t) || json_type(t) || t == T_INT8 || t == T_NUMERIC || t >= 16384;
+}
+
 static void rel_free(struct mrel *r)
 {
 	for (size_t i = 0; i < r->ncols; i++)
@@ -157,20 +167,27 @@ const char *gw_mask_catalog_sql(void)
 {
 	/*
 	 * Every column of every table, view, materialized view and foreign
-	 * table; the definitions of user views; who inherits from whom.
+	 * table, with its type (a domain's base type: what RowDescription and
+	 * COPY's binary format carry) and whether it is generated (COPY table TO
+	 * leaves those out); the definitions of user views; who inherits from
+	 * whom. CAT_COLS columns.
 	 */
 	return "SELECT c.oid::text, n.nspname::text, c.relname::text, c.relkind::text, a.attnum::text, "
-		"a.attname::text, NULL::text FROM pg_catalog.pg_class c "
+		"a.attname::text, NULL::text, "
+		"(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END)::text, a.attgenerated::text "
+		"FROM pg_catalog.pg_class c "
 		"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 		"JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
+		"LEFT JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
 		"WHERE c.relkind IN ('r','p','v','m','f') AND a.attnum > 0 AND NOT a.attisdropped "
 		"UNION ALL SELECT c.oid::text, n.nspname::text, c.relname::text, c.relkind::text, '0', '', "
-		"pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c "
+		"pg_catalog.pg_get_viewdef(c.oid), NULL, NULL FROM pg_catalog.pg_class c "
 		"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 		"WHERE c.relkind IN ('v','m') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-		"UNION ALL SELECT i.inhrelid::text, '', '', 'i', i.inhparent::text, '', NULL FROM pg_catalog.pg_inherits i "
+		"UNION ALL SELECT i.inhrelid::text, '', '', 'i', i.inhparent::text, '', NULL, NULL, NULL "
+		"FROM pg_catalog.pg_inherits i "
 		/* functions outside the system schemas: what they return may come from anywhere */
-		"UNION ALL SELECT p.oid::text, n.nspname::text, p.proname::text, 'F', '0', '', NULL "
+		"UNION ALL SELECT p.oid::text, n.nspname::text, p.proname::text, 'F', '0', '', NULL, NULL, NULL "
 		"FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
 		"WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')";
 }
@@ -268,10 +285,11 @@ static uint32_t parse_u32(const char *s, size_t n, bool *ok)
 
 void gw_mask_cat_row(gw_mask_cat *c, const uint8_t *body, size_t n)
 {
-	const char *v[7];
-	size_t l[7];
+	const char *v[CAT_COLS];
+	size_t l[CAT_COLS];
 	int k;
-	if (c->bad || !row_cols(body, n, v, l, 7, &k) || k != 7 || !v[0] || !v[3] || !v[4] || !v[1] || !v[2]) {
+	if (c->bad || !row_cols(body, n, v, l, CAT_COLS, &k) || k != CAT_COLS || !v[0] || !v[3] || !v[4] || !v[1] ||
+		!v[2]) {
 		c->bad = true;
 		return;
 	}
@@ -304,7 +322,8 @@ void gw_mask_cat_row(gw_mask_cat *c, const uint8_t *body, size_t n)
 			r->viewdef = gw_xstrndup(v[6], l[6]);
 		return;
 	}
-	if (!v[5]) {
+	uint32_t typ = v[7] ? parse_u32(v[7], l[7], &ok) : 0;
+	if (!v[5] || !ok) {
 		c->bad = true;
 		return;
 	}
@@ -312,7 +331,8 @@ void gw_mask_cat_row(gw_mask_cat *c, const uint8_t *body, size_t n)
 		r->cap = r->cap ? 2 * r->cap : 8;
 		r->cols = gw_xrealloc(r->cols, r->cap * sizeof(*r->cols));
 	}
-	r->cols[r->ncols++] = (struct mcol){.name = gw_xstrndup(v[5], l[5]), .attnum = (int)num};
+	r->cols[r->ncols++] = (struct mcol){.name = gw_xstrndup(v[5], l[5]), .attnum = (int)num, .typoid = typ,
+		.generated = v[8] && l[8] > 0};
 }
 
 static int col_cmp(const void *a, const void *b)
@@ -351,13 +371,15 @@ static uint8_t stronger(uint8_t a, uint8_t b)
 	return rank[a] >= rank[b] ? a : b;
 }
 
-static uint8_t rule_action(const gw_masker *mk, const struct mrel *r, const char *col)
+/* The rules' action for column col of relation schema.name (schema NULL: any schema, a name written unqualified). */
+static uint8_t rule_action_named(const gw_masker *mk, const char *schema, const char *name, const char *col)
 {
 	uint8_t a = GW_MASK_NONE;
 	for (size_t i = 0; i < mk->nrules; i++) {
 		const gw_mask_rule_cfg *rc = mk->rules[i].cfg;
 		if (rc->column) {
-			if (!strcmp(rc->column, col) && !strcmp(rc->table, r->name) && (!rc->schema || !strcmp(rc->schema, r->schema)))
+			if (!strcmp(rc->column, col) && !strcmp(rc->table, name) && (!rc->schema || !schema ||
+					!strcmp(rc->schema, schema)))
 				a = stronger(a, (uint8_t)rc->action);
 		} else if (mk->rules[i].re) {
 			pcre2_match_data *md = pcre2_match_data_create_from_pattern(mk->rules[i].re, NULL);
@@ -368,6 +390,11 @@ static uint8_t rule_action(const gw_masker *mk, const struct mrel *r, const char
 		}
 	}
 	return a;
+}
+
+static uint8_t rule_action(const gw_masker *mk, const struct mrel *r, const char *col)
+{
+	return rule_action_named(mk, r->schema, r->name, col);
 }
 
 /* Lineage callbacks over a snapshot (names as the parser gives them). */
@@ -692,6 +719,16 @@ gw_mask_plan *gw_mask_plan_formats(const gw_mask_plan *p, const uint8_t *codes, 
 	return q;
 }
 
+/* A relation the snapshot does not know was named: read the catalog again before the next statement. */
+static void cat_mark_stale(gw_masker *mk, const gw_mask_cat *cat)
+{
+	pthread_mutex_lock(&mk->mu);
+	for (size_t i = 0; i < mk->ncats; i++)
+		if (mk->cats[i].cat == cat)
+			mk->cats[i].stale = true;
+	pthread_mutex_unlock(&mk->mu);
+}
+
 /* The statement calls a function defined outside the system schemas (its result may hold anything). */
 static bool calls_user_function(const gw_mask_cat *cat, const gw_sql_stmt *st)
 {
@@ -778,21 +815,14 @@ gw_mask_plan *gw_mask_plan_new(gw_masker *mk, gw_mask_cat *cat, const uint8_t *b
 		}
 		if (act != GW_MASK_NONE)
 			p->tainted = true;
-		if (act == GW_MASK_NONE && mk->entities && (text_type(typ) || json_type(typ) || typ == T_INT8 ||
-				typ == T_NUMERIC || typ >= 16384))
+		if (act == GW_MASK_NONE && mk->entities && scan_type(typ))
 			act = ACT_SCAN;
 		c->action = act;
 		work |= act != GW_MASK_NONE;
 	}
 	free(verdict);
-	if (unknown_rel) {
-		/* a relation created since the snapshot: read the catalog again before the next statement */
-		pthread_mutex_lock(&mk->mu);
-		for (size_t i = 0; i < mk->ncats; i++)
-			if (mk->cats[i].cat == cat)
-				mk->cats[i].stale = true;
-		pthread_mutex_unlock(&mk->mu);
-	}
+	if (unknown_rel)
+		cat_mark_stale(mk, cat); /* a relation created since the snapshot: read the catalog again */
 	if (undecided) {
 		p->tainted = true;
 		snprintf(notice, noticelen, "pgmoat: some result columns were masked whole because their origin could not "
@@ -807,16 +837,12 @@ gw_mask_plan *gw_mask_plan_new(gw_masker *mk, gw_mask_cat *cat, const uint8_t *b
 
 /* ---- values ---- */
 
-static void put_null(gw_buf *out)
-{
-	gw_buf_put_i32(out, -1);
-}
-
-static void put_bytes(gw_buf *out, const void *p, size_t n)
-{
-	gw_buf_put_i32(out, (int32_t)n);
-	gw_buf_append(out, p, n);
-}
+/*
+ * One value is masked into raw bytes appended to a buffer; the caller frames
+ * them: a DataRow or binary COPY field (int32 length, -1 NULL), or a text or
+ * CSV COPY field (escaped or quoted, the NULL string).
+ */
+enum { V_SAME, V_BYTES, V_NULL }; /* the value unchanged (nothing appended) / bytes appended / NULL */
 
 /* A text value masked by action: the replacement text into t (bounded), its length returned. */
 static size_t text_partial(const uint8_t *v, size_t n, char *t, size_t tmax)
@@ -886,7 +912,8 @@ static bool canonical_text(const struct pcol *c, const uint8_t *v, size_t n, cha
 	return false;
 }
 
-static void put_hash(gw_masker *mk, const struct pcol *c, const uint8_t *v, size_t n, gw_buf *out)
+/* action hash: a value of the column's type (integers, uuids, text), or NULL (false) for any other type. */
+static bool hash_into(gw_masker *mk, const struct pcol *c, const uint8_t *v, size_t n, gw_buf *out)
 {
 	uint8_t mac[32];
 	const char *key = mk->cfg->mask_hash_key ? mk->cfg->mask_hash_key : "";
@@ -907,17 +934,17 @@ static void put_hash(gw_masker *mk, const struct pcol *c, const uint8_t *v, size
 			int w = c->typoid == T_INT8 ? 8 : c->typoid == T_INT4 ? 4 : 2;
 			for (int i = 0; i < w; i++)
 				bb[i] = (uint8_t)((uint64_t)val >> (8 * (w - 1 - i)));
-			put_bytes(out, bb, (size_t)w);
+			gw_buf_append(out, bb, (size_t)w);
 		} else {
 			char t[24];
 			int k = snprintf(t, sizeof(t), "%lld", (long long)val);
-			put_bytes(out, t, (size_t)k);
+			gw_buf_append(out, t, (size_t)k);
 		}
-		return;
+		return true;
 	}
 	if (c->typoid == T_UUID) {
 		if (c->binary) {
-			put_bytes(out, mac, 16);
+			gw_buf_append(out, mac, 16);
 		} else {
 			char t[40];
 			int k = 0;
@@ -926,83 +953,156 @@ static void put_hash(gw_masker *mk, const struct pcol *c, const uint8_t *v, size
 					t[k++] = '-';
 				k += snprintf(t + k, sizeof(t) - (size_t)k, "%02x", mac[i]);
 			}
-			put_bytes(out, t, (size_t)k);
+			gw_buf_append(out, t, (size_t)k);
 		}
-		return;
+		return true;
 	}
-	if (!text_type(c->typoid)) {
-		put_null(out);
-		return;
-	}
+	if (!text_type(c->typoid))
+		return false;
 	char t[33];
 	for (int i = 0; i < 16; i++)
 		snprintf(t + 2 * i, 3, "%02x", mac[i]);
-	put_bytes(out, t, 32);
+	gw_buf_append(out, t, 32);
+	return true;
 }
 
-/* A whole value masked by a rule action (or a derived column: redact). */
-static void put_masked(gw_masker *mk, const struct pcol *c, const uint8_t *v, size_t n, gw_buf *out)
+/* A whole value masked by a rule action (or a derived column: redact); false: NULL. */
+static bool masked_into(gw_masker *mk, const struct pcol *c, const uint8_t *v, size_t n, gw_buf *out)
 {
 	switch (c->action) {
 	case GW_MASK_HASH:
-		put_hash(mk, c, v, n, out);
-		return;
+		return hash_into(mk, c, v, n, out);
 	case GW_MASK_PARTIAL:
 		if (text_type(c->typoid)) {
 			char t[80];
 			size_t k = text_partial(v, n, t, sizeof(t));
-			put_bytes(out, t, k);
-			return;
+			gw_buf_append(out, t, k);
+			return true;
 		}
-		put_null(out);
-		return;
+		return false;
 	case GW_MASK_REDACT:
 		if (text_type(c->typoid)) {
-			put_bytes(out, REDACTED, strlen(REDACTED));
-			return;
+			gw_buf_append(out, REDACTED, strlen(REDACTED));
+			return true;
 		}
 		if (json_type(c->typoid)) {
 			if (c->binary && c->typoid == T_JSONB)
-				put_bytes(out, "\001\"[redacted]\"", 13);
+				gw_buf_append(out, "\001\"[redacted]\"", 13);
 			else
-				put_bytes(out, "\"[redacted]\"", 12);
-			return;
+				gw_buf_append(out, "\"[redacted]\"", 12);
+			return true;
 		}
-		put_null(out);
-		return;
+		return false;
 	default:
-		put_null(out);
-		return;
+		return false;
 	}
+}
+
+#define NUM_TEXT_MAX 1200
+
+/*
+ * numeric's binary form (numeric_send: ndigits, weight, sign, dscale, then
+ * base-10000 digits) as decimal text, for the detectors. Returns its length,
+ * or SIZE_MAX when v is not a well-formed numeric or its text is longer
+ * than cap. NaN and infinities give "" (nothing to find).
+ */
+static size_t numeric_text(const uint8_t *v, size_t n, char *t, size_t cap)
+{
+	if (n < 8 || cap < 16)
+		return SIZE_MAX;
+	int nd = (int16_t)gw_get_u16(v), weight = (int16_t)gw_get_u16(v + 2);
+	unsigned sign = gw_get_u16(v + 4), dscale = gw_get_u16(v + 6);
+	if (nd < 0 || (size_t)nd * 2 + 8 != n || (dscale & 0xC000))
+		return SIZE_MAX;
+	if (sign == 0xC000 || sign == 0xD000 || sign == 0xF000)
+		return nd == 0 ? 0 : SIZE_MAX;
+	if (sign != 0 && sign != 0x4000)
+		return SIZE_MAX;
+	for (int d = 0; d < nd; d++)
+		if (gw_get_u16(v + 8 + 2 * d) > 9999)
+			return SIZE_MAX;
+	size_t k = 0;
+	if (sign == 0x4000)
+		t[k++] = '-';
+	if (weight < 0) {
+		t[k++] = '0';
+	} else {
+		if ((size_t)weight * 4 + 8 > cap - k)
+			return SIZE_MAX;
+		for (int d = 0; d <= weight; d++) {
+			unsigned dig = d < nd ? gw_get_u16(v + 8 + 2 * d) : 0;
+			k += (size_t)snprintf(t + k, cap - k, d == 0 ? "%u" : "%04u", dig);
+		}
+	}
+	if (dscale > 0) {
+		if (dscale + 8 > cap - k)
+			return SIZE_MAX;
+		t[k++] = '.';
+		unsigned done = 0;
+		for (int d = weight + 1; done < dscale; d++) {
+			unsigned dig = d >= 0 && d < nd ? gw_get_u16(v + 8 + 2 * d) : 0;
+			char g[8];
+			snprintf(g, sizeof(g), "%04u", dig);
+			for (int j = 0; j < 4 && done < dscale; j++, done++)
+				t[k++] = g[j];
+		}
+	}
+	return k;
 }
 
 /*
  * Scan a value; write it with every span replaced by <ENTITY>. json keeps
  * valid JSON (a span touching a quote or backslash redacts the value whole);
- * a type other than text/json with a find becomes NULL. Returns finds.
+ * a type other than text/json with a find becomes NULL (a type the plan does
+ * not know, too: typoid 0). *finds counts what was found.
  */
-static size_t scan_value(gw_masker *mk, const struct pcol *c, const uint8_t *v, size_t n, gw_buf *out)
+static int scan_into(gw_masker *mk, const struct pcol *c, const uint8_t *v, size_t n, gw_buf *out, uint64_t *finds)
 {
 	struct gw_span sp[MAX_SPANS];
 	const uint8_t *t = v;
 	size_t tn = n;
-	char num[32];
+	char num[NUM_TEXT_MAX];
+	size_t k;
 	if (c->binary && c->typoid == T_INT8 && n == 8) {
 		uint64_t x = 0;
 		for (int i = 0; i < 8; i++)
 			x = x << 8 | v[i];
 		tn = (size_t)snprintf(num, sizeof(num), "%lld", (long long)(int64_t)x);
 		t = (const uint8_t *)num;
+	} else if (c->binary && c->typoid == T_NUMERIC) {
+		tn = numeric_text(v, n, num, sizeof(num));
+		t = (const uint8_t *)num;
 	} else if (c->binary && c->typoid == T_JSONB && n > 0) {
 		t = v + 1; /* version byte, then the text */
 		tn = n - 1;
 	}
-	size_t k = gw_detect(mk->det, (const char *)t, tn, sp, MAX_SPANS);
-	if (k == 0) {
-		put_bytes(out, v, n);
-		return 0;
+	if (tn == SIZE_MAX) {
+		k = SIZE_MAX; /* a numeric that cannot be read as decimal text: fail closed */
+	} else {
+		k = gw_detect(mk->det, (const char *)t, tn, sp, MAX_SPANS);
+		if (k == 0 && c->binary && c->typoid == 0) {
+			/*
+			 * A binary value of a type the plan does not know (COPY (query) TO
+			 * ... BINARY): text types were scanned as they are; bigint and
+			 * numeric hold card numbers, SSNs and phone numbers as digits.
+			 */
+			size_t dn = SIZE_MAX;
+			if (n == 8) {
+				uint64_t x = 0;
+				for (int i = 0; i < 8; i++)
+					x = x << 8 | v[i];
+				dn = (size_t)snprintf(num, sizeof(num), "%lld", (long long)(int64_t)x);
+				k = gw_detect(mk->det, num, dn, NULL, 0);
+			}
+			if (k == 0 && (dn = numeric_text(v, n, num, sizeof(num))) != SIZE_MAX)
+				k = gw_detect(mk->det, num, dn, NULL, 0);
+			if (k)
+				k = SIZE_MAX; /* found in a rendering: the value goes whole */
+		}
 	}
-	bool whole = k > MAX_SPANS || k == SIZE_MAX || !(text_type(c->typoid) || json_type(c->typoid));
+	if (k == 0)
+		return V_SAME;
+	bool whole = k > MAX_SPANS || !(text_type(c->typoid) || json_type(c->typoid));
 	if (!whole && json_type(c->typoid))
 		for (size_t i = 0; i < k && !whole; i++)
 			for (uint32_t j = sp[i].start; j < sp[i].end; j++)
@@ -1010,17 +1110,15 @@ static size_t scan_value(gw_masker *mk, const struct pcol *c, const uint8_t *v, 
 					whole = true;
 					break;
 				}
+	*finds += k == SIZE_MAX ? 1 : k;
 	if (whole) {
 		struct pcol r = *c;
 		r.action = GW_MASK_REDACT;
-		put_masked(mk, &r, v, n, out);
-		return k == SIZE_MAX ? 1 : k;
+		return masked_into(mk, &r, v, n, out) ? V_BYTES : V_NULL;
 	}
-	size_t lenpos = gw_buf_len(out);
-	gw_buf_put_i32(out, 0);
-	size_t start = gw_buf_len(out), at = 0;
 	if (c->binary && c->typoid == T_JSONB)
 		gw_buf_append(out, v, 1); /* jsonb's version byte */
+	size_t at = 0;
 	for (size_t i = 0; i < k; i++) {
 		gw_buf_append(out, t + at, sp[i].start - at);
 		gw_buf_append(out, "<", 1);
@@ -1030,8 +1128,40 @@ static size_t scan_value(gw_masker *mk, const struct pcol *c, const uint8_t *v, 
 		at = sp[i].end;
 	}
 	gw_buf_append(out, t + at, tn - at);
-	gw_put_u32(gw_buf_rd(out) + lenpos, (uint32_t)(gw_buf_len(out) - start));
-	return k;
+	return V_BYTES;
+}
+
+/* DataRow and binary COPY framing: int32 length and the bytes, -1 for NULL. */
+static void put_null(gw_buf *out)
+{
+	gw_buf_put_i32(out, -1);
+}
+
+static void put_bytes(gw_buf *out, const void *p, size_t n)
+{
+	gw_buf_put_i32(out, (int32_t)n);
+	gw_buf_append(out, p, n);
+}
+
+/* One value of a row, framed: passed, scanned or masked as the plan's column says. */
+static void put_value(gw_masker *mk, const struct pcol *c, const uint8_t *v, size_t n, gw_buf *out, uint64_t *masked)
+{
+	if (c->action == GW_MASK_NONE) {
+		put_bytes(out, v, n);
+		return;
+	}
+	size_t lenpos = gw_buf_len(out);
+	gw_buf_put_i32(out, 0);
+	int r;
+	if (c->action == ACT_SCAN) {
+		r = scan_into(mk, c, v, n, out, masked);
+		if (r == V_SAME)
+			gw_buf_append(out, v, n);
+	} else {
+		r = masked_into(mk, c, v, n, out) ? V_BYTES : V_NULL;
+		(*masked)++;
+	}
+	gw_put_u32(gw_buf_rd(out) + lenpos, r == V_NULL ? UINT32_MAX : (uint32_t)(gw_buf_len(out) - lenpos - 4));
 }
 
 int gw_mask_row(gw_masker *mk, const gw_mask_plan *p, const uint8_t *b, size_t n, gw_buf *out, uint64_t *masked)
@@ -1041,12 +1171,13 @@ int gw_mask_row(gw_masker *mk, const gw_mask_plan *p, const uint8_t *b, size_t n
 	int k = gw_get_u16(b);
 	if (!p->all && k != p->ncols)
 		return -1;
+	size_t mark = gw_buf_len(out);
 	size_t m = gw_buf_msg_begin(out, 'D');
 	gw_buf_put_i16(out, (int16_t)k);
 	size_t off = 2;
 	for (int i = 0; i < k; i++) {
 		if (off + 4 > n)
-			return -1;
+			goto bad;
 		int32_t len = (int32_t)gw_get_u32(b + off);
 		off += 4;
 		if (len < 0) {
@@ -1054,7 +1185,7 @@ int gw_mask_row(gw_masker *mk, const gw_mask_plan *p, const uint8_t *b, size_t n
 			continue;
 		}
 		if ((size_t)len > n - off)
-			return -1;
+			goto bad;
 		const uint8_t *v = b + off;
 		off += (size_t)len;
 		if (p->all) {
@@ -1062,20 +1193,15 @@ int gw_mask_row(gw_masker *mk, const gw_mask_plan *p, const uint8_t *b, size_t n
 			(*masked)++;
 			continue;
 		}
-		const struct pcol *c = &p->cols[i];
-		if (c->action == GW_MASK_NONE) {
-			put_bytes(out, v, (size_t)len);
-		} else if (c->action == ACT_SCAN) {
-			*masked += scan_value(mk, c, v, (size_t)len, out);
-		} else {
-			put_masked(mk, c, v, (size_t)len, out);
-			(*masked)++;
-		}
+		put_value(mk, &p->cols[i], v, (size_t)len, out, masked);
 	}
 	if (off != n)
-		return -1;
+		goto bad;
 	gw_buf_msg_end(out, m);
 	return 0;
+bad:
+	out->len = mark; /* nothing of a malformed row is written */
+	return -1;
 }
 
 /* ---- error and notice text, notification payloads ---- */
@@ -1233,4 +1359,604 @@ void gw_mask_notification(gw_masker *mk, const uint8_t *b, size_t n, bool tainte
 	}
 	gw_buf_put_u8(out, 0);
 	gw_buf_msg_end(out, m);
+}
+
+/* ---- COPY ... TO STDOUT ---- */
+
+/*
+ * The columns COPY table [(cols)] TO sends, from the snapshot: each one's rule
+ * action and type. An unqualified name that several schemas hold (the
+ * session's search_path picks one): every relation of that name that could be
+ * the one copied counts, the strongest action per column, the type only when
+ * they agree. False when no relation fits (why says so).
+ */
+static bool copy_table_cols(gw_masker *mk, gw_mask_cat *cat, const struct gw_sql_copy *opt, struct gw_mask_plan *p,
+	char *why, size_t whylen)
+{
+	if (opt->ncols && opt->ncols != (size_t)p->ncols) {
+		snprintf(why, whylen, "COPY names %zu columns, the server sends %d", opt->ncols, p->ncols);
+		return false;
+	}
+	int fits = 0;
+	const struct mcol **cols = gw_xcalloc(p->ncols > 0 ? (size_t)p->ncols : 1, sizeof(*cols));
+	const struct mrel *r = gw_map_get(&cat->by_name, opt->rel, strlen(opt->rel));
+	for (; r; r = r->same_name) {
+		if (opt->schema && strcmp(r->schema, opt->schema))
+			continue;
+		/* the columns this relation would send: the list's, or every column but generated ones */
+		bool ok = true;
+		if (opt->ncols) {
+			for (size_t i = 0; i < opt->ncols && ok; i++) {
+				cols[i] = rel_col_named(r, opt->cols[i]);
+				ok = cols[i] && !cols[i]->generated;
+			}
+		} else {
+			int k = 0;
+			for (size_t i = 0; i < r->ncols && ok; i++) {
+				if (r->cols[i].generated)
+					continue;
+				if (k < p->ncols)
+					cols[k] = &r->cols[i];
+				k++;
+			}
+			ok = k == p->ncols;
+		}
+		if (!ok)
+			continue;
+		for (int i = 0; i < p->ncols; i++) {
+			struct pcol *c = &p->cols[i];
+			/*
+			 * the snapshot's action, and the rules' for the name as written (should the table COPY reads be
+			 * one the snapshot has not seen yet, shadowing this one on the search_path)
+			 */
+			uint8_t a = stronger(cols[i]->action, rule_action_named(mk, opt->schema, opt->rel, cols[i]->name));
+			c->action = fits ? stronger(c->action, a) : a;
+			c->typoid = !fits || c->typoid == cols[i]->typoid ? cols[i]->typoid : 0;
+		}
+		fits++;
+	}
+	free(cols);
+	if (!fits) {
+		snprintf(why, whylen, "the gateway's catalog has no relation \"%.60s\" with those %d columns", opt->rel,
+			p->ncols);
+		cat_mark_stale(mk, cat);
+		return false;
+	}
+	return true;
+}
+
+gw_mask_plan *gw_mask_copy_plan(gw_masker *mk, gw_mask_cat *cat, const char *stmt, size_t len, const gw_sql_stmt *st,
+	const struct gw_sql_copy *opt, int ncols, char *notice, size_t noticelen)
+{
+	notice[0] = 0;
+	if (ncols < 0)
+		ncols = 0;
+	struct gw_mask_plan *p = plan_alloc(ncols);
+	char why[200] = "";
+	bool undecided = false; /* a column (all: every column) is masked whole for want of an answer */
+	bool all = false, work = false;
+	if (!cat) {
+		all = true;
+		snprintf(why, sizeof(why), "the catalog is not loaded");
+	} else if (!opt->query) {
+		all = !copy_table_cols(mk, cat, opt, p, why, sizeof(why));
+	} else if (!stmt || !st) {
+		all = true;
+		snprintf(why, sizeof(why), "the statement is not known");
+	} else if (calls_user_function(cat, st)) {
+		all = true;
+		snprintf(why, sizeof(why), "the statement calls a user-defined function, whose result may come from masked "
+			"columns");
+	} else {
+		/* the query's columns, of types COPY does not say (typoid 0): a masked one can only be NULL */
+		uint8_t *v = gw_xcalloc(ncols ? (size_t)ncols : 1, 1);
+		gw_sql_catalog cb = {.ud = cat, .columns = cb_columns, .masked = cb_masked};
+		int k = gw_sql_mask_columns_inner(stmt, len, &cb, v, (size_t)ncols, why, sizeof(why));
+		if (k != ncols) {
+			all = true;
+			if (k >= 0)
+				snprintf(why, sizeof(why), "the query has %d columns, the server sends %d", k, ncols);
+		} else {
+			for (int i = 0; i < ncols; i++) {
+				p->cols[i].action = v[i] == GW_SQL_COL_CLEAR ? GW_MASK_NONE : GW_MASK_REDACT;
+				undecided |= v[i] == GW_SQL_COL_UNDECIDED;
+			}
+		}
+		free(v);
+	}
+	for (int i = 0; i < ncols; i++) {
+		struct pcol *c = &p->cols[i];
+		if (all)
+			*c = (struct pcol){.action = GW_MASK_REDACT, .typoid = 0};
+		c->binary = opt->format == GW_SQL_COPY_BINARY;
+		if (c->action != GW_MASK_NONE)
+			p->tainted = true;
+		if (c->action == GW_MASK_NONE && mk->entities && (c->typoid == 0 || scan_type(c->typoid)))
+			c->action = ACT_SCAN;
+		work |= c->action != GW_MASK_NONE;
+	}
+	if (all || undecided) {
+		p->tainted = true;
+		snprintf(notice, noticelen, "pgmoat: %s COPY columns were masked whole because their origin could not be "
+			"decided (%s)", all ? "the" : "some", why[0] ? why : "unknown");
+	}
+	if (!work) {
+		gw_mask_plan_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/*
+ * The CopyData rewriter. PostgreSQL sends one row per CopyData (the binary
+ * header rides with the first row, the trailer comes alone), but nothing
+ * here counts on it: a row may span messages (kept in pend, up to max_row)
+ * and a message may hold several rows.
+ */
+struct gw_mask_copy_state {
+	int format;             /* GW_SQL_COPY_* */
+	char delim, quote, escape;
+	char *null_str;
+	size_t null_len;
+	int phase;              /* 0 the header (binary signature, or a HEADER line) is next, 1 rows, 2 after the trailer */
+	gw_buf pend;            /* the start of a row (or of the binary header) that has not ended yet */
+	size_t scanned;         /* text/csv: bytes of pend already searched for the row's end */
+	bool inq, esc;          /* csv: inside quotes / after the escape character, at pend[scanned] */
+	size_t need;            /* binary: the unit at pend needs at least this many bytes */
+	gw_buf val, mv;         /* scratch: a value with its escapes undone; a masked value */
+	size_t max_row;
+};
+
+static const uint8_t copy_sig[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
+
+gw_mask_copy_state *gw_mask_copy_begin(const gw_masker *mk, const struct gw_sql_copy *opt)
+{
+	gw_mask_copy_state *st = gw_xcalloc(1, sizeof(*st));
+	st->format = opt->format;
+	st->delim = opt->delim;
+	st->quote = opt->quote;
+	st->escape = opt->escape;
+	st->null_len = opt->null_str ? opt->null_len : 0;
+	st->null_str = gw_xmalloc(st->null_len + 1);
+	if (st->null_len)
+		memcpy(st->null_str, opt->null_str, st->null_len);
+	st->null_str[st->null_len] = 0;
+	st->phase = opt->format == GW_SQL_COPY_BINARY || opt->header ? 0 : 1;
+	st->max_row = mk && mk->cfg->mask_max_row ? mk->cfg->mask_max_row : 64ul * 1024 * 1024;
+	return st;
+}
+
+void gw_mask_copy_free(gw_mask_copy_state *st)
+{
+	if (!st)
+		return;
+	free(st->null_str);
+	gw_buf_free(&st->pend);
+	gw_buf_free(&st->val);
+	gw_buf_free(&st->mv);
+	free(st);
+}
+
+int gw_mask_copy_end(const gw_mask_copy_state *st)
+{
+	if (gw_buf_len(&st->pend))
+		return -1; /* a row that never ended */
+	return st->format == GW_SQL_COPY_BINARY && st->phase != 2 ? -1 : 0;
+}
+
+/* PostgreSQL's text-format escapes undone (CopyReadAttributesText): s[0..n) into out. */
+static void copy_text_decode(const uint8_t *s, size_t n, gw_buf *out)
+{
+	gw_buf_reset(out);
+	gw_buf_reserve(out, n + 1);
+	uint8_t *w = gw_buf_wr(out);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = s[i];
+		if (c != '\\' || i + 1 >= n) {
+			w[k++] = c;
+			continue;
+		}
+		c = s[++i];
+		switch (c) {
+		case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7': {
+			unsigned val = (unsigned)(c - '0');
+			for (int d = 0; d < 2 && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '7'; d++)
+				val = (val << 3) + (unsigned)(s[++i] - '0');
+			c = (uint8_t)(val & 0377);
+			break;
+		}
+		case 'x': {
+			unsigned val = 0;
+			int d = 0;
+			for (; d < 2 && i + 1 < n && isxdigit(s[i + 1]); d++) {
+				uint8_t h = s[++i];
+				val = (val << 4) + (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+			}
+			if (d)
+				c = (uint8_t)val;
+			break;
+		}
+		case 'b': c = '\b'; break;
+		case 'f': c = '\f'; break;
+		case 'n': c = '\n'; break;
+		case 'r': c = '\r'; break;
+		case 't': c = '\t'; break;
+		case 'v': c = '\v'; break;
+		default: break; /* the character itself (\\, the delimiter, ...) */
+		}
+		w[k++] = c;
+	}
+	gw_buf_commit(out, k);
+}
+
+/* A value in text format, escaped as PostgreSQL's CopyAttributeOutText does it. */
+static void copy_text_encode(const uint8_t *v, size_t n, char delim, gw_buf *out)
+{
+	gw_buf_reserve(out, 2 * n + 1);
+	uint8_t *w = gw_buf_wr(out);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = v[i], e = 0;
+		if (c < 0x20) {
+			switch (c) {
+			case '\b': e = 'b'; break;
+			case '\f': e = 'f'; break;
+			case '\n': e = 'n'; break;
+			case '\r': e = 'r'; break;
+			case '\t': e = 't'; break;
+			case '\v': e = 'v'; break;
+			default: e = c == (uint8_t)delim ? c : 0; break;
+			}
+		} else if (c == '\\' || c == (uint8_t)delim) {
+			e = c;
+		}
+		if (e) {
+			w[k++] = '\\';
+			w[k++] = e;
+		} else {
+			w[k++] = c;
+		}
+	}
+	gw_buf_commit(out, k);
+}
+
+/* A quoted CSV field (its quotes included, as the row parser checked it) without its quoting. */
+static void copy_csv_decode(const gw_mask_copy_state *st, const uint8_t *s, size_t n, gw_buf *out)
+{
+	gw_buf_reset(out);
+	gw_buf_reserve(out, n + 1);
+	uint8_t *w = gw_buf_wr(out);
+	size_t k = 0;
+	for (size_t i = 1; i < n; i++) {
+		uint8_t c = s[i];
+		if (c == (uint8_t)st->escape && i + 1 < n &&
+			(s[i + 1] == (uint8_t)st->quote || s[i + 1] == (uint8_t)st->escape)) {
+			w[k++] = s[++i];
+			continue;
+		}
+		if (c == (uint8_t)st->quote)
+			break;
+		w[k++] = c;
+	}
+	gw_buf_commit(out, k);
+}
+
+/* A value in CSV, quoted as PostgreSQL's CopyAttributeOutCSV does it (force: it was quoted, FORCE_QUOTE). */
+static void copy_csv_encode(const gw_mask_copy_state *st, const uint8_t *v, size_t n, bool force, bool single,
+	gw_buf *out)
+{
+	bool q = force || (n == st->null_len && !memcmp(v, st->null_str, n)) || (single && n == 2 && v[0] == '\\' &&
+		v[1] == '.');
+	for (size_t i = 0; i < n && !q; i++)
+		q = v[i] == (uint8_t)st->delim || v[i] == (uint8_t)st->quote || v[i] == '\n' || v[i] == '\r';
+	if (!q) {
+		gw_buf_append(out, v, n);
+		return;
+	}
+	gw_buf_reserve(out, 2 * n + 2);
+	uint8_t *w = gw_buf_wr(out);
+	size_t k = 0;
+	w[k++] = (uint8_t)st->quote;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] == (uint8_t)st->quote || v[i] == (uint8_t)st->escape)
+			w[k++] = (uint8_t)st->escape;
+		w[k++] = v[i];
+	}
+	w[k++] = (uint8_t)st->quote;
+	gw_buf_commit(out, k);
+}
+
+/* One text or CSV field raw[0..n) (quoted: a CSV field in quotes) to out, as it is or masked. */
+static void copy_field(gw_masker *mk, const struct pcol *c, gw_mask_copy_state *st, const uint8_t *raw, size_t n,
+	bool quoted, bool single, gw_buf *out, uint64_t *masked)
+{
+	bool csv = st->format == GW_SQL_COPY_CSV;
+	if (c->action == GW_MASK_NONE || (!quoted && n == st->null_len && !memcmp(raw, st->null_str, n))) {
+		gw_buf_append(out, raw, n); /* a NULL stays NULL */
+		return;
+	}
+	const uint8_t *v = raw;
+	size_t vn = n;
+	if (quoted) {
+		copy_csv_decode(st, raw, n, &st->val);
+		v = gw_buf_rd(&st->val);
+		vn = gw_buf_len(&st->val);
+	} else if (!csv && memchr(raw, '\\', n)) {
+		copy_text_decode(raw, n, &st->val);
+		v = gw_buf_rd(&st->val);
+		vn = gw_buf_len(&st->val);
+	}
+	gw_buf_reset(&st->mv);
+	int r;
+	if (c->action == ACT_SCAN) {
+		r = scan_into(mk, c, v, vn, &st->mv, masked);
+	} else {
+		r = masked_into(mk, c, v, vn, &st->mv) ? V_BYTES : V_NULL;
+		(*masked)++;
+	}
+	if (r == V_SAME)
+		gw_buf_append(out, raw, n);
+	else if (r == V_NULL)
+		gw_buf_append(out, st->null_str, st->null_len);
+	else if (csv)
+		copy_csv_encode(st, gw_buf_rd(&st->mv), gw_buf_len(&st->mv), quoted, single, out);
+	else
+		copy_text_encode(gw_buf_rd(&st->mv), gw_buf_len(&st->mv), st->delim, out);
+}
+
+/* One row row[0..len) (its newline not included) rewritten to out, with its newline. -1: malformed. */
+static int copy_row(gw_masker *mk, const gw_mask_plan *p, gw_mask_copy_state *st, const uint8_t *row, size_t len,
+	gw_buf *out, uint64_t *masked)
+{
+	const uint8_t delim = (uint8_t)st->delim, quote = (uint8_t)st->quote, esc = (uint8_t)st->escape;
+	bool csv = st->format == GW_SQL_COPY_CSV;
+	if (p->ncols == 0) {
+		if (len)
+			return -1;
+		gw_buf_put_u8(out, '\n');
+		return 0;
+	}
+	int i = 0;
+	size_t pos = 0;
+	for (;;) {
+		size_t fs = pos;
+		bool quoted = false;
+		if (csv && pos < len && row[pos] == quote) {
+			quoted = true;
+			for (pos++;; ) {
+				if (pos >= len)
+					return -1; /* a quote that is not closed on its row */
+				uint8_t c = row[pos];
+				if (c == esc && pos + 1 < len && (row[pos + 1] == quote || row[pos + 1] == esc)) {
+					pos += 2;
+					continue;
+				}
+				pos++;
+				if (c == quote)
+					break;
+			}
+			if (pos < len && row[pos] != delim)
+				return -1; /* text after the closing quote: PostgreSQL does not write that */
+		} else if (csv) {
+			while (pos < len && row[pos] != delim) {
+				if (row[pos] == quote)
+					return -1;
+				pos++;
+			}
+		} else {
+			while (pos < len && row[pos] != delim) {
+				if (row[pos] == '\\') {
+					if (pos + 1 >= len)
+						return -1; /* an escape with nothing to escape */
+					pos++;
+				}
+				pos++;
+			}
+		}
+		if (i >= p->ncols)
+			return -1;
+		if (i > 0)
+			gw_buf_put_u8(out, delim);
+		copy_field(mk, &p->cols[i], st, row + fs, pos - fs, quoted, p->ncols == 1, out, masked);
+		i++;
+		if (pos >= len)
+			break;
+		pos++; /* the delimiter */
+	}
+	if (i != p->ncols)
+		return -1;
+	gw_buf_put_u8(out, '\n');
+	return 0;
+}
+
+/* Where the row starting at u ends (its newline), searching on from st->scanned; false: not in u[0..n) yet. */
+static bool copy_row_end(gw_mask_copy_state *st, const uint8_t *u, size_t n, size_t *end)
+{
+	size_t i = st->scanned;
+	if (st->format != GW_SQL_COPY_CSV) {
+		const uint8_t *nl = i < n ? memchr(u + i, '\n', n - i) : NULL;
+		if (!nl) {
+			st->scanned = n;
+			return false;
+		}
+		*end = (size_t)(nl - u);
+		return true;
+	}
+	/* csv: a newline inside quotes is data */
+	const uint8_t quote = (uint8_t)st->quote, esc = (uint8_t)st->escape;
+	bool inq = st->inq, e = st->esc;
+	for (; i < n; i++) {
+		uint8_t c = u[i];
+		if (!inq) {
+			if (c == '\n') {
+				*end = i;
+				return true;
+			}
+			inq = c == quote;
+		} else if (e) {
+			e = false; /* the escaped character (or, when it is neither quote nor escape, an ordinary one) */
+		} else if (esc != quote && c == esc) {
+			e = true;
+		} else if (c == quote) {
+			inq = false; /* closes, or the first of a doubled quote (which opens again) */
+		}
+	}
+	st->scanned = n;
+	st->inq = inq;
+	st->esc = e;
+	return false;
+}
+
+/* Text and CSV: the rows that end in b[0..n) rewritten; *used: bytes consumed (the rest is an unfinished row). */
+static int copy_text_units(gw_masker *mk, const gw_mask_plan *p, gw_mask_copy_state *st, const uint8_t *b, size_t n,
+	gw_buf *out, uint64_t *masked, size_t *used)
+{
+	size_t pos = 0;
+	while (pos < n) {
+		size_t end;
+		if (!copy_row_end(st, b + pos, n - pos, &end))
+			break;
+		if (st->phase == 0) {
+			gw_buf_append(out, b + pos, end + 1); /* the HEADER line: column names */
+			st->phase = 1;
+		} else if (copy_row(mk, p, st, b + pos, end, out, masked) < 0) {
+			return -1;
+		}
+		pos += end + 1;
+		st->scanned = 0;
+		st->inq = st->esc = false;
+	}
+	*used = pos;
+	return 0;
+}
+
+/* Binary: the header, tuples and trailer complete in b[0..n) rewritten; *used as above. -2: over max_row. */
+static int copy_bin_units(gw_masker *mk, const gw_mask_plan *p, gw_mask_copy_state *st, const uint8_t *b, size_t n,
+	gw_buf *out, uint64_t *masked, size_t *used)
+{
+	size_t pos = 0;
+	*used = 0;
+	while (pos < n) {
+		const uint8_t *u = b + pos;
+		size_t un = n - pos;
+		if (st->need > un)
+			break;
+		if (st->phase == 2)
+			return -1; /* bytes after the trailer */
+		if (st->phase == 0) {
+			/* signature, flags, header extension length and the extension (dropped: nothing of ours) */
+			if (un < 19) {
+				st->need = 19;
+				break;
+			}
+			uint32_t flags = gw_get_u32(u + 11), ext = gw_get_u32(u + 15);
+			if (memcmp(u, copy_sig, sizeof(copy_sig)) || (flags & 0x1ffffu) || ext > INT32_MAX)
+				return -1; /* a critical flag, or OIDs in the tuples: not what COPY TO writes */
+			if (ext > st->max_row)
+				return -2;
+			if (un < 19 + (size_t)ext) {
+				st->need = 19 + (size_t)ext;
+				break;
+			}
+			gw_buf_append(out, u, 15);
+			gw_buf_put_i32(out, 0);
+			pos += 19 + (size_t)ext;
+			st->phase = 1;
+			st->need = 0;
+			continue;
+		}
+		if (un < 2) {
+			st->need = 2;
+			break;
+		}
+		int k = (int16_t)gw_get_u16(u);
+		if (k == -1) {
+			gw_buf_put_i16(out, -1);
+			pos += 2;
+			st->phase = 2;
+			st->need = 0;
+			continue;
+		}
+		if (k != p->ncols)
+			return -1;
+		/* is the tuple all here? */
+		size_t off = 2;
+		bool whole = true;
+		for (int i = 0; i < k; i++) {
+			if (un - off < 4) {
+				st->need = off + 4;
+				whole = false;
+				break;
+			}
+			int32_t len = (int32_t)gw_get_u32(u + off);
+			off += 4;
+			if (len < -1)
+				return -1;
+			if (len <= 0)
+				continue;
+			if ((size_t)len > st->max_row)
+				return -2;
+			if (un - off < (size_t)len) {
+				st->need = off + (size_t)len;
+				whole = false;
+				break;
+			}
+			off += (size_t)len;
+		}
+		if (!whole)
+			break;
+		gw_buf_put_i16(out, (int16_t)k);
+		off = 2;
+		for (int i = 0; i < k; i++) {
+			int32_t len = (int32_t)gw_get_u32(u + off);
+			off += 4;
+			if (len < 0) {
+				put_null(out);
+				continue;
+			}
+			put_value(mk, &p->cols[i], u + off, (size_t)len, out, masked);
+			off += (size_t)len;
+		}
+		pos += off;
+		st->need = 0;
+	}
+	*used = pos;
+	return 0;
+}
+
+int gw_mask_copy_data(gw_masker *mk, const gw_mask_plan *p, gw_mask_copy_state *st, const uint8_t *data, size_t n,
+	gw_buf *out, uint64_t *masked)
+{
+	size_t mark = gw_buf_len(out);
+	size_t m = gw_buf_msg_begin(out, 'd');
+	size_t body = gw_buf_len(out);
+	const uint8_t *b = data;
+	size_t bn = n, used = 0;
+	bool from_pend = gw_buf_len(&st->pend) > 0;
+	if (from_pend) {
+		gw_buf_append(&st->pend, data, n);
+		b = gw_buf_rd(&st->pend);
+		bn = gw_buf_len(&st->pend);
+	}
+	int rc = st->format == GW_SQL_COPY_BINARY ? copy_bin_units(mk, p, st, b, bn, out, masked, &used) :
+		copy_text_units(mk, p, st, b, bn, out, masked, &used);
+	if (rc == 0 && bn - used > st->max_row)
+		rc = -2; /* a row longer than masking.max_row */
+	if (rc < 0) {
+		out->len = mark;
+		return rc;
+	}
+	if (from_pend) {
+		gw_buf_consume(&st->pend, used);
+	} else if (used < bn) {
+		gw_buf_append(&st->pend, b + used, bn - used);
+	}
+	if (!gw_buf_len(&st->pend))
+		gw_buf_release(&st->pend);
+	if (gw_buf_len(out) == body)
+		out->len = mark; /* no row ended here: nothing to send yet */
+	else
+		gw_buf_msg_end(out, m);
+	return 0;
 }

@@ -8,13 +8,14 @@
  * the statement lineage of policy/sqlparse.h), a result's plan (one treatment
  * per output column, from RowDescription and the statement's parse tree), and
  * rewriting: DataRow values (text and binary formats, always a valid value of
- * the declared type, or NULL), ErrorResponse/NoticeResponse fields and
- * NotificationResponse payloads.
+ * the declared type, or NULL), COPY ... TO STDOUT's CopyData rows (text, CSV
+ * and binary), ErrorResponse/NoticeResponse fields and NotificationResponse
+ * payloads.
  *
  * Fail closed: a column whose origin cannot be decided is masked whole, and
  * the plan says so (a NOTICE for the client). The session (session/) calls
- * in at RowDescription, DataRow, ErrorResponse, NoticeResponse and
- * NotificationResponse; nothing here does I/O.
+ * in at RowDescription, DataRow, CopyOutResponse, CopyData, ErrorResponse,
+ * NoticeResponse and NotificationResponse; nothing here does I/O.
  */
 #ifndef GW_MASK_MASK_H
 #define GW_MASK_MASK_H
@@ -104,5 +105,38 @@ void gw_mask_notification(gw_masker *mk, const uint8_t *body, size_t n, bool tai
 	uint64_t *masked);
 /* The plan masks a column derived from a masked one (its statement is "tainted" for error text). */
 bool gw_mask_plan_tainted(const gw_mask_plan *p);
+
+/*
+ * COPY ... TO STDOUT: its rows come as CopyData in text, CSV or binary
+ * format (opt: gw_sql_copy_options of the statement), not as DataRows.
+ *
+ * gw_mask_copy_plan: the plan of its ncols columns (CopyOutResponse's count).
+ * COPY table [(cols)]: each column's rule action and type from the snapshot
+ * (a name several schemas hold: the strongest action of them per column).
+ * COPY (query): the query's lineage; COPY does not say the types, so a masked
+ * column is NULL and a scanned value with a find is NULL too. Whatever cannot
+ * be decided (no snapshot, a user-defined function, the counts differ, an
+ * unknown relation) is NULL, with a one-line note in notice. NULL when no
+ * column needs work (the rows may pass as they are).
+ */
+gw_mask_plan *gw_mask_copy_plan(gw_masker *mk, gw_mask_cat *cat, const char *stmt, size_t len, const gw_sql_stmt *st,
+	const struct gw_sql_copy *opt, int ncols, char *notice, size_t noticelen);
+
+/*
+ * The rewriter of one COPY's CopyData stream (state kept across messages: a
+ * row may span several, the binary header comes first and the trailer last).
+ * gw_mask_copy_data writes the rows that end in data[0..n) to out as one
+ * CopyData message (none when no row ended); rows are at most
+ * masking.max_row. Returns 0, -1 when the data is malformed, -2 when a row
+ * is longer than masking.max_row (the caller ends the session; out is left
+ * as it was). gw_mask_copy_end: 0 when the stream ended where a row ends
+ * (binary: after its trailer), -1 otherwise.
+ */
+typedef struct gw_mask_copy_state gw_mask_copy_state;
+gw_mask_copy_state *gw_mask_copy_begin(const gw_masker *mk, const struct gw_sql_copy *opt);
+int gw_mask_copy_data(gw_masker *mk, const gw_mask_plan *p, gw_mask_copy_state *st, const uint8_t *data, size_t n,
+	gw_buf *out, uint64_t *masked);
+int gw_mask_copy_end(const gw_mask_copy_state *st);
+void gw_mask_copy_free(gw_mask_copy_state *st);
 
 #endif

@@ -25,12 +25,12 @@ static gw_config *cfg_with_rules(void)
 	return cfg;
 }
 
-/* One catalog DataRow body: oid, schema, relname, relkind, attnum, attname, viewdef. */
-static void cat_row(gw_mask_cat *c, const char *const v[7])
+/* One catalog DataRow body: oid, schema, relname, relkind, attnum, attname, viewdef, type, generated. */
+static void cat_row(gw_mask_cat *c, const char *const v[9])
 {
 	gw_buf b = {0};
-	gw_buf_put_i16(&b, 7);
-	for (int i = 0; i < 7; i++) {
+	gw_buf_put_i16(&b, 9);
+	for (int i = 0; i < 9; i++) {
 		if (!v[i]) {
 			gw_buf_put_i32(&b, -1);
 			continue;
@@ -42,9 +42,16 @@ static void cat_row(gw_mask_cat *c, const char *const v[7])
 	gw_buf_free(&b);
 }
 
+static void add_col_t(gw_mask_cat *c, const char *oid, const char *schema, const char *rel, const char *num,
+	const char *name, const char *typ, const char *gen)
+{
+	const char *v[9] = {oid, schema, rel, "r", num, name, NULL, typ, gen};
+	cat_row(c, v);
+}
+
 static void add_col(gw_mask_cat *c, const char *oid, const char *rel, const char *kind, const char *num, const char *name)
 {
-	const char *v[7] = {oid, "public", rel, kind, num, name, NULL};
+	const char *v[9] = {oid, "public", rel, kind, num, name, NULL, "25", ""};
 	cat_row(c, v);
 }
 
@@ -133,7 +140,7 @@ static gw_masker *masker_with_catalog(gw_config *cfg)
 	add_col(c, "16400", "customers", "r", "6", "name");
 	add_col(c, "16500", "other", "r", "1", "email");      /* not masked: another table */
 	add_col(c, "16600", "customers_2026", "r", "2", "ssn"); /* a partition of customers */
-	const char *inh[7] = {"16600", "", "", "i", "16400", "", NULL};
+	const char *inh[9] = {"16600", "", "", "i", "16400", "", NULL, NULL, NULL};
 	cat_row(c, inh);
 	gw_mask_cat_install(mk, "main", c);
 	return mk;
@@ -362,7 +369,7 @@ GW_TEST(mask_catalog_rows_hostile)
 	/* a row that does not parse marks the snapshot bad: it is not installed (results then masked whole) */
 	gw_mask_cat *c = gw_mask_cat_begin(mk);
 	add_col(c, "16400", "customers", "r", "1", "id");
-	const char *bad[7] = {"x16400", "public", "customers", "r", "2", "email", NULL};
+	const char *bad[9] = {"x16400", "public", "customers", "r", "2", "email", NULL, "25", ""};
 	cat_row(c, bad);
 	gw_mask_cat_install(mk, "main", c);
 	CHECK(!gw_masker_cat(mk, "main"));
@@ -377,6 +384,528 @@ GW_TEST(mask_catalog_rows_hostile)
 	gw_mask_plan *p = gw_mask_plan_new(mk, NULL, rd, sizeof(rd), NULL, 0, NULL, notice, sizeof(notice));
 	CHECK(p);
 	gw_mask_plan_free(p);
+	gw_masker_free(mk);
+	free(cfg);
+}
+
+/* ---- COPY ... TO STDOUT ---- */
+
+/*
+ * public.customers (id int4, name, email, ssn, notes, salary int4, ref uuid, total numeric, search generated),
+ * other.customers (id, email, label): email is masked in public only.
+ */
+static gw_masker *copy_masker(gw_config *cfg)
+{
+	char err[200] = "";
+	gw_masker *mk = gw_masker_new(cfg, err, sizeof(err));
+	CHECK(mk);
+	gw_mask_cat *c = gw_mask_cat_begin(mk);
+	add_col_t(c, "16400", "public", "customers", "1", "id", "23", "");
+	add_col_t(c, "16400", "public", "customers", "2", "name", "25", "");
+	add_col_t(c, "16400", "public", "customers", "3", "email", "25", "");
+	add_col_t(c, "16400", "public", "customers", "4", "ssn", "1043", "");
+	add_col_t(c, "16400", "public", "customers", "5", "notes", "25", "");
+	add_col_t(c, "16400", "public", "customers", "6", "salary", "23", "");
+	add_col_t(c, "16400", "public", "customers", "7", "search", "25", "s");
+	add_col_t(c, "16400", "public", "customers", "8", "total", "1700", "");
+	add_col_t(c, "16700", "other", "customers", "1", "id", "23", "");
+	add_col_t(c, "16700", "other", "customers", "2", "email", "25", "");
+	add_col_t(c, "16700", "other", "customers", "3", "label", "25", "");
+	const char *fn[9] = {"17000", "public", "secret_fn", "F", "0", "", NULL, NULL, NULL};
+	cat_row(c, fn);
+	gw_mask_cat_install(mk, "main", c);
+	return mk;
+}
+
+struct copy_run {
+	gw_masker *mk;
+	gw_mask_cat *cat;
+	struct gw_sql_copy opt;
+	gw_mask_plan *p;
+	gw_mask_copy_state *st;
+	char notice[300];
+	gw_buf out;
+	uint64_t masked;
+};
+
+static void copy_open(struct copy_run *r, gw_masker *mk, const char *sql, int ncols)
+{
+	memset(r, 0, sizeof(*r));
+	r->mk = mk;
+	r->cat = gw_masker_cat(mk, "main");
+	char why[200];
+	if (gw_sql_copy_options(sql, strlen(sql), &r->opt, why, sizeof(why)) != 0)
+		fprintf(stderr, "     %s: %s\n", sql, why);
+	CHECK(r->opt.null_str);
+	gw_sql sq;
+	CHECK(gw_sql_parse(sql, &sq) == 0);
+	r->p = gw_mask_copy_plan(mk, r->cat, sql, strlen(sql), &sq.stmts[0], &r->opt, ncols, r->notice,
+		sizeof(r->notice));
+	gw_sql_free(&sq);
+	CHECK(r->p);
+	r->st = gw_mask_copy_begin(mk, &r->opt);
+}
+
+static int copy_feed(struct copy_run *r, const void *data, size_t n)
+{
+	return gw_mask_copy_data(r->mk, r->p, r->st, data, n, &r->out, &r->masked);
+}
+
+/* Feed data in pieces of at most step bytes; every piece must be accepted. */
+static void copy_feed_steps(struct copy_run *r, const void *data, size_t n, size_t step)
+{
+	for (size_t i = 0; i < n; i += step)
+		CHECK(copy_feed(r, (const uint8_t *)data + i, n - i < step ? n - i : step) == 0);
+}
+
+/* The payloads of the CopyData messages in out, concatenated (each message checked). */
+static gw_buf copy_payload(const gw_buf *out)
+{
+	gw_buf b = {0};
+	const uint8_t *m = gw_buf_rd(out);
+	size_t n = gw_buf_len(out), off = 0;
+	while (off < n) {
+		CHECK(n - off >= 5 && m[off] == 'd');
+		uint32_t len = gw_get_u32(m + off + 1);
+		CHECK(len >= 5 && len - 4 <= n - off - 5); /* never an empty CopyData */
+		gw_buf_append(&b, m + off + 5, len - 4);
+		off += 1 + len;
+	}
+	return b;
+}
+
+static bool payload_is(const gw_buf *out, const char *want)
+{
+	gw_buf b = copy_payload(out);
+	bool ok = gw_buf_len(&b) == strlen(want) && !memcmp(gw_buf_rd(&b), want, strlen(want));
+	if (!ok)
+		fprintf(stderr, "     got  '%.*s'\n     want '%s'\n", (int)gw_buf_len(&b), (const char *)gw_buf_rd(&b), want);
+	gw_buf_free(&b);
+	return ok;
+}
+
+static void copy_close(struct copy_run *r)
+{
+	gw_mask_copy_free(r->st);
+	gw_mask_plan_free(r->p);
+	gw_sql_copy_free(&r->opt);
+	gw_mask_cat_unref(r->cat);
+	gw_buf_free(&r->out);
+}
+
+static gw_config *copy_cfg(void)
+{
+	gw_config *cfg = cfg_with_rules();
+	cfg->mask_max_row = 4096;
+	return cfg;
+}
+
+GW_TEST(mask_copy_text)
+{
+	gw_config *cfg = copy_cfg();
+	gw_masker *mk = copy_masker(cfg);
+	struct copy_run r;
+	/* every column but the generated one; escapes undone before masking, the replacement escaped again */
+	copy_open(&r, mk, "COPY customers TO STDOUT", 7);
+	CHECK(!r.notice[0]);
+	static const char rows[] =
+		"1\tAlice Jones\talice.jones@example.com\t536-22-1847\tmail carol.white@example.net\\nthen\\\\x\t987654\t12.5\n"
+		"2\tB\\tob\t\\N\t\\N\tplain \\\\ text\t\\N\t4111111111111111\n";
+	CHECK(copy_feed(&r, rows, sizeof(rows) - 1) == 0);
+	gw_buf pl = copy_payload(&r.out);
+	gw_buf_put_u8(&pl, 0);
+	const char *got = (const char *)gw_buf_rd(&pl);
+	CHECK(!strncmp(got, "1\tAlice Jones\t****.com\t[redacted]\tmail <EMAIL_ADDRESS>\\nthen\\\\x\t", 63));
+	CHECK(!strstr(got, "987654") && !strstr(got, "alice"));
+	/* NULLs stay NULL, clear values pass byte for byte, a card in a numeric column: NULL */
+	if (!strstr(got, "\t12.5\n2\tB\\tob\t\\N\t\\N\tplain \\\\ text\t\\N\t\\N\n"))
+		fprintf(stderr, "     got '%s'\n", got);
+	CHECK(strstr(got, "\t12.5\n2\tB\\tob\t\\N\t\\N\tplain \\\\ text\t\\N\t\\N\n"));
+	CHECK(r.masked == 5);
+	CHECK(gw_mask_copy_end(r.st) == 0);
+	gw_buf_free(&pl);
+	copy_close(&r);
+
+	/* a replacement holding the delimiter or a backslash is escaped; the NULL string is the statement's */
+	copy_open(&r, mk, "COPY customers (email, notes, ssn) TO STDOUT (DELIMITER '*', NULL 'nil')", 3);
+	static const char star[] = "bob.smith@corp.example.org*to carol.white@example.net*nil\n";
+	CHECK(copy_feed(&r, star, sizeof(star) - 1) == 0);
+	CHECK(payload_is(&r.out, "\\*\\*\\*\\*.org*to <EMAIL_ADDRESS>*nil\n"));
+	copy_close(&r);
+	copy_open(&r, mk, "COPY customers (notes, name) TO STDOUT (DELIMITER '<')", 2);
+	static const char lt[] = "x carol.white@example.net y<Al\\<ice\n";
+	CHECK(copy_feed(&r, lt, sizeof(lt) - 1) == 0);
+	CHECK(payload_is(&r.out, "x \\<EMAIL_ADDRESS> y<Al\\<ice\n"));
+	copy_close(&r);
+
+	/* rows split anywhere across messages: the same rows out, sent as each one ends */
+	copy_open(&r, mk, "COPY customers TO STDOUT", 7);
+	copy_feed_steps(&r, rows, sizeof(rows) - 1, 3);
+	CHECK(gw_mask_copy_end(r.st) == 0);
+	gw_buf whole = {0};
+	struct copy_run r2;
+	copy_open(&r2, mk, "COPY customers TO STDOUT", 7);
+	CHECK(copy_feed(&r2, rows, sizeof(rows) - 1) == 0);
+	gw_buf a = copy_payload(&r.out), b = copy_payload(&r2.out);
+	CHECK(gw_buf_len(&a) == gw_buf_len(&b) && !memcmp(gw_buf_rd(&a), gw_buf_rd(&b), gw_buf_len(&a)));
+	gw_buf_free(&a);
+	gw_buf_free(&b);
+	gw_buf_free(&whole);
+	copy_close(&r2);
+	copy_close(&r);
+
+	/* HEADER (text, PostgreSQL 15): passed as it is */
+	copy_open(&r, mk, "COPY customers (name, email) TO STDOUT (HEADER)", 2);
+	static const char hdr[] = "name\temail\nAlice\talice.jones@example.com\n";
+	CHECK(copy_feed(&r, hdr, 11) == 0 && copy_feed(&r, hdr + 11, sizeof(hdr) - 12) == 0);
+	CHECK(payload_is(&r.out, "name\temail\nAlice\t****.com\n"));
+	copy_close(&r);
+
+	/* malformed: a field too many or too few, a dangling escape; an unfinished row at the end; over max_row */
+	static const char *const bad[] = {"a\tb\tc\n", "a\n", "a\tb\\\n"};
+	for (size_t i = 0; i < GW_ARRAY_LEN(bad); i++) {
+		copy_open(&r, mk, "COPY customers (name, email) TO STDOUT", 2);
+		CHECK(copy_feed(&r, bad[i], strlen(bad[i])) == -1 && gw_buf_len(&r.out) == 0);
+		copy_close(&r);
+	}
+	copy_open(&r, mk, "COPY customers (name, email) TO STDOUT", 2);
+	CHECK(copy_feed(&r, "a\tb\nc\td", 7) == 0 && gw_mask_copy_end(r.st) == -1);
+	char big[5000];
+	memset(big, 'x', sizeof(big));
+	CHECK(copy_feed(&r, big, sizeof(big)) == -2);
+	copy_close(&r);
+	gw_masker_free(mk);
+	free(cfg);
+}
+
+GW_TEST(mask_copy_csv)
+{
+	gw_config *cfg = copy_cfg();
+	gw_masker *mk = copy_masker(cfg);
+	struct copy_run r;
+	copy_open(&r, mk, "COPY customers (id, name, email, notes, ssn) TO STDOUT (FORMAT csv, HEADER)", 5);
+	/* the header; a quoted newline; a doubled quote; NULL (unquoted empty) vs empty string (quoted) */
+	static const char rows[] =
+		"id,name,email,notes,ssn\n"
+		"1,\"Jones, Alice\",alice.jones@example.com,\"line 1\nmail carol.white@example.net, \"\"ok\"\"\",536-22-1847\n"
+		"2,Bob,,\"\",\"\"\n";
+	CHECK(copy_feed(&r, rows, sizeof(rows) - 1) == 0);
+	CHECK(payload_is(&r.out, "id,name,email,notes,ssn\n"
+		"1,\"Jones, Alice\",****.com,\"line 1\nmail <EMAIL_ADDRESS>, \"\"ok\"\"\",[redacted]\n"
+		"2,Bob,,\"\",\"[redacted]\"\n"));
+	CHECK(gw_mask_copy_end(r.st) == 0);
+	copy_close(&r);
+	/* byte by byte: the quote state carries over */
+	copy_open(&r, mk, "COPY customers (id, name, email, notes, ssn) TO STDOUT (FORMAT csv, HEADER)", 5);
+	copy_feed_steps(&r, rows, sizeof(rows) - 1, 1);
+	CHECK(payload_is(&r.out, "id,name,email,notes,ssn\n"
+		"1,\"Jones, Alice\",****.com,\"line 1\nmail <EMAIL_ADDRESS>, \"\"ok\"\"\",[redacted]\n"
+		"2,Bob,,\"\",\"[redacted]\"\n"));
+	copy_close(&r);
+
+	/* a replacement that needs quoting is quoted; another quote and escape; a NULL string */
+	copy_open(&r, mk, "COPY customers (email, notes, name) TO STDOUT (FORMAT csv, DELIMITER '*', QUOTE '''', "
+		"ESCAPE '\\', NULL 'N/A')", 3);
+	static const char q2[] = "alice.jones@example.com*'it\\'s \\\\ carol.white@example.net'*N/A\n";
+	CHECK(copy_feed(&r, q2, sizeof(q2) - 1) == 0);
+	CHECK(payload_is(&r.out, "'****.com'*'it\\'s \\\\ <EMAIL_ADDRESS>'*N/A\n"));
+	copy_close(&r);
+	/* a masked value equal to the NULL string is quoted so that it is not read as NULL */
+	copy_open(&r, mk, "COPY customers (ssn) TO STDOUT (FORMAT csv, NULL '[redacted]')", 1);
+	CHECK(copy_feed(&r, "536-22-1847\n[redacted]\n", 23) == 0);
+	CHECK(payload_is(&r.out, "\"[redacted]\"\n[redacted]\n"));
+	copy_close(&r);
+
+	/* malformed: text after a closing quote, a quote inside an unquoted field, a field too many */
+	static const char *const bad[] = {"\"a\"b,c\n", "a\"b\",c\n", "a,b,c\n"};
+	for (size_t i = 0; i < GW_ARRAY_LEN(bad); i++) {
+		copy_open(&r, mk, "COPY customers (name, email) TO STDOUT (FORMAT csv)", 2);
+		CHECK(copy_feed(&r, bad[i], strlen(bad[i])) == -1 && gw_buf_len(&r.out) == 0);
+		copy_close(&r);
+	}
+	/* a quote left open: the row has not ended (a newline in quotes is data); at the end of COPY: malformed */
+	copy_open(&r, mk, "COPY customers (name, email) TO STDOUT (FORMAT csv)", 2);
+	CHECK(copy_feed(&r, "a,\"b\n", 5) == 0 && gw_buf_len(&r.out) == 0 && gw_mask_copy_end(r.st) == -1);
+	copy_close(&r);
+	gw_masker_free(mk);
+	free(cfg);
+}
+
+static void bin_field(gw_buf *b, const void *v, int len)
+{
+	gw_buf_put_i32(b, len);
+	if (len > 0)
+		gw_buf_append(b, v, (size_t)len);
+}
+
+GW_TEST(mask_copy_binary)
+{
+	gw_config *cfg = copy_cfg();
+	gw_masker *mk = copy_masker(cfg);
+	/* signature, flags, a 3-byte header extension (dropped), two tuples, the trailer */
+	gw_buf in = {0};
+	gw_buf_append(&in, "PGCOPY\n\377\r\n\0", 11);
+	gw_buf_put_i32(&in, 0);
+	gw_buf_put_i32(&in, 3);
+	gw_buf_append(&in, "ext", 3);
+	size_t hdr = gw_buf_len(&in);
+	uint8_t sal[4] = {0, 0x0f, 0x12, 0x06};
+	uint8_t num[12] = {0, 2, 0, 1, 0, 0, 0, 0, 0x04, 0x0c, 0x0b, 0x2d}; /* numeric 1036.2861 (ndigits 2, weight 1) */
+	uint8_t card[16] = {0, 4, 0, 3, 0, 0, 0, 0, 0x10, 0x0f, 0x04, 0x57, 0x04, 0x57, 0x04, 0x57}; /* 4111111111111111 */
+	gw_buf_put_i16(&in, 5);
+	bin_field(&in, "Alice Jones", 11);
+	bin_field(&in, "alice.jones@example.com", 23);
+	bin_field(&in, sal, 4);
+	bin_field(&in, num, 12);
+	bin_field(&in, "reach carol.white@example.net", 29);
+	size_t t1 = gw_buf_len(&in);
+	gw_buf_put_i16(&in, 5);
+	bin_field(&in, NULL, -1);
+	bin_field(&in, NULL, -1);
+	bin_field(&in, NULL, -1);
+	bin_field(&in, card, 16);
+	bin_field(&in, "", 0);
+	gw_buf_put_i16(&in, -1);
+	const char *sql = "COPY customers (name, email, salary, total, notes) TO STDOUT (FORMAT binary)";
+	struct copy_run r;
+	for (size_t step = 1; step <= gw_buf_len(&in); step = step < 8 ? step + 1 : step * 3) {
+		copy_open(&r, mk, sql, 5);
+		copy_feed_steps(&r, gw_buf_rd(&in), gw_buf_len(&in), step);
+		CHECK(gw_mask_copy_end(r.st) == 0);
+		gw_buf pl = copy_payload(&r.out);
+		const uint8_t *o = gw_buf_rd(&pl);
+		size_t on = gw_buf_len(&pl);
+		CHECK(on > 19 && !memcmp(o, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19)); /* the extension dropped */
+		size_t off = 19;
+		CHECK(gw_get_u16(o + off) == 5);
+		off += 2;
+		CHECK(gw_get_u32(o + off) == 11 && !memcmp(o + off + 4, "Alice Jones", 11));
+		off += 15;
+		CHECK(gw_get_u32(o + off) == 8 && !memcmp(o + off + 4, "****.com", 8));
+		off += 12;
+		CHECK(gw_get_u32(o + off) == 4 && memcmp(o + off + 4, sal, 4)); /* hashed, still an int4 */
+		off += 8;
+		CHECK(gw_get_u32(o + off) == 12 && !memcmp(o + off + 4, num, 12)); /* a numeric with nothing in it */
+		off += 16;
+		CHECK(gw_get_u32(o + off) == 21 && !memcmp(o + off + 4, "reach <EMAIL_ADDRESS>", 21));
+		off += 25;
+		CHECK(gw_get_u16(o + off) == 5);
+		off += 2;
+		for (int i = 0; i < 4; i++, off += 4) /* NULLs stay, a card in a numeric becomes NULL */
+			CHECK(gw_get_u32(o + off) == UINT32_MAX);
+		CHECK(gw_get_u32(o + off) == 0);
+		off += 4;
+		CHECK(off + 2 == on && gw_get_u16(o + off) == 0xffff);
+		CHECK(r.masked == 4);
+		gw_buf_free(&pl);
+		copy_close(&r);
+	}
+	/* header only, then the trailer: the first message sends the header when it is whole */
+	copy_open(&r, mk, sql, 5);
+	CHECK(copy_feed(&r, gw_buf_rd(&in), 10) == 0 && gw_buf_len(&r.out) == 0);
+	CHECK(copy_feed(&r, gw_buf_rd(&in) + 10, hdr - 10) == 0 && gw_buf_len(&r.out) == 5 + 19);
+	CHECK(gw_mask_copy_end(r.st) == -1); /* no trailer yet */
+	CHECK(copy_feed(&r, "\377\377", 2) == 0 && gw_mask_copy_end(r.st) == 0);
+	CHECK(copy_feed(&r, "\0", 1) == -1); /* nothing may follow the trailer */
+	copy_close(&r);
+	/* malformed: the signature, a critical flag, the field count, a length below -1; over max_row */
+	for (int k = 0; k < 5; k++) {
+		gw_buf x = {0};
+		gw_buf_append(&x, gw_buf_rd(&in), t1);
+		uint8_t *w = gw_buf_rd(&x);
+		if (k == 0)
+			w[3] = 'X';
+		else if (k == 1)
+			w[14] = 1;
+		else if (k == 2)
+			w[hdr + 1] = 4;
+		else if (k == 3)
+			gw_put_u32(w + hdr + 2, (uint32_t)-2);
+		else
+			gw_put_u32(w + hdr + 2, 5000);
+		copy_open(&r, mk, sql, 5);
+		CHECK(copy_feed(&r, gw_buf_rd(&x), gw_buf_len(&x)) == (k == 4 ? -2 : -1) && gw_buf_len(&r.out) == 0);
+		copy_close(&r);
+		gw_buf_free(&x);
+	}
+	gw_buf_free(&in);
+	gw_masker_free(mk);
+	free(cfg);
+}
+
+GW_TEST(mask_copy_plans)
+{
+	gw_config *cfg = copy_cfg();
+	gw_masker *mk = copy_masker(cfg);
+	struct copy_run r;
+	/* COPY (query): masked columns NULL (their type is not known), a find in a clear one: NULL too */
+	copy_open(&r, mk, "COPY (SELECT upper(email), name, notes FROM public.customers) TO STDOUT", 3);
+	CHECK(gw_mask_plan_tainted(r.p) && !r.notice[0]);
+	static const char q[] = "ALICE.JONES@EXAMPLE.COM\tAlice\tnothing here\nX\tBob\tmail carol.white@example.net\n";
+	CHECK(copy_feed(&r, q, sizeof(q) - 1) == 0);
+	CHECK(payload_is(&r.out, "\\N\tAlice\tnothing here\n\\N\tBob\t\\N\n"));
+	copy_close(&r);
+	/* ... in binary too: a bigint holding a card number is found */
+	copy_open(&r, mk, "COPY (SELECT id::bigint * 0 + 4111111111111111, name FROM public.customers) TO STDOUT "
+		"(FORMAT binary)", 2);
+	gw_buf in = {0};
+	gw_buf_append(&in, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
+	gw_buf_put_i16(&in, 2);
+	uint8_t card[8] = {0x00, 0x0e, 0x9b, 0x08, 0xa5, 0x68, 0xf1, 0xc7};
+	bin_field(&in, card, 8);
+	bin_field(&in, "Alice", 5);
+	gw_buf_put_i16(&in, -1);
+	CHECK(copy_feed(&r, gw_buf_rd(&in), gw_buf_len(&in)) == 0);
+	gw_buf pl = copy_payload(&r.out);
+	CHECK(gw_buf_len(&pl) == 19 + 2 + 4 + 4 + 5 + 2 && gw_get_u32(gw_buf_rd(&pl) + 21) == UINT32_MAX);
+	gw_buf_free(&pl);
+	gw_buf_free(&in);
+	copy_close(&r);
+	/* a user-defined function, or a count that differs from CopyOutResponse's: every column NULL, with a note */
+	copy_open(&r, mk, "COPY customers TO STDOUT", 5);
+	CHECK(r.notice[0] && strstr(r.notice, "masked whole"));
+	CHECK(copy_feed(&r, "1\tAlice\tx\ty\tz\n", 14) == 0);
+	CHECK(payload_is(&r.out, "\\N\t\\N\t\\N\t\\N\t\\N\n"));
+	copy_close(&r);
+	copy_open(&r, mk, "COPY customers (name, nope) TO STDOUT", 2);
+	CHECK(r.notice[0]);
+	copy_close(&r);
+	copy_open(&r, mk, "COPY (SELECT secret_fn(id), name FROM public.customers) TO STDOUT (FORMAT csv)", 2);
+	CHECK(r.notice[0] && strstr(r.notice, "user-defined function"));
+	CHECK(copy_feed(&r, "x,Alice\n", 8) == 0 && payload_is(&r.out, ",\n"));
+	copy_close(&r);
+	copy_open(&r, mk, "COPY (SELECT name, email) TO STDOUT", 3);
+	CHECK(r.notice[0]);
+	copy_close(&r);
+	/* an unqualified name in two schemas: the strongest action per column; qualified: that table's */
+	copy_open(&r, mk, "COPY customers (email) TO STDOUT", 1);
+	CHECK(copy_feed(&r, "alice.jones@example.com\n", 24) == 0 && payload_is(&r.out, "****.com\n"));
+	copy_close(&r);
+	copy_open(&r, mk, "COPY other.customers (email, label) TO STDOUT", 2);
+	CHECK(copy_feed(&r, "alice.jones@example.com\tx\n", 26) == 0 && payload_is(&r.out, "<EMAIL_ADDRESS>\tx\n"));
+	copy_close(&r);
+	/*
+	 * other.customers has 3 columns: only it fits; the rules for the name as written apply too (public.customers.email
+	 * covers "customers" unqualified: a table the snapshot has not seen could be the one read)
+	 */
+	copy_open(&r, mk, "COPY customers TO STDOUT", 3);
+	CHECK(!r.notice[0]);
+	CHECK(copy_feed(&r, "1\talice.jones@example.com\tx\n", 28) == 0 && payload_is(&r.out, "1\t****.com\tx\n"));
+	copy_close(&r);
+	/* a relation the snapshot does not know: NULL, and the snapshot is read again */
+	copy_open(&r, mk, "COPY newer TO STDOUT", 2);
+	CHECK(r.notice[0] && gw_masker_cat_wanted(mk, "main"));
+	copy_close(&r);
+	gw_masker_free(mk);
+	free(cfg);
+}
+
+GW_TEST(mask_binary_numeric_scanned)
+{
+	/* a card number in a numeric column read in binary: its digits are scanned as in text, and it becomes NULL */
+	gw_config *cfg = cfg_with_rules();
+	gw_masker *mk = masker_with_catalog(cfg);
+	gw_mask_cat *cat = gw_masker_cat(mk, "main");
+	struct fdesc f[] = {{"n", 16400, 6, 1700, 1}, {"n", 16400, 6, 1700, 1}, {"n", 16400, 6, 1700, 0},
+		{"n", 16400, 6, 1700, 1}, {"n", 16400, 6, 1700, 1}};
+	gw_buf rd = rowdesc(f, 5);
+	char notice[300];
+	gw_mask_plan *p = gw_mask_plan_new(mk, cat, gw_buf_rd(&rd), gw_buf_len(&rd), NULL, 0, NULL, notice, sizeof(notice));
+	CHECK(p);
+	uint8_t card[16] = {0, 4, 0, 3, 0, 0, 0, 0, 0x10, 0x0f, 0x04, 0x57, 0x04, 0x57, 0x04, 0x57}; /* 4111111111111111 */
+	uint8_t small[12] = {0, 2, 0xff, 0xff, 0x40, 0, 0, 6, 0x00, 0x0c, 0x04, 0xd2}; /* -0.001212 (weight -1, dscale 6) */
+	uint8_t nan[8] = {0, 0, 0, 0, 0xc0, 0, 0, 0};
+	uint8_t bad[10] = {0, 1, 0, 0, 0, 0, 0, 0, 0x27, 0x10}; /* a digit of 10000: not a numeric */
+	const char *v[] = {(const char *)card, (const char *)small, "4111111111111111", (const char *)nan,
+		(const char *)bad};
+	int lens[] = {16, 12, 16, 8, 10};
+	gw_buf row = datarow(v, lens, 5), out = {0};
+	uint64_t k = 0;
+	CHECK(gw_mask_row(mk, p, gw_buf_rd(&row), gw_buf_len(&row), &out, &k) == 0);
+	CHECK(value_is(&out, 0, NULL));
+	const uint8_t *o;
+	CHECK(value_of(&out, 1, &o) == 12 && !memcmp(o, small, 12));
+	CHECK(value_is(&out, 2, NULL));
+	CHECK(value_of(&out, 3, &o) == 8 && !memcmp(o, nan, 8));
+	CHECK(value_is(&out, 4, NULL)); /* cannot be read: fail closed */
+	CHECK(k == 3);
+	gw_buf_free(&rd);
+	gw_buf_free(&row);
+	gw_buf_free(&out);
+	gw_mask_plan_free(p);
+	gw_mask_cat_unref(cat);
+	gw_masker_free(mk);
+	free(cfg);
+}
+
+GW_TEST(mask_copy_hostile)
+{
+	/* valid streams cut and mutated at random, fed in random pieces: never a crash, 0/-1/-2, whole messages */
+	gw_config *cfg = copy_cfg();
+	gw_masker *mk = copy_masker(cfg);
+	static const char *const sqls[] = {
+		"COPY customers (name, email, notes) TO STDOUT",
+		"COPY customers (name, email, notes) TO STDOUT (FORMAT csv, HEADER)",
+		"COPY customers (name, email, notes) TO STDOUT (FORMAT csv, QUOTE '''', ESCAPE '\\')",
+		"COPY customers (name, email, total) TO STDOUT (FORMAT binary)",
+	};
+	gw_buf bin = {0};
+	gw_buf_append(&bin, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
+	for (int i = 0; i < 3; i++) {
+		gw_buf_put_i16(&bin, 3);
+		bin_field(&bin, "Alice", 5);
+		bin_field(&bin, "alice.jones@example.com", 23);
+		uint8_t num[12] = {0, 2, 0, 1, 0, 0, 0, 0, 0x04, 0x0c, 0x0b, 0x2d};
+		bin_field(&bin, num, 12);
+	}
+	gw_buf_put_i16(&bin, -1);
+	static const char text[] = "Al\\\\ice\talice.jones@example.com\tsee \\n carol.white@example.net\nB\t\\N\tx\n";
+	static const char csv[] = "name,email,notes\n\"A,l\"\"ice\",alice.jones@example.com,\"x\ny\"\nB,,\"\"\n";
+	static const char csv2[] = "'A''l\\'ice',alice.jones@example.com,'x\\\\y'\nB,,''\n";
+	const struct {
+		const uint8_t *p;
+		size_t n;
+	} in[] = {{(const uint8_t *)text, sizeof(text) - 1}, {(const uint8_t *)csv, sizeof(csv) - 1},
+		{(const uint8_t *)csv2, sizeof(csv2) - 1}, {gw_buf_rd(&bin), gw_buf_len(&bin)}};
+	uint32_t seed = 12345;
+	uint8_t buf[512];
+	for (int iter = 0; iter < 4000; iter++) {
+		int w = iter % 4;
+		size_t n = in[w].n;
+		memcpy(buf, in[w].p, n);
+		int muts = iter % 7;
+		for (int k = 0; k < muts; k++) {
+			seed = seed * 1103515245u + 12345u;
+			size_t at = (seed >> 8) % n;
+			seed = seed * 1103515245u + 12345u;
+			static const uint8_t pick[] = {'\\', '\n', '\t', ',', '"', '\'', 0, 0xff, 'N', '@', '.'};
+			buf[at] = (seed >> 16) & 1 ? pick[(seed >> 8) % sizeof(pick)] : (uint8_t)(seed >> 8);
+		}
+		seed = seed * 1103515245u + 12345u;
+		if (iter % 5 == 0)
+			n = (seed >> 8) % (n + 1);
+		struct copy_run r;
+		copy_open(&r, mk, sqls[w], 3);
+		size_t off = 0;
+		int rc = 0;
+		while (off < n && rc == 0) {
+			seed = seed * 1103515245u + 12345u;
+			size_t step = 1 + (seed >> 8) % 40;
+			if (step > n - off)
+				step = n - off;
+			size_t before = gw_buf_len(&r.out);
+			rc = copy_feed(&r, buf + off, step);
+			CHECK(rc == 0 || rc == -1 || rc == -2);
+			if (rc)
+				CHECK(gw_buf_len(&r.out) == before);
+			off += step;
+		}
+		gw_buf pl = copy_payload(&r.out); /* every message whole */
+		gw_buf_free(&pl);
+		(void)gw_mask_copy_end(r.st);
+		copy_close(&r);
+	}
+	gw_buf_free(&bin);
 	gw_masker_free(mk);
 	free(cfg);
 }

@@ -707,3 +707,57 @@ GW_TEST(sql_mask_columns_bounded)
 		CHECK(rc >= -1);
 	}
 }
+
+GW_TEST(sql_copy_options)
+{
+	struct gw_sql_copy c;
+	char why[200];
+#define OPT(sql) gw_sql_copy_options(sql, strlen(sql), &c, why, sizeof(why))
+	/* defaults: text, tab, \N */
+	CHECK(OPT("COPY customers TO STDOUT") == 0);
+	CHECK(c.format == GW_SQL_COPY_TEXT && c.delim == '\t' && c.null_len == 2 && !strcmp(c.null_str, "\\N"));
+	CHECK(!c.header && !c.query && !c.schema && !strcmp(c.rel, "customers") && c.ncols == 0 && !c.encoding);
+	gw_sql_copy_free(&c);
+	/* csv: ',', "", '"', escape = quote; a schema and a column list as the parser gives them */
+	CHECK(OPT("copy Public.\"Customers\" (Name, \"E\") to stdout with (format csv, header)") == 0);
+	CHECK(c.format == GW_SQL_COPY_CSV && c.delim == ',' && c.null_len == 0 && c.quote == '"' && c.escape == '"');
+	CHECK(c.header && !strcmp(c.schema, "public") && !strcmp(c.rel, "Customers") && c.ncols == 2);
+	CHECK(!strcmp(c.cols[0], "name") && !strcmp(c.cols[1], "E"));
+	gw_sql_copy_free(&c);
+	/* the old syntax and the options of another form */
+	CHECK(OPT("COPY t TO STDOUT WITH CSV HEADER DELIMITER AS ';' NULL AS 'NULL' QUOTE AS '''' ESCAPE AS '\\'") == 0);
+	CHECK(c.format == GW_SQL_COPY_CSV && c.header && c.delim == ';' && !strcmp(c.null_str, "NULL"));
+	CHECK(c.quote == '\'' && c.escape == '\\');
+	gw_sql_copy_free(&c);
+	CHECK(OPT("COPY BINARY t TO STDOUT") == 0 && c.format == GW_SQL_COPY_BINARY);
+	gw_sql_copy_free(&c);
+	CHECK(OPT("COPY t TO STDOUT (FORMAT binary, HEADER false)") == 0 && c.format == GW_SQL_COPY_BINARY);
+	gw_sql_copy_free(&c);
+	/* PostgreSQL 15: HEADER in text format; 0/1/on/off */
+	CHECK(OPT("COPY t TO STDOUT (HEADER on, DELIMITER '|')") == 0 && c.header && c.delim == '|');
+	gw_sql_copy_free(&c);
+	CHECK(OPT("COPY t TO STDOUT (HEADER 0, FORMAT csv, FORCE_QUOTE *)") == 0 && !c.header);
+	gw_sql_copy_free(&c);
+	CHECK(OPT("COPY (SELECT upper(email) FROM customers) TO STDOUT (FORMAT csv)") == 0 && c.query && !c.rel);
+	gw_sql_copy_free(&c);
+	CHECK(OPT("COPY t TO STDOUT (ENCODING 'LATIN1')") == 0 && !strcmp(c.encoding, "LATIN1"));
+	gw_sql_copy_free(&c);
+	/* refused: not COPY TO STDOUT, options PostgreSQL refuses, an encoding that embeds ASCII */
+	static const char *const bad[] = {
+		"COPY t FROM STDIN", "COPY t TO '/tmp/x'", "COPY t TO PROGRAM 'cat'", "SELECT 1", "COPY t TO STDOUT; SELECT 1",
+		"COPY t TO STDOUT (FORMAT 'CSV')", "COPY t TO STDOUT (FORMAT binary, DELIMITER ',')",
+		"COPY t TO STDOUT (QUOTE '''')", "COPY t TO STDOUT (DELIMITER 'ab')", "COPY t TO STDOUT (DELIMITER 'x')",
+		"COPY t TO STDOUT (DELIMITER E'\\n')", "COPY t TO STDOUT (NULL E'a\\nb')", "COPY t TO STDOUT (NULL 'a\tb')",
+		"COPY t TO STDOUT (FORMAT csv, QUOTE ',')", "COPY t TO STDOUT (FORMAT csv, NULL '\"')",
+		"COPY t TO STDOUT (HEADER match)", "COPY t TO STDOUT (FORMAT binary, HEADER)",
+		"COPY t TO STDOUT (FORMAT csv, FORMAT text)", "COPY t TO STDOUT (ENCODING 'SJIS')",
+		"COPY t TO STDOUT (FORCE_NOT_NULL (a))", "COPY t TO STDOUT (bogus 1)", "COPY (SELECT", "",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = OPT(bad[i]);
+		if (rc != -1 || !why[0])
+			fprintf(stderr, "     accepted: %s\n", bad[i]);
+		CHECK(rc == -1 && why[0] && !c.null_str && !c.rel);
+	}
+#undef OPT
+}

@@ -2806,3 +2806,199 @@ int gw_sql_mask_columns_inner(const char *text, size_t len, const gw_sql_catalog
 {
 	return mask_columns(text, len, cat, out, max, why, whylen, true);
 }
+
+/* ---- COPY ... TO STDOUT options ---- */
+
+void gw_sql_copy_free(struct gw_sql_copy *c)
+{
+	if (!c)
+		return;
+	free(c->null_str);
+	free(c->encoding);
+	free(c->schema);
+	free(c->rel);
+	for (size_t i = 0; i < c->ncols; i++)
+		free(c->cols[i]);
+	free(c->cols);
+	memset(c, 0, sizeof(*c));
+}
+
+/* An option's value as defGetString reads it; false when it has none of those forms. */
+static bool copy_opt_string(const Node *arg, char *buf, size_t cap, const char **out)
+{
+	if (!arg)
+		return false;
+	if (IsA(arg, String)) {
+		*out = strVal(arg);
+		return true;
+	}
+	if (IsA(arg, Integer)) {
+		snprintf(buf, cap, "%d", intVal(arg));
+		*out = buf;
+		return true;
+	}
+	if (IsA(arg, Float)) {
+		*out = castNode(Float, (Node *)arg)->fval;
+		return *out != NULL;
+	}
+	if (IsA(arg, Boolean)) {
+		*out = boolVal(arg) ? "true" : "false";
+		return true;
+	}
+	return false;
+}
+
+/* defGetCopyHeaderChoice for COPY TO: 1 true, 0 false, -1 refused (MATCH is for COPY FROM). */
+static int copy_opt_header(const Node *arg)
+{
+	if (!arg)
+		return 1;
+	if (IsA(arg, Integer))
+		return intVal(arg) == 0 ? 0 : intVal(arg) == 1 ? 1 : -1;
+	char buf[32];
+	const char *v;
+	if (!copy_opt_string(arg, buf, sizeof(buf), &v))
+		return -1;
+	if (!strcasecmp(v, "true") || !strcasecmp(v, "on"))
+		return 1;
+	if (!strcasecmp(v, "false") || !strcasecmp(v, "off"))
+		return 0;
+	return -1;
+}
+
+static int copy_fail(char *why, size_t whylen, const char *msg)
+{
+	if (why && whylen)
+		snprintf(why, whylen, "%s", msg);
+	return -1;
+}
+
+static int copy_options(const CopyStmt *c, struct gw_sql_copy *out, char *why, size_t whylen)
+{
+	if (c->is_from || c->filename || c->is_program)
+		return copy_fail(why, whylen, "not COPY ... TO STDOUT");
+	if (c->whereClause)
+		return copy_fail(why, whylen, "COPY TO takes no WHERE clause");
+	const char *format = NULL, *delim = NULL, *null = NULL, *quote = NULL, *escape = NULL, *enc = NULL;
+	int header = -2;
+	bool force_quote = false;
+	char nbuf[6][32];
+	const ListCell *lc;
+	foreach(lc, c->options) {
+		const DefElem *d = lfirst(lc);
+		const char *name = d->defname ? d->defname : "";
+		const char **slot = !strcmp(name, "format") ? &format : !strcmp(name, "delimiter") ? &delim :
+			!strcmp(name, "null") ? &null : !strcmp(name, "quote") ? &quote : !strcmp(name, "escape") ? &escape :
+			!strcmp(name, "encoding") ? &enc : NULL;
+		if (slot) {
+			if (*slot)
+				return copy_fail(why, whylen, "an option given twice");
+			int k = slot == &format ? 0 : slot == &delim ? 1 : slot == &null ? 2 : slot == &quote ? 3 :
+				slot == &escape ? 4 : 5;
+			if (!copy_opt_string(d->arg, nbuf[k], sizeof(nbuf[k]), slot))
+				return copy_fail(why, whylen, "an option value of an unexpected form");
+		} else if (!strcmp(name, "header")) {
+			if (header != -2)
+				return copy_fail(why, whylen, "an option given twice");
+			header = copy_opt_header(d->arg);
+			if (header < 0)
+				return copy_fail(why, whylen, "HEADER value not accepted by COPY TO");
+		} else if (!strcmp(name, "force_quote")) {
+			if (force_quote)
+				return copy_fail(why, whylen, "an option given twice");
+			force_quote = true;
+		} else if (!strcmp(name, "freeze") || !strcmp(name, "convert_selectively")) {
+			/* no effect on what COPY TO writes */
+		} else {
+			return copy_fail(why, whylen, "an option COPY TO does not take");
+		}
+	}
+	if (!format || !strcmp(format, "text"))
+		out->format = GW_SQL_COPY_TEXT;
+	else if (!strcmp(format, "csv"))
+		out->format = GW_SQL_COPY_CSV;
+	else if (!strcmp(format, "binary"))
+		out->format = GW_SQL_COPY_BINARY;
+	else
+		return copy_fail(why, whylen, "COPY format not recognized");
+	bool csv = out->format == GW_SQL_COPY_CSV, bin = out->format == GW_SQL_COPY_BINARY;
+	if (bin && (delim || null || header > 0))
+		return copy_fail(why, whylen, "an option BINARY does not take");
+	if (!csv && (quote || escape || force_quote))
+		return copy_fail(why, whylen, "an option only CSV takes");
+	if (!delim)
+		delim = csv ? "," : "\t";
+	if (!null)
+		null = csv ? "" : "\\N";
+	if (!quote)
+		quote = "\"";
+	if (!escape)
+		escape = quote;
+	if (strlen(delim) != 1 || delim[0] == '\r' || delim[0] == '\n' || strchr(null, '\r') || strchr(null, '\n'))
+		return copy_fail(why, whylen, "DELIMITER or NULL not accepted");
+	if (!csv && strchr("\\.abcdefghijklmnopqrstuvwxyz0123456789", delim[0]))
+		return copy_fail(why, whylen, "DELIMITER not accepted in text format");
+	if (strchr(null, delim[0]))
+		return copy_fail(why, whylen, "the NULL string holds the delimiter");
+	if (csv && (strlen(quote) != 1 || strlen(escape) != 1 || quote[0] == delim[0] || strchr(null, quote[0])))
+		return copy_fail(why, whylen, "QUOTE or ESCAPE not accepted");
+	if (enc && !gw_sql_encoding_safe(enc))
+		return copy_fail(why, whylen, "an ENCODING whose characters may hold ASCII bytes");
+	out->delim = delim[0];
+	out->quote = csv ? quote[0] : 0;
+	out->escape = csv ? escape[0] : 0;
+	out->header = header > 0;
+	out->null_len = strlen(null);
+	out->null_str = gw_xstrdup(null);
+	out->encoding = enc ? gw_xstrdup(enc) : NULL;
+	if (c->query) {
+		out->query = true;
+		return 0;
+	}
+	if (!c->relation || !c->relation->relname)
+		return copy_fail(why, whylen, "COPY without a table or query");
+	out->schema = c->relation->schemaname ? gw_xstrdup(c->relation->schemaname) : NULL;
+	out->rel = gw_xstrdup(c->relation->relname);
+	int n = list_length(c->attlist);
+	if (n > 0) {
+		out->cols = gw_xcalloc((size_t)n, sizeof(char *));
+		foreach(lc, c->attlist) {
+			const Node *s = lfirst(lc);
+			if (!IsA(s, String))
+				return copy_fail(why, whylen, "a column list entry that is not a name");
+			out->cols[out->ncols++] = gw_xstrdup(strVal(s));
+		}
+	}
+	return 0;
+}
+
+int gw_sql_copy_options(const char *text, size_t len, struct gw_sql_copy *out, char *why, size_t whylen)
+{
+	memset(out, 0, sizeof(*out));
+	if (why && whylen)
+		why[0] = 0;
+	char *sql = gw_xmalloc(len + 1);
+	memcpy(sql, text, len);
+	sql[len] = 0;
+	int rc = -1;
+	MemoryContext ctx = pg_query_enter_memory_context();
+	PgQueryInternalParsetreeAndError r = pg_query_raw_parse(sql);
+	if (r.error) {
+		copy_fail(why, whylen, "does not parse");
+		pg_query_free_error(r.error);
+	} else if (list_length(r.tree) != 1) {
+		copy_fail(why, whylen, "not one statement");
+	} else {
+		const Node *n = linitial_node(RawStmt, r.tree)->stmt;
+		if (n && IsA(n, CopyStmt))
+			rc = copy_options((const CopyStmt *)n, out, why, whylen);
+		else
+			copy_fail(why, whylen, "not a COPY statement");
+	}
+	free(r.stderr_buffer);
+	pg_query_exit_memory_context(ctx);
+	free(sql);
+	if (rc < 0)
+		gw_sql_copy_free(out);
+	return rc;
+}

@@ -138,4 +138,34 @@ int gw_sql_mask_columns(const char *text, size_t len, const gw_sql_catalog *cat,
 int gw_sql_mask_columns_inner(const char *text, size_t len, const gw_sql_catalog *cat, uint8_t *out, size_t max,
 	char *why, size_t whylen);
 
+/*
+ * COPY ... TO STDOUT: how its CopyData rows are written (PostgreSQL 15's
+ * ProcessCopyOptions and defaults), for the masking layer that rewrites them.
+ */
+enum { GW_SQL_COPY_TEXT = 0, GW_SQL_COPY_CSV = 1, GW_SQL_COPY_BINARY = 2 };
+
+struct gw_sql_copy {
+	int format;              /* GW_SQL_COPY_* */
+	char delim;              /* tab (text) or ',' (csv) unless DELIMITER */
+	char quote, escape;      /* csv: '"' and the quote unless QUOTE / ESCAPE */
+	bool header;             /* text and csv (PostgreSQL 15): the first line names the columns */
+	char *null_str;          /* "\N" (text) or "" (csv) unless NULL; malloc'd */
+	size_t null_len;
+	char *encoding;          /* ENCODING 'x' (one whose multibyte characters hold no ASCII bytes), or NULL */
+	bool query;              /* COPY (query) TO */
+	char *schema, *rel;      /* COPY table TO: as the parser gives them (schema NULL when unqualified) */
+	char **cols;             /* COPY table (cols) TO: the column list; NULL/0: every column */
+	size_t ncols;
+};
+
+/*
+ * The output options of text[0..len), ONE statement that must be COPY ... TO
+ * STDOUT. 0 with out filled (free it with gw_sql_copy_free), or -1 with why
+ * (may be NULL) saying why: not such a statement, an option PostgreSQL would
+ * refuse (it sends no rows then), or an ENCODING whose characters may hold
+ * ASCII bytes (SJIS, BIG5, GBK, ...: its rows cannot be split safely).
+ */
+int gw_sql_copy_options(const char *text, size_t len, struct gw_sql_copy *out, char *why, size_t whylen);
+void gw_sql_copy_free(struct gw_sql_copy *c);
+
 #endif

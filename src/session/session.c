@@ -208,7 +208,16 @@ struct gw_session {
 	} *md;
 	size_t md_head, md_n, md_cap;
 	gw_map splans;         /* prepared statement name → struct splan* (from Describe S) */
-	bool copy_withheld;    /* a COPY TO STDOUT under masking: its data does not pass */
+	/*
+	 * COPY ... TO STDOUT under masking: from CopyOutResponse to its
+	 * CommandComplete / ErrorResponse, its CopyData rows are rewritten by
+	 * copy_st following copy_plan (NULL: they pass as they are). When its
+	 * options cannot be known (copy_withheld) no row passes.
+	 */
+	gw_mask_plan *copy_plan;
+	gw_mask_copy_state *copy_st;
+	bool copy_withheld;
+	char copy_why[160];    /* why it was withheld */
 	bool txn_tainted;      /* a statement of the current transaction read masked columns (notifications) */
 };
 
@@ -290,6 +299,8 @@ static void session_free(void *p)
 		free(s->md[i].name);
 	free(s->md);
 	gw_map_clear(&s->splans, splan_free_v);
+	gw_mask_plan_free(s->copy_plan);
+	gw_mask_copy_free(s->copy_st);
 	if (s->mcat_new)
 		gw_mask_cat_abandon(s->mcat_new);
 	for (size_t i = s->pb_head; i < s->pb_n; i++)
@@ -1418,6 +1429,78 @@ static bool stmt_tainted(gw_session *s, const struct inflight *f)
 	return t;
 }
 
+/* A COPY TO STDOUT ended (or the session's state was reset). */
+static void mask_copy_reset(gw_session *s)
+{
+	gw_mask_plan_free(s->copy_plan);
+	gw_mask_copy_free(s->copy_st);
+	s->copy_plan = NULL;
+	s->copy_st = NULL;
+	s->copy_withheld = false;
+}
+
+/*
+ * CopyOutResponse (body: format, column count, per-column formats): the plan
+ * of the COPY's rows, from the statement it answers. 1: swallowed (the rows
+ * will be withheld, the statement's options are not known), 0: pass on.
+ */
+static int mask_copy_out(gw_session *s, const uint8_t *body, size_t n)
+{
+	mask_copy_reset(s);
+	struct inflight *f = infl_front(s);
+	bool cur = f && f->group == s->rfq_recv;
+	size_t len = 0;
+	const char *text = cur ? stmt_text(f->q, f->i, &len) : NULL;
+	const gw_sql_stmt *st = cur && f->q && f->q->rc == 0 && f->i < f->q->sql.nstmts ? &f->q->sql.stmts[f->i] : NULL;
+	int ncols = n >= 3 ? (int16_t)gw_get_u16(body + 1) : -1;
+	struct gw_sql_copy opt;
+	char why[200] = "the statement it answers is not known";
+	if (ncols < 0 || n != 3 + 2 * (size_t)ncols) {
+		snprintf(why, sizeof(why), "a malformed CopyOutResponse");
+	} else if (text && gw_sql_copy_options(text, len, &opt, why, sizeof(why)) == 0) {
+		if ((body[0] == 1) == (opt.format == GW_SQL_COPY_BINARY)) {
+			gw_mask_cat *cat = gw_masker_cat(s->mk, gw_pool_cfg(s->pool)->name);
+			char notice[300];
+			s->copy_plan = gw_mask_copy_plan(s->mk, cat, text, len, st, &opt, ncols, notice, sizeof(notice));
+			gw_mask_cat_unref(cat);
+			if (notice[0])
+				gw_pg_notice(&s->cl.tx, notice);
+			s->copy_st = gw_mask_copy_begin(s->mk, &opt);
+			gw_sql_copy_free(&opt);
+			return 0;
+		}
+		snprintf(why, sizeof(why), "the server's COPY format is not the statement's");
+		gw_sql_copy_free(&opt);
+	}
+	s->copy_withheld = true;
+	snprintf(s->copy_why, sizeof(s->copy_why), "%s", why);
+	return 1;
+}
+
+/* CopyData of a COPY TO STDOUT: 1 written (masked or withheld), 0 pass on, -1 ended. */
+static int mask_copy_data(gw_session *s, const uint8_t *body, size_t n)
+{
+	if (!s->copy_st)
+		return 1; /* withheld, or CopyData outside a COPY TO STDOUT the gateway saw begin */
+	if (!s->copy_plan)
+		return 0; /* no column needs work */
+	uint64_t k = 0;
+	int rc = gw_mask_copy_data(s->mk, s->copy_plan, s->copy_st, body, n, &s->cl.tx, &k);
+	if (rc == -2) {
+		session_fatal(s, "54000", "pgmoat: a COPY row larger than masking.max_row (%zu) cannot be masked, so the "
+			"session ends; copy fewer or smaller columns", s->gw->cfg->mask_max_row);
+		return -1;
+	}
+	if (rc < 0) {
+		session_fatal(s, "08006", "pgmoat: COPY data from the upstream server does not match its format");
+		return -1;
+	}
+	struct inflight *f = infl_front(s);
+	if (f && f->group == s->rfq_recv)
+		f->masked += k;
+	return 1;
+}
+
 /* One server message under masking: 1 when it was written (masked) to the client, 0 pass on, -1 ended. */
 static int mask_server(gw_session *s, uint8_t type, const uint8_t *msg, size_t m)
 {
@@ -1442,20 +1525,28 @@ static int mask_server(gw_session *s, uint8_t type, const uint8_t *msg, size_t m
 		return 1;
 	}
 	case 'H':
-		/* COPY TO STDOUT: its rows are not masked by this version, so they do not pass */
-		s->copy_withheld = true;
-		return 1;
+		return mask_copy_out(s, body, n);
 	case 'd':
+		return mask_copy_data(s, body, n);
 	case 'c':
-		return s->copy_withheld ? 1 : 0;
+		if (s->copy_withheld)
+			return 1;
+		if (s->copy_plan && !s->cut && gw_mask_copy_end(s->copy_st) < 0) {
+			session_fatal(s, "08006", "pgmoat: COPY data from the upstream server ended inside a row");
+			return -1;
+		}
+		return 0;
 	case 'C':
 		if (s->copy_withheld) {
-			s->copy_withheld = false;
-			gw_pg_error(&s->cl.tx, "ERROR", "0A000", "pgmoat: COPY ... TO STDOUT is not available while masking is "
-				"on (its rows cannot be masked yet); the statement ran but its data was withheld",
-				NULL, "Read the same rows with SELECT: its values are masked.");
+			char msg2[300];
+			snprintf(msg2, sizeof(msg2), "pgmoat: the rows of this COPY ... TO STDOUT were withheld because they "
+				"cannot be masked (%s); the statement ran", s->copy_why);
+			mask_copy_reset(s);
+			gw_pg_error(&s->cl.tx, "ERROR", "0A000", msg2, NULL, "Read the same rows with SELECT, or COPY without "
+				"that option: its values are masked.");
 			return 1;
 		}
+		mask_copy_reset(s);
 		return 0;
 	case 'E':
 	case 'N': {
@@ -1467,7 +1558,8 @@ static int mask_server(gw_session *s, uint8_t type, const uint8_t *msg, size_t m
 		gw_mask_error(s->mk, type, body, n, text, len, stmt_tainted(s, cur ? f : NULL), &s->cl.tx, &k);
 		if (cur)
 			f->masked += k;
-		s->copy_withheld = false;
+		if (type == 'E')
+			mask_copy_reset(s);
 		return 1;
 	}
 	case 'A': {
@@ -2447,7 +2539,8 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		pbind_group_done(s, s->rfq_recv, s->txstatus);
 		outcome_group_done(s, s->rfq_recv);
 		md_group_done(s, s->rfq_recv);
-		s->copy_withheld = false;
+		if (s->mk)
+			mask_copy_reset(s);
 		if (s->txstatus == 'I')
 			s->txn_tainted = false;
 		gwq_ready(s);
@@ -2540,8 +2633,7 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 			pend_confirm(s, PEND_DEALLOCATE);
 		if (n >= 12 && !memcmp(body, "DISCARD ALL", 12))
 			pend_confirm(s, PEND_DISCARD);
-		if (s->mk && s->copy_withheld) {
-			mask_server(s, type, msg, m);
+		if (s->mk && (s->copy_withheld || s->copy_st) && mask_server(s, type, msg, m) == 1) {
 			s->rows = 0;
 			s->cut = false;
 			return 0;
@@ -2590,8 +2682,9 @@ static int process_server(gw_session *s)
 		}
 		if (m == 0) {
 			if (gw_buf_len(rx) >= 5 && (size_t)len + 1 > STREAM_MIN && server_streamable(type) &&
-				s->mk && type == 'D' && !(gwq_active(s, GWQ_OWN) && !gwq_active(s, GWQ_OWN)->mcat)) {
-				/* masking rewrites whole rows (and the catalog's rows are read whole): wait for all of it */
+				s->mk && (type == 'D' || (type == 'd' && s->copy_plan)) &&
+				!(gwq_active(s, GWQ_OWN) && !gwq_active(s, GWQ_OWN)->mcat)) {
+				/* masking rewrites whole rows, COPY's too (and the catalog's rows are read whole): wait for all of it */
 				if ((size_t)len + 1 > s->gw->cfg->mask_max_row && !gwq_active(s, GWQ_OWN)) {
 					session_fatal(s, "54000", "pgmoat: a result row of %u bytes is larger than masking.max_row (%zu): "
 						"it cannot be masked, so the session ends; select fewer or smaller columns", len + 1,
@@ -2603,8 +2696,8 @@ static int process_server(gw_session *s)
 			if (gw_buf_len(rx) >= 5 && (size_t)len + 1 > STREAM_MIN && server_streamable(type)) {
 				if (type == 'D' && !gwq_active(s, GWQ_OWN))
 					s->res_rows++;
-				stream_start(&s->sf, rx, &s->cl.tx, type, len, gwq_active(s, GWQ_OWN) || s->copy_withheld ||
-					over_max_rows(s));
+				stream_start(&s->sf, rx, &s->cl.tx, type, len, gwq_active(s, GWQ_OWN) ||
+					(s->mk && type == 'd' && !s->copy_st) || over_max_rows(s));
 				continue;
 			}
 			break;

@@ -234,8 +234,8 @@ MULTI = [
     ("cursor derived", "BEGIN; DECLARE cur CURSOR FOR SELECT upper(email) FROM customers; FETCH ALL FROM cur; "
                        "COMMIT;"),
     ("prepare execute", "PREPARE p AS SELECT upper(ssn) FROM customers; EXECUTE p; DEALLOCATE p;"),
-    ("copy out", "COPY customers TO STDOUT"),
-    ("copy query csv", "COPY (SELECT upper(email) FROM customers) TO STDOUT WITH (FORMAT csv)"),
+    ("copy multi", "SELECT 1; COPY customers TO STDOUT; COPY (SELECT upper(email) FROM customers) TO STDOUT "
+                   "WITH (FORMAT csv); SELECT name FROM customers;"),
     ("notify", "LISTEN ch; SELECT pg_notify('ch', secret_note) FROM customers;"),
     ("do raise", "DO $$ BEGIN RAISE NOTICE '%', (SELECT secret_note FROM customers WHERE id = 1); END $$;"),
     ("multi statement", "SELECT 1; SELECT email FROM customers; SELECT upper(ssn) FROM customers;"),
@@ -414,6 +414,273 @@ def test_execute_without_describe():
     finally:
         rs.close()
     _check("no describe", S["tap"].take(), ["Alice Jones"])
+
+
+# ---- COPY ... TO STDOUT: rows masked in text, CSV and binary ----
+
+COPY_COLS = ["id", "name", "email", "ssn", "card_number", "phone", "notes", "secret_note", "salary", "ref", "created"]
+
+
+def _masked_reference():
+    """The rows as SELECT masks them (the same rules must give the same values through COPY), by id."""
+    rows, err, _, _ = run_psycopg("SELECT %s FROM customers ORDER BY id" % ", ".join(COPY_COLS))
+    assert err is None, err
+    return {r[0]: r for r in rows}
+
+
+def _text_value(v):
+    if v is None:
+        return None
+    return v.isoformat() if hasattr(v, "isoformat") else str(v)
+
+
+def _unescape_text(f):
+    out, i = [], 0
+    esc = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+    while i < len(f):
+        c = f[i]
+        if c == "\\" and i + 1 < len(f):
+            i += 1
+            c = esc.get(f[i], f[i])
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _copy_text_rows(data, delim="\t", null="\\N"):
+    """COPY text format: rows of str/None (no escaped delimiters in the fixture's values)."""
+    rows = []
+    for line in data.split("\n"):
+        if line:
+            rows.append([None if f == null else _unescape_text(f) for f in line.split(delim)])
+    return rows
+
+
+def _copy_csv_rows(data, delim=","):
+    import csv
+    import io
+    return [r for r in csv.reader(io.StringIO(data), delimiter=delim)]
+
+
+def _copy_binary_rows(data):
+    import struct
+    assert data[:11] == b"PGCOPY\n\xff\r\n\x00", data[:20]
+    ext = struct.unpack("!i", data[15:19])[0]
+    off, rows = 19 + ext, []
+    while True:
+        n = struct.unpack("!h", data[off:off + 2])[0]
+        off += 2
+        if n == -1:
+            assert off == len(data), (off, len(data))
+            return rows
+        row = []
+        for _ in range(n):
+            ln = struct.unpack("!i", data[off:off + 4])[0]
+            off += 4
+            row.append(None if ln < 0 else data[off:off + ln])
+            off += max(ln, 0)
+        rows.append(row)
+
+
+def _binary_value(name, v):
+    import datetime
+    import struct
+    if v is None:
+        return None
+    if name in ("id", "salary"):
+        return struct.pack("!i", v)
+    if name == "ref":
+        return v.bytes
+    if name == "created":
+        return struct.pack("!i", (v - datetime.date(2000, 1, 1)).days)
+    return v.encode()
+
+
+def _copy_psycopg(sql, extended=False, token=None, user="agent-1"):
+    """COPY ... TO STDOUT through psycopg: cursor.copy() (a simple Query), or libpq's PQsendQueryParams (the extended
+    protocol: Parse/Bind/Describe/Execute). Returns (bytes, notices, error)."""
+    S["tap"].take()
+    notices, err, out = [], None, bytearray()
+    with psycopg.connect(dsn(token or S["agent"], user), autocommit=True) as c:
+        c.add_notice_handler(lambda d: notices.append(d.message_primary))
+        if not extended:
+            try:
+                with c.cursor().copy(sql) as cp:
+                    for block in cp:
+                        out += block
+            except psycopg.Error as e:
+                err = e
+        else:
+            from psycopg import pq
+            pgc = c.pgconn
+            pgc.send_query_params(sql.encode(), None)
+            res = pgc.get_result()
+            if res.status == pq.ExecStatus.COPY_OUT:
+                while True:
+                    nbytes, block = pgc.get_copy_data(0)
+                    if nbytes == -1:
+                        break
+                    out += block
+                res = pgc.get_result()
+            if res.status != pq.ExecStatus.COMMAND_OK:
+                err = res.error_message.decode()
+            while pgc.get_result() is not None:
+                pass
+    return bytes(out), notices, err
+
+
+def _by_id(rows, conv=int):
+    return {conv(r[0]): r for r in rows}
+
+
+def test_copy_table_masked_in_every_format():
+    ref = _masked_reference()
+    assert ref[1][2] == "****.com" and ref[1][3] == "[redacted]" and ref[1][5] is None, ref[1]
+    want_text = {i: [_text_value(v) for v in r] for i, r in ref.items()}
+    want_csv = {i: ["" if v is None else v for v in r] for i, r in want_text.items()}
+    cases = [
+        ("text", "COPY customers TO STDOUT", lambda d: _copy_text_rows(d), want_text),
+        ("csv", "COPY customers TO STDOUT (FORMAT csv)", lambda d: _copy_csv_rows(d), want_csv),
+        ("delimiter", "COPY customers TO STDOUT (DELIMITER '|')", lambda d: _copy_text_rows(d, "|"), want_text),
+        ("null string", "COPY customers TO STDOUT (NULL 'NULL')", lambda d: _copy_text_rows(d, null="NULL"),
+         want_text),
+        ("old syntax", "COPY customers TO STDOUT WITH CSV DELIMITER ';'", lambda d: _copy_csv_rows(d, ";"),
+         want_csv),
+    ]
+    for label, sql, parse, want in cases:
+        for via in ("psql", "psycopg", "extended"):
+            if via == "psql":
+                r, data = run_psql(sql)
+                assert r.returncode == 0, (label, r.stderr)
+                out = r.stdout
+            else:
+                raw, notices, err = _copy_psycopg(sql, extended=via == "extended")
+                assert err is None and not notices, (label, via, err, notices)
+                data, out = S["tap"].take(), raw.decode()
+            _check("copy %s (%s)" % (label, via), data, CLEAR)
+            got = _by_id(parse(out))
+            assert got == want, "copy %s (%s):\n%r\n%r" % (label, via, got, want)
+            if label == "null string":
+                assert "\tNULL\t" in out, out  # phone: the rule's NULL, written as the statement's NULL string
+    # HEADER (csv; text too since PostgreSQL 15): the column names first, as they are
+    for fmt in ("csv", "text"):
+        r, data = run_psql("COPY customers TO STDOUT (FORMAT %s, HEADER)" % fmt)
+        assert r.returncode == 0, r.stderr
+        rows = _copy_csv_rows(r.stdout) if fmt == "csv" else _copy_text_rows(r.stdout)
+        assert rows[0] == COPY_COLS, rows[0]
+        assert _by_id(rows[1:]) == (want_csv if fmt == "csv" else want_text), rows
+        _check("copy header " + fmt, data, CLEAR)
+    # binary: values of their type (the hash of an int4 is an int4, of a uuid a uuid), masked text, NULLs
+    want_bin = {i: [_binary_value(n, v) for n, v in zip(COPY_COLS, r)] for i, r in ref.items()}
+    for extended in (False, True):
+        raw, notices, err = _copy_psycopg("COPY customers TO STDOUT (FORMAT binary)", extended=extended)
+        assert err is None and not notices, (err, notices)
+        _check("copy binary", S["tap"].take(), CLEAR)
+        got = {int.from_bytes(r[0], "big"): r for r in _copy_binary_rows(raw)}
+        assert got == want_bin, (got, want_bin)
+    # a column list
+    r, data = run_psql("COPY customers (name, email, notes) TO STDOUT")
+    _check("copy columns", data, CLEAR)
+    got = sorted(_copy_text_rows(r.stdout))
+    assert got == sorted([[v[1], v[2], v[6]] for v in ref.values()]), got
+    assert got[0][2] == "reach me at <EMAIL_ADDRESS> or wire to <IBAN_CODE>", got
+
+
+def test_copy_query_masked():
+    """COPY (query): the query's lineage decides; COPY does not say the types, so a masked column is NULL."""
+    names = sorted(CLEAR)
+    for fmt, parse, null in (("text", _copy_text_rows, None), ("csv", _copy_csv_rows, "")):
+        sql = "COPY (SELECT upper(email), name FROM customers ORDER BY id) TO STDOUT (FORMAT %s)" % fmt
+        r, data = run_psql(sql)
+        assert r.returncode == 0, r.stderr
+        _check("copy query " + fmt, data, CLEAR)
+        assert parse(r.stdout) == [[null, n] for n in names], r.stdout
+    raw, notices, err = _copy_psycopg("COPY (SELECT upper(email), name FROM customers ORDER BY id) TO STDOUT "
+                                      "(FORMAT binary)")
+    assert err is None, err
+    _check("copy query binary", S["tap"].take(), CLEAR)
+    assert _copy_binary_rows(raw) == [[None, n.encode()] for n in names], raw
+    # whole rows, a view, a clear column with PII found in it (NULL: its type is not known), clear columns intact
+    for sql, want in (
+            ("COPY (SELECT row_to_json(c) FROM customers c) TO STDOUT", [[None], [None]]),
+            ("COPY (SELECT * FROM v_customers ORDER BY id) TO STDOUT",
+             [["1", "Alice Jones", None, None], ["2", "Bob Smith", None, None]]),
+            ("COPY (SELECT name, notes, created FROM customers ORDER BY id) TO STDOUT",
+             [["Alice Jones", None, "2026-01-02"], ["Bob Smith", None, "2026-01-02"]]),
+            ("COPY (SELECT o.id, c.name, o.total, o.note FROM orders o JOIN customers c ON c.id = o.customer_id "
+             "ORDER BY o.id) TO STDOUT", [["10", "Alice Jones", "12.50", "first order"],
+                                         ["11", "Bob Smith", "99.00", "gift wrap"]]),
+            ("COPY (SELECT customer_secret(1)) TO STDOUT", [[None]]),
+    ):
+        for via in ("psql", "psycopg"):
+            if via == "psql":
+                r, data = run_psql(sql)
+                assert r.returncode == 0, (sql, r.stderr)
+                out = r.stdout
+            else:
+                raw, _, err = _copy_psycopg(sql)
+                assert err is None, (sql, err)
+                data, out = S["tap"].take(), raw.decode()
+            _check(sql, data, [])
+            assert _copy_text_rows(out) == want, (sql, out)
+    # a row larger than the streaming threshold (64 KiB) is read whole and masked
+    r, data = run_psql("COPY (SELECT repeat('x', 200000) || ' carol.white@example.net', name FROM customers "
+                       "ORDER BY id) TO STDOUT")
+    assert r.returncode == 0, r.stderr
+    _check("copy large row", data, CLEAR)
+    assert _copy_text_rows(r.stdout) == [[None, n] for n in names], r.stdout[:200]
+    r, data = run_psql("COPY (SELECT repeat('y', 200000), name FROM customers ORDER BY id) TO STDOUT (FORMAT csv)")
+    assert r.stdout == "".join("y" * 200000 + "," + n + "\n" for n in names), r.stdout[-40:]
+
+
+def test_copy_extended_without_describe():
+    """COPY through Parse/Bind/Execute with no Describe (the gateway describes the portal itself: NoData)."""
+    import struct
+    from rawpg import RawSession
+    S["tap"].take()
+    rs = RawSession(S["tap"].port, "agent-1", S["agent"], tls=False)
+    try:
+        for sql, want in ((b"COPY customers (name, email, ssn) TO STDOUT (FORMAT csv)",
+                           [b"Alice Jones,****.com,[redacted]\n", b"Bob Smith,****.org,[redacted]\n"]),
+                          (b"COPY (SELECT name, upper(email) FROM customers ORDER BY id) TO STDOUT",
+                           [b"Alice Jones\t\\N\n", b"Bob Smith\t\\N\n"])):
+            got = _raw(rs, (b"P", b"\0" + sql + b"\0\0\0"), (b"B", b"\0\0" + struct.pack("!hhh", 0, 0, 0)),
+                       (b"E", b"\0" + struct.pack("!i", 0)), (b"S", b""))
+            types = [t for t, _ in got]
+            assert b"H" in types and b"c" in types and b"E" not in types, got
+            assert sorted(b for t, b in got if t == b"d") == want, got
+    finally:
+        rs.close()
+    _check("copy no describe", S["tap"].take(), CLEAR)
+
+
+def test_copy_withheld_exempt_and_recorded():
+    # an ENCODING whose characters may hold ASCII bytes: the rows cannot be split safely, so they are withheld
+    r, data = run_psql("COPY customers TO STDOUT (ENCODING 'SJIS')")
+    assert r.returncode != 0 and "withheld" in r.stderr and "ENCODING" in r.stderr, (r.returncode, r.stderr)
+    assert b"Alice Jones" not in data
+    _check("copy sjis", data, [])
+    r, data = run_psql("COPY customers (name, email) TO STDOUT (ENCODING 'LATIN1')")
+    assert r.returncode == 0 and "****.com" in r.stdout, r
+    _check("copy latin1", data, CLEAR)
+    # the exempt group copies clear values
+    raw, _, err = _copy_psycopg("COPY customers (email) TO STDOUT", token=S["dpo"], user="dpo-1")
+    assert err is None and b"alice.jones@example.com" in raw, (err, raw)
+    # the values masked count into the record (2 rows x email, ssn)
+    tok = S["gw"].agent("agent-copy")[1]
+    raw, _, err = _copy_psycopg("COPY customers (name, email, ssn) TO STDOUT", token=tok, user="agent-copy")
+    assert err is None and raw.count(b"[redacted]") == 2, (err, raw)
+    import json
+    import time
+    deadline = time.time() + 5
+    while True:
+        r = S["gw"].cli("audit", "--identity", "agent-copy", "--json")
+        outs = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
+        mv = [o.get("masked_values") for o in outs if (o.get("statement") or "").startswith("COPY customers")]
+        if (mv and mv[-1] is not None) or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert mv and mv[-1] == 4, (mv, outs[-3:])
 
 
 def test_errors_keep_what_the_client_sent():

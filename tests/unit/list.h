@@ -67,5 +67,12 @@
 	X(mask_detectors_in_text_and_json) \
 	X(mask_error_text) \
 	X(mask_catalog_rows_hostile) \
+	X(mask_copy_text) \
+	X(mask_copy_csv) \
+	X(mask_copy_binary) \
+	X(mask_copy_plans) \
+	X(mask_binary_numeric_scanned) \
+	X(mask_copy_hostile) \
 	X(sql_mask_columns) \
-	X(sql_mask_columns_bounded)
+	X(sql_mask_columns_bounded) \
+	X(sql_copy_options)
