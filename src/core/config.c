@@ -836,23 +836,80 @@ static void kw_mask_detectors(cfg_ctx *c, yaml_node_t *n, void *dst, const char 
 	cfg->mask_detectors_set = true;
 	if (n && n->type == YAML_SEQUENCE_NODE && n->data.sequence.items.start == n->data.sequence.items.top)
 		return; /* [] : no content detection */
-	kw_list(c, n, &cfg->mask_detectors, key);
+	kw_list(c, n, &cfg->mask_detectors, key); /* checked once the provider is known (kw_masking) */
+}
+
+/* Detector names: the built-in ones, or with Presidio any of its entity names (upper case and '_'). */
+static void check_detectors(cfg_ctx *c, yaml_node_t *n, const gw_config *cfg)
+{
 	for (size_t i = 0; i < cfg->mask_detectors.n; i++) {
+		const char *d = cfg->mask_detectors.v[i];
 		bool known = false;
 		for (size_t j = 0; j < GW_ARRAY_LEN(detector_names); j++)
-			known |= !strcmp(detector_names[j], cfg->mask_detectors.v[i]);
-		if (!known)
-			cfg_err(c, n, "%s: unknown detector '%s' (known: EMAIL_ADDRESS, CREDIT_CARD, US_SSN, PHONE_NUMBER, "
-				"IBAN_CODE, IP_ADDRESS, PRIVATE_KEY, JWT, API_KEY)", key, cfg->mask_detectors.v[i]);
+			known |= !strcmp(detector_names[j], d);
+		bool name_ok = *d && strlen(d) < 64;
+		for (const char *q = d; *q; q++)
+			name_ok &= (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '_';
+		if (!known && !(cfg->mask_presidio && name_ok))
+			cfg_err(c, n, "masking.detectors: unknown detector '%s' (built in: EMAIL_ADDRESS, CREDIT_CARD, US_SSN, "
+				"PHONE_NUMBER, IBAN_CODE, IP_ADDRESS, PRIVATE_KEY, JWT, API_KEY; with provider: presidio, any of "
+				"its entity names)", d);
 	}
 }
 
+static void kw_on_error(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	if (!strcmp(s, "block"))
+		*(bool *)dst = false;
+	else if (!strcmp(s, "builtin"))
+		*(bool *)dst = true;
+	else
+		cfg_err(c, n, "%s: expected block (refuse the result) or builtin (fall back to the built-in detectors); "
+			"there is no setting that lets values through unscanned", key);
+}
+
+static void kw_score(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	char *end;
+	double v = strtod(s, &end);
+	if (*end || end == s || v < 0 || v > 1)
+		cfg_err(c, n, "%s: expected a number from 0 to 1, got '%s'", key, s);
+	else
+		*(double *)dst = v;
+}
+
+static const cfg_kw presidio_kws[] = {
+	{"presidio", kw_str, offsetof(gw_config, mask_presidio)},
+	{"timeout", kw_duration, offsetof(gw_config, mask_presidio_timeout_us)},
+	{"on_error", kw_on_error, offsetof(gw_config, mask_presidio_fallback)},
+	{"score_threshold", kw_score, offsetof(gw_config, mask_presidio_score)},
+	{"ca", kw_path, offsetof(gw_config, mask_presidio_ca)},
+};
+
 static void kw_mask_provider(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
 {
+	gw_config *cfg = dst;
 	const char *s = n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 	if (s && !strcmp(s, "builtin"))
 		return;
-	cfg_err(c, n, "%s: this version of pgmoat has the built-in provider only (provider: builtin)", key);
+	if (!n || n->type != YAML_MAPPING_NODE) {
+		cfg_err(c, n, "%s: expected builtin or {presidio: URL, timeout: 2s, on_error: block}", key);
+		return;
+	}
+	walk(c, n, presidio_kws, GW_ARRAY_LEN(presidio_kws), dst, key);
+	if (!cfg->mask_presidio)
+		cfg_err(c, n, "%s: presidio: the analyzer's URL, e.g. http://127.0.0.1:5002/analyze", key);
+	else if (strncmp(cfg->mask_presidio, "http://", 7) && strncmp(cfg->mask_presidio, "https://", 8))
+		cfg_err(c, n, "%s.presidio: expected an http:// or https:// URL", key);
+	if (cfg->mask_presidio_timeout_us && (cfg->mask_presidio_timeout_us < 1000 ||
+			cfg->mask_presidio_timeout_us > 60000000))
+		cfg_err(c, n, "%s.timeout: between 1ms and 60s", key);
 }
 
 static const cfg_kw mask_kws[] = {
@@ -871,6 +928,7 @@ static void kw_masking(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
 	if (n && n->type == YAML_SCALAR_NODE && !*(const char *)n->data.scalar.value)
 		return; /* "masking:" alone: every built-in detector, no column rules */
 	walk(c, n, mask_kws, GW_ARRAY_LEN(mask_kws), dst, key);
+	check_detectors(c, n, cfg);
 	bool hash = false;
 	for (size_t i = 0; i < cfg->n_mask_rules; i++)
 		hash |= cfg->mask_rules[i].action == GW_MASK_HASH;
@@ -1006,6 +1064,7 @@ gw_config *gw_config_load(const char *file, char **errors)
 	cfg->audit_jsonl_max_size = 100ul * 1024 * 1024;
 	cfg->audit_jsonl_keep = 5;
 	cfg->mask_max_row = 64ul * 1024 * 1024;
+	cfg->mask_presidio_score = 0.5;
 
 	yaml_node_t *root = yaml_document_get_root_node(&c.doc);
 	if (!root)
@@ -1027,6 +1086,8 @@ gw_config *gw_config_load(const char *file, char **errors)
 		cfg_err(&c, root, "tls: no cert/key and allow_plaintext_loopback is off, so no client could log in");
 	if (cfg->audit_checkpoint_key)
 		cfg->audit_checkpoint_key_len = strlen(cfg->audit_checkpoint_key);
+	if (cfg->mask_presidio && !cfg->mask_presidio_timeout_us)
+		cfg->mask_presidio_timeout_us = 2000000;
 	if (!cfg->audit_queue_max)
 		cfg->audit_queue_max = 100000;
 	yaml_document_delete(&c.doc);
@@ -1085,6 +1146,8 @@ void gw_config_free(gw_config *cfg)
 	if (cfg->mask_hash_key)
 		explicit_bzero(cfg->mask_hash_key, strlen(cfg->mask_hash_key));
 	free(cfg->mask_hash_key);
+	free(cfg->mask_presidio);
+	free(cfg->mask_presidio_ca);
 	free(cfg);
 }
 

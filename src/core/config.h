@@ -109,6 +109,11 @@ typedef struct gw_config {
 	gw_strlist mask_exempt;      /* group:G / identity:N who see clear values */
 	char *mask_hash_key;         /* resolved secret for action hash (HMAC-SHA-256) */
 	size_t mask_max_row;         /* a row larger than this in a masked result is withheld (default 64MB) */
+	char *mask_presidio;         /* provider: {presidio: URL}: a Presidio analyzer's /analyze, or NULL (builtin) */
+	uint64_t mask_presidio_timeout_us; /* per request (default 2s) */
+	bool mask_presidio_fallback; /* on_error: builtin (the built-in detectors), else block (the result is refused) */
+	double mask_presidio_score;  /* score_threshold sent with each request (default 0.5) */
+	char *mask_presidio_ca;      /* ca: a CA file for an https:// analyzer */
 	/* audit: (the record is always on; these shape it) */
 	char *audit_jsonl;       /* audit.jsonl: a copy of every record as JSON Lines, or NULL */
 	size_t audit_jsonl_max_size; /* rotate the file past this size (default 100MB) */

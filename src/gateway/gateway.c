@@ -8,6 +8,7 @@
  */
 #include "gateway/gateway.h"
 #include "audit/audit.h"
+#include "mask/dlp.h"
 #include "mask/mask.h"
 #include "core/clock.h"
 #include "net/tls.h"
@@ -193,6 +194,9 @@ int gw_serve(const char *config_path)
 	gw->masker = gw_masker_new(cfg, err, sizeof(err));
 	if (cfg->has_masking && !gw->masker)
 		goto out;
+	gw->dlp = gw_dlp_new(cfg, err, sizeof(err));
+	if (cfg->has_masking && cfg->mask_presidio && !gw->dlp)
+		goto out;
 	gw->grants = gw_grants_new();
 	if (gw_grants_load(gw->grants, gw->store, gw_policy_now()) < 0) {
 		snprintf(err, sizeof(err), "cannot load the grants in force from the state store");
@@ -276,6 +280,8 @@ int gw_serve(const char *config_path)
 out:
 	if (rc)
 		fprintf(stderr, "pgmoat: %s\n", err);
+	/* the DLP provider's threads first: a job they finish is posted to a worker's loop, freed below */
+	gw_dlp_free(gw->dlp);
 	/* the pools first: a server still being reset is watched by a worker's loop, freed below */
 	for (size_t i = 0; gw->pools && i < cfg->n_conns; i++)
 		gw_pool_free(gw->pools[i]);

@@ -30,6 +30,7 @@ typedef struct gw_catcache gw_catcache;
 typedef struct gw_notifier gw_notifier;
 typedef struct gw_audit gw_audit;
 typedef struct gw_masker gw_masker;
+typedef struct gw_dlp gw_dlp;
 
 typedef struct gw_worker {
 	gw_gateway *gw;
@@ -64,6 +65,7 @@ struct gw_gateway {
 	gw_notifier *notifier;  /* webhook for new requests and reviews (access/), or NULL */
 	gw_audit *audit;        /* the record (audit/) */
 	gw_masker *masker;      /* masking: (mask/), or NULL when not configured */
+	gw_dlp *dlp;            /* masking.provider: presidio (mask/dlp.h), or NULL */
 	gw_worker *workers;
 	int nworkers;
 	atomic_int nclients;

@@ -635,6 +635,8 @@ gw_masker *gw_masker_new(const gw_config *cfg, char *err, size_t errlen)
 		mk->entities = 0;
 		for (size_t i = 0; i < cfg->mask_detectors.n; i++) {
 			int e = gw_entity_from_name(cfg->mask_detectors.v[i]);
+			if (e < 0 && cfg->mask_presidio)
+				continue; /* one of Presidio's own entities */
 			if (e < 0) {
 				snprintf(err, errlen, "masking.detectors: unknown detector '%s'", cfg->mask_detectors.v[i]);
 				gw_masker_free(mk);
@@ -815,7 +817,7 @@ gw_mask_plan *gw_mask_plan_new(gw_masker *mk, gw_mask_cat *cat, const uint8_t *b
 		}
 		if (act != GW_MASK_NONE)
 			p->tainted = true;
-		if (act == GW_MASK_NONE && mk->entities && scan_type(typ))
+		if (act == GW_MASK_NONE && (mk->entities || mk->cfg->mask_presidio) && scan_type(typ))
 			act = ACT_SCAN;
 		c->action = act;
 		work |= act != GW_MASK_NONE;
@@ -1164,7 +1166,114 @@ static void put_value(gw_masker *mk, const struct pcol *c, const uint8_t *v, siz
 	gw_put_u32(gw_buf_rd(out) + lenpos, r == V_NULL ? UINT32_MAX : (uint32_t)(gw_buf_len(out) - lenpos - 4));
 }
 
+/* A column whose values the external provider scans (text: what Presidio reads). */
+static bool external_col(const struct pcol *c)
+{
+	return c->action == ACT_SCAN && (text_type(c->typoid) || json_type(c->typoid));
+}
+
+/* The text the provider reads of a value of an external column (jsonb binary: without its version byte). */
+static void external_text(const struct pcol *c, const uint8_t **v, size_t *n)
+{
+	if (c->binary && c->typoid == T_JSONB && *n > 0) {
+		(*v)++;
+		(*n)--;
+	}
+}
+
+/* A value of an external column written with the provider's finds. */
+static int found_into(gw_masker *mk, const struct pcol *c, const uint8_t *v, size_t n, const struct gw_dlp_found *f,
+	gw_buf *out, uint64_t *finds)
+{
+	const uint8_t *t = v;
+	size_t tn = n;
+	external_text(c, &t, &tn);
+	if (!f->whole && f->nspans == 0)
+		return V_SAME;
+	bool whole = f->whole;
+	for (size_t i = 0; i < f->nspans && !whole; i++) {
+		if (f->spans[i].end > tn || f->spans[i].start >= f->spans[i].end)
+			whole = true; /* does not fit the value: fail closed */
+		for (uint32_t j = f->spans[i].start; json_type(c->typoid) && !whole && j < f->spans[i].end; j++)
+			whole = t[j] == '"' || t[j] == '\\';
+	}
+	*finds += f->whole ? 1 : f->nspans;
+	if (whole) {
+		struct pcol r = *c;
+		r.action = GW_MASK_REDACT;
+		return masked_into(mk, &r, v, n, out) ? V_BYTES : V_NULL;
+	}
+	if (t != v)
+		gw_buf_append(out, v, 1); /* jsonb's version byte */
+	size_t at = 0;
+	for (size_t i = 0; i < f->nspans; i++) {
+		gw_buf_append(out, t + at, f->spans[i].start - at);
+		gw_buf_append(out, "<", 1);
+		/* Presidio's entity names are [A-Z_]; anything else is not written into the value */
+		for (const char *q = f->spans[i].type; *q; q++)
+			if ((*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '_')
+				gw_buf_append(out, q, 1);
+		gw_buf_append(out, ">", 1);
+		at = f->spans[i].end;
+	}
+	gw_buf_append(out, t + at, tn - at);
+	return V_BYTES;
+}
+
+bool gw_mask_plan_scans(const gw_mask_plan *p)
+{
+	for (int i = 0; p && !p->all && i < p->ncols; i++)
+		if (p->cols[i].action == ACT_SCAN)
+			return true;
+	return false;
+}
+
+bool gw_mask_plan_external(const gw_mask_plan *p)
+{
+	for (int i = 0; p && !p->all && i < p->ncols; i++)
+		if (external_col(&p->cols[i]))
+			return true;
+	return false;
+}
+
+int gw_mask_row_values(const gw_mask_plan *p, const uint8_t *b, size_t n,
+	void (*add)(void *ud, const uint8_t *v, size_t len), void *ud)
+{
+	if (n < 2 || p->all)
+		return n < 2 ? -1 : 0;
+	int k = gw_get_u16(b);
+	if (k != p->ncols)
+		return -1;
+	size_t off = 2;
+	int count = 0;
+	for (int i = 0; i < k; i++) {
+		if (off + 4 > n)
+			return -1;
+		int32_t len = (int32_t)gw_get_u32(b + off);
+		off += 4;
+		if (len < 0)
+			continue;
+		if ((size_t)len > n - off)
+			return -1;
+		const uint8_t *v = b + off;
+		size_t vn = (size_t)len;
+		off += vn;
+		if (external_col(&p->cols[i])) {
+			external_text(&p->cols[i], &v, &vn);
+			add(ud, v, vn);
+			count++;
+		}
+	}
+	return off == n ? count : -1;
+}
+
 int gw_mask_row(gw_masker *mk, const gw_mask_plan *p, const uint8_t *b, size_t n, gw_buf *out, uint64_t *masked)
+{
+	return gw_mask_row_found(mk, p, b, n, NULL, NULL, out, masked);
+}
+
+int gw_mask_row_found(gw_masker *mk, const gw_mask_plan *p, const uint8_t *b, size_t n,
+	const struct gw_dlp_found *found, size_t *fi, gw_buf *out, uint64_t *masked)
 {
 	if (n < 2)
 		return -1;
@@ -1191,6 +1300,15 @@ int gw_mask_row(gw_masker *mk, const gw_mask_plan *p, const uint8_t *b, size_t n
 		if (p->all) {
 			put_null(out);
 			(*masked)++;
+			continue;
+		}
+		if (found && external_col(&p->cols[i])) {
+			size_t lenpos = gw_buf_len(out);
+			gw_buf_put_i32(out, 0);
+			int r = found_into(mk, &p->cols[i], v, (size_t)len, &found[(*fi)++], out, masked);
+			if (r == V_SAME)
+				gw_buf_append(out, v, (size_t)len);
+			gw_put_u32(gw_buf_rd(out) + lenpos, r == V_NULL ? UINT32_MAX : (uint32_t)(gw_buf_len(out) - lenpos - 4));
 			continue;
 		}
 		put_value(mk, &p->cols[i], v, (size_t)len, out, masked);

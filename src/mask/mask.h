@@ -23,6 +23,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "identity/identity.h"
+#include "mask/dlp.h"
 #include "policy/sqlparse.h"
 
 #include <stdbool.h>
@@ -86,6 +87,21 @@ gw_mask_plan *gw_mask_plan_all(void);
  * (the caller ends the session: the server sent garbage).
  */
 int gw_mask_row(gw_masker *mk, const gw_mask_plan *p, const uint8_t *body, size_t n, gw_buf *out, uint64_t *masked);
+
+/*
+ * The external DLP provider (dlp.h): a plan whose scanned text columns go to
+ * it; the values of one row it must read (in column order, NULLs left out),
+ * given to add(); the row written with its answer, found[*fi...] taken in the
+ * same order (found NULL: the built-in detectors, as gw_mask_row). -1: the
+ * row is malformed.
+ */
+bool gw_mask_plan_external(const gw_mask_plan *p);
+/* The plan scans some column's content (with a detector or the provider). */
+bool gw_mask_plan_scans(const gw_mask_plan *p);
+int gw_mask_row_values(const gw_mask_plan *p, const uint8_t *body, size_t n,
+	void (*add)(void *ud, const uint8_t *v, size_t len), void *ud);
+int gw_mask_row_found(gw_masker *mk, const gw_mask_plan *p, const uint8_t *body, size_t n,
+	const struct gw_dlp_found *found, size_t *fi, gw_buf *out, uint64_t *masked);
 
 /*
  * ErrorResponse / NoticeResponse (type 'E' / 'N'): every text field scanned

@@ -253,6 +253,57 @@ GW_TEST(mask_undecided_and_types)
 	free(cfg);
 }
 
+static void add_v(void *ud, const uint8_t *v, size_t len)
+{
+	gw_dlp_job_add(ud, v, len);
+}
+
+/* The external provider's answer applied to a row: spans with its types, json kept valid, bad spans fail closed. */
+GW_TEST(mask_row_with_provider_finds)
+{
+	gw_config *cfg = cfg_with_rules();
+	gw_masker *mk = masker_with_catalog(cfg);
+	gw_mask_cat *cat = gw_masker_cat(mk, "main");
+	struct fdesc f[] = {{"name", 16400, 6, 25, 0}, {"email", 16400, 2, 25, 0}, {"j", 16400, 6, 3802, 1},
+		{"t", 16400, 6, 25, 1}, {"u", 16400, 6, 25, 0}};
+	gw_buf rd = rowdesc(f, 5);
+	char notice[300];
+	gw_mask_plan *p = gw_mask_plan_new(mk, cat, gw_buf_rd(&rd), gw_buf_len(&rd), NULL, 0, NULL, notice, sizeof(notice));
+	CHECK(p && gw_mask_plan_external(p) && gw_mask_plan_scans(p));
+	const char *v[] = {"Alice Jones in Berlin", "alice@example.com", "\001{\"n\": \"Bob\"}", "Carol", "x"};
+	int lens[] = {21, 17, 13, 5, 1};
+	gw_buf row = datarow(v, lens, 5), out = {0};
+	/* the values the provider reads: the scanned text columns, not the rule's (email), jsonb without its version */
+	gw_dlp_job *job = gw_dlp_job_new(8, 64);
+	CHECK(gw_mask_row_values(p, gw_buf_rd(&row), gw_buf_len(&row), add_v, job) == 4);
+	CHECK(job->n == 4 && job->lens[1] == 12 && job->vals[1][0] == '{');
+	struct gw_dlp_found found[4] = {0};
+	struct gw_dlp_span s0[2] = {{0, 11, "PERSON"}, {15, 21, "LOCATION"}};
+	struct gw_dlp_span s1[1] = {{7, 11, "PERSON"}};   /* covers the closing quote: the json value goes whole */
+	struct gw_dlp_span s2[1] = {{0, 99, "PERSON"}};   /* past the end: fails closed */
+	found[0] = (struct gw_dlp_found){.spans = s0, .nspans = 2};
+	found[1] = (struct gw_dlp_found){.spans = s1, .nspans = 1};
+	found[2] = (struct gw_dlp_found){.spans = s2, .nspans = 1};
+	found[3] = (struct gw_dlp_found){.whole = true};
+	size_t fi = 0;
+	uint64_t k = 0;
+	CHECK(gw_mask_row_found(mk, p, gw_buf_rd(&row), gw_buf_len(&row), found, &fi, &out, &k) == 0);
+	CHECK(fi == 4);
+	CHECK(value_is(&out, 0, "<PERSON> in <LOCATION>"));
+	CHECK(value_is(&out, 1, "****.com"));
+	CHECK(value_is(&out, 2, "\001\"[redacted]\""));
+	CHECK(value_is(&out, 3, "[redacted]"));
+	CHECK(value_is(&out, 4, "[redacted]"));
+	gw_dlp_job_free(job);
+	gw_buf_free(&rd);
+	gw_buf_free(&row);
+	gw_buf_free(&out);
+	gw_mask_plan_free(p);
+	gw_mask_cat_unref(cat);
+	gw_masker_free(mk);
+	free(cfg);
+}
+
 GW_TEST(mask_detectors_in_text_and_json)
 {
 	gw_config *cfg = cfg_with_rules();

@@ -219,6 +219,16 @@ struct gw_session {
 	bool copy_withheld;
 	char copy_why[160];    /* why it was withheld */
 	bool txn_tainted;      /* a statement of the current transaction read masked columns (notifications) */
+	/*
+	 * The external DLP provider (masking.provider: presidio): rows whose text
+	 * it must read wait here, whole, in order; while a job is out the
+	 * server's messages wait unread behind them.
+	 */
+	gw_buf dlp_rows;
+	size_t dlp_nrows, dlp_bytes;
+	gw_dlp_job *dlp_job;
+	bool dlp_refused;      /* the provider failed (on_error: block): the rest of this result is dropped */
+	char dlp_why[240];
 };
 
 struct splan {
@@ -303,6 +313,9 @@ static void session_free(void *p)
 	gw_mask_copy_free(s->copy_st);
 	if (s->mcat_new)
 		gw_mask_cat_abandon(s->mcat_new);
+	if (s->dlp_job)
+		gw_dlp_orphan(s->gw->dlp, s->dlp_job); /* its answer frees it */
+	gw_buf_free(&s->dlp_rows);
 	for (size_t i = s->pb_head; i < s->pb_n; i++)
 		pbind_free(&s->pb[i]);
 	free(s->pb);
@@ -1463,6 +1476,16 @@ static int mask_copy_out(gw_session *s, const uint8_t *body, size_t n)
 			char notice[300];
 			s->copy_plan = gw_mask_copy_plan(s->mk, cat, text, len, st, &opt, ncols, notice, sizeof(notice));
 			gw_mask_cat_unref(cat);
+			if (s->gw->dlp && gw_mask_plan_scans(s->copy_plan)) {
+				/* the provider reads SELECT results; COPY's rows would get the built-in detectors only */
+				gw_mask_plan_free(s->copy_plan);
+				s->copy_plan = NULL;
+				gw_sql_copy_free(&opt);
+				s->copy_withheld = true;
+				snprintf(s->copy_why, sizeof(s->copy_why), "with masking.provider: presidio, COPY's rows are not "
+					"sent to the DLP provider in this version");
+				return 1;
+			}
 			if (notice[0])
 				gw_pg_notice(&s->cl.tx, notice);
 			s->copy_st = gw_mask_copy_begin(s->mk, &opt);
@@ -1501,6 +1524,101 @@ static int mask_copy_data(gw_session *s, const uint8_t *body, size_t n)
 	return 1;
 }
 
+#define DLP_BATCH_BYTES (256u * 1024)
+#define DLP_BATCH_ROWS 2000
+
+static void count_value(void *ud, const uint8_t *v, size_t len)
+{
+	(void)v;
+	*(size_t *)ud += len;
+}
+
+static void job_value(void *ud, const uint8_t *v, size_t len)
+{
+	gw_dlp_job_add(ud, v, len);
+}
+
+static void dlp_done(void *arg);
+
+/* Send the held rows' text to the provider; the server's messages wait until it answers. */
+static void dlp_flush(gw_session *s)
+{
+	if (!s->dlp_nrows || s->dlp_job)
+		return;
+	/* count, then copy: values in row order, columns in order */
+	size_t nvals = 0, bytes = 0;
+	const uint8_t *p = gw_buf_rd(&s->dlp_rows), *end = p + gw_buf_len(&s->dlp_rows);
+	struct inflight *f = infl_front(s);
+	const gw_mask_plan *plan = f ? f->plan : NULL;
+	for (const uint8_t *q = p; q < end; q += 1 + gw_get_u32(q + 1)) {
+		size_t b = 0;
+		int k = gw_mask_row_values(plan, q + 5, gw_get_u32(q + 1) - 4, count_value, &b);
+		nvals += k > 0 ? (size_t)k : 0;
+		bytes += b;
+	}
+	gw_dlp_job *job = gw_dlp_job_new(nvals, bytes);
+	for (const uint8_t *q = p; q < end; q += 1 + gw_get_u32(q + 1))
+		gw_mask_row_values(plan, q + 5, gw_get_u32(q + 1) - 4, job_value, job);
+	job->loop = s->loop;
+	job->done = dlp_done;
+	job->owner = s;
+	s->dlp_job = job;
+	gw_dlp_submit(s->gw->dlp, job);
+}
+
+/* The provider answered (on the session's loop): the held rows go on, masked, or the result is refused. */
+static void dlp_done(void *arg)
+{
+	gw_dlp_job *job = arg;
+	gw_session *s = job->owner;
+	if (!s || s->ended) {
+		if (s)
+			s->dlp_job = NULL;
+		gw_dlp_job_free(job); /* the session ended meanwhile */
+		return;
+	}
+	s->dlp_job = NULL;
+	struct inflight *f = infl_front(s);
+	const gw_mask_plan *plan = f ? f->plan : NULL;
+	bool refuse = job->failed && !s->gw->cfg->mask_presidio_fallback;
+	if (job->failed) {
+		gw_warn("session %s: %s%s", s->reg->id, job->error,
+			refuse ? "; the result is refused (masking.provider.on_error: block)" :
+			"; the built-in detectors scan it instead (on_error: builtin)");
+		snprintf(s->dlp_why, sizeof(s->dlp_why), "%s", job->error);
+	}
+	if (refuse) {
+		s->dlp_refused = true;
+	} else {
+		const uint8_t *p = gw_buf_rd(&s->dlp_rows), *end = p + gw_buf_len(&s->dlp_rows);
+		size_t fi = 0;
+		uint64_t k = 0;
+		for (const uint8_t *q = p; q < end && plan; q += 1 + gw_get_u32(q + 1))
+			gw_mask_row_found(s->mk, plan, q + 5, gw_get_u32(q + 1) - 4, job->failed ? NULL : job->found, &fi,
+				&s->cl.tx, &k);
+		if (f)
+			f->masked += k;
+	}
+	gw_buf_reset(&s->dlp_rows);
+	s->dlp_nrows = s->dlp_bytes = 0;
+	gw_dlp_job_free(job);
+	run(s);
+}
+
+/* The end of a result whose rows the provider could not scan: the client gets an error instead. */
+static bool dlp_refusal(gw_session *s)
+{
+	if (!s->dlp_refused)
+		return false;
+	s->dlp_refused = false;
+	char msg[400];
+	snprintf(msg, sizeof(msg), "pgmoat: the result was withheld: %s", s->dlp_why);
+	gw_pg_error(&s->cl.tx, "ERROR", "58000", msg, "The statement ran; its rows were not sent because masking could "
+		"not scan them.", "masking.provider.on_error: block keeps unscanned values from reaching you; try again "
+		"when the DLP provider is back, or ask the operator.");
+	return true;
+}
+
 /* One server message under masking: 1 when it was written (masked) to the client, 0 pass on, -1 ended. */
 static int mask_server(gw_session *s, uint8_t type, const uint8_t *msg, size_t m)
 {
@@ -1515,6 +1633,22 @@ static int mask_server(gw_session *s, uint8_t type, const uint8_t *msg, size_t m
 		const gw_mask_plan *p = row_plan(s, &f);
 		if (!p)
 			return 0;
+		if (s->gw->dlp && gw_mask_plan_external(p)) {
+			/* held for the provider (the whole message; the row's text is copied into the job at flush) */
+			if (s->dlp_refused)
+				return 1;
+			size_t b = 0;
+			if (gw_mask_row_values(p, body, n, count_value, &b) < 0) {
+				session_fatal(s, "08006", "pgmoat: a row from the upstream server does not match its description");
+				return -1;
+			}
+			gw_buf_append(&s->dlp_rows, msg, m);
+			s->dlp_nrows++;
+			s->dlp_bytes += b;
+			if (s->dlp_bytes >= DLP_BATCH_BYTES || s->dlp_nrows >= DLP_BATCH_ROWS)
+				dlp_flush(s);
+			return 1;
+		}
 		uint64_t k = 0;
 		if (gw_mask_row(s->mk, p, body, n, &s->cl.tx, &k) < 0) {
 			session_fatal(s, "08006", "pgmoat: a row from the upstream server does not match its description");
@@ -2569,6 +2703,7 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 				return 0;
 			}
 		}
+		s->dlp_refused = false; /* the server's own error ends the result: it is what the client needs to see */
 		/* masked before the outcome is recorded (it counts the values masked in the error) */
 		bool masked = s->mk && mask_server(s, type, msg, m) == 1;
 		outcome_from_server(s, type, body, n);
@@ -2624,9 +2759,16 @@ static int server_message(gw_session *s, uint8_t type, const uint8_t *msg, size_
 		break;
 	case 's':
 		outcome_from_server(s, type, body, n);
+		if (dlp_refusal(s))
+			return 0;
 		break;
 	case 'C':
 		outcome_from_server(s, type, body, n);
+		if (dlp_refusal(s)) {
+			s->rows = 0;
+			s->cut = false;
+			return 0;
+		}
 		if (n >= 8 && !memcmp(body, "PREPARE", 8))
 			pend_confirm(s, PEND_PREPARE);
 		if (n >= 11 && !memcmp(body, "DEALLOCATE", 10) && (body[10] == 0 || body[10] == ' '))
@@ -2667,7 +2809,7 @@ static int process_server(gw_session *s)
 		return 0;
 	gw_buf *rx = &s->up->rx;
 	int moved = 0;
-	while (gw_buf_len(rx) && gw_buf_len(&s->cl.tx) < HIGH_WATER) {
+	while (gw_buf_len(rx) && gw_buf_len(&s->cl.tx) < HIGH_WATER && !s->dlp_job) {
 		moved = 1;
 		if (s->sf.streaming) {
 			stream_on(&s->sf, rx, &s->cl.tx);
@@ -2679,6 +2821,11 @@ static int process_server(gw_session *s)
 		if (m < 0) {
 			session_fatal(s, "08006", "pgmoat: malformed message from the upstream server");
 			return -1;
+		}
+		if (m > 0 && s->dlp_nrows && type != 'D' && !gwq_active(s, GWQ_OWN)) {
+			/* rows wait for the DLP provider: what follows them waits too, in order */
+			dlp_flush(s);
+			break;
 		}
 		if (m == 0) {
 			if (gw_buf_len(rx) >= 5 && (size_t)len + 1 > STREAM_MIN && server_streamable(type) &&
@@ -2707,6 +2854,8 @@ static int process_server(gw_session *s)
 		if (s->srv)
 			gw_buf_consume(rx, (size_t)m);
 	}
+	if (s->dlp_nrows && !s->dlp_job && s->srv)
+		dlp_flush(s); /* nothing more to read now: what is held goes to the provider */
 	return moved;
 }
 

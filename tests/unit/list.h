@@ -65,6 +65,7 @@
 	X(mask_rules_by_oid_and_actions) \
 	X(mask_undecided_and_types) \
 	X(mask_detectors_in_text_and_json) \
+	X(mask_row_with_provider_finds) \
 	X(mask_error_text) \
 	X(mask_catalog_rows_hostile) \
 	X(mask_copy_text) \
