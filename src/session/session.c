@@ -1811,8 +1811,14 @@ static void hold_settle(gw_session *s, bool committed, const char *why)
 	}
 	gw_buf_append(&s->up->tx, h + s->hold_len, hn - s->hold_len);
 	gw_buf_reset(&s->held);
-	/* its statements never reach the server: no outcome will come */
-	s->infl_n -= s->hold_infl <= s->infl_n ? s->hold_infl : s->infl_n;
+	/* its statements never reach the server: no outcome will come (they are the newest in flight) */
+	for (size_t k = s->hold_infl <= s->infl_n ? s->hold_infl : s->infl_n; k > 0; k--) {
+		struct inflight *f = &s->infl[(s->infl_head + s->infl_n - 1) % s->infl_cap];
+		gw_sqlc_unref(f->q);
+		gw_mask_plan_free(f->plan);
+		free(f->portal);
+		s->infl_n--;
+	}
 	s->hold_infl = 0;
 }
 
