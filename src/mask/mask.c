@@ -128,7 +128,9 @@ static bool json_type(uint32_t t)
 /* Values of these types are scanned when no rule masks them (user types: their text may hold anything). */
 static bool scan_type(uint32_t t)
 {
-	return text_type(t) || json_type(t) || t == T_INT8 || t == T_NUMERIC || t >= 16384;
+	/* text, json, bigint/numeric digits; arrays of text and json, records, xml: a find there NULLs the value */
+	return text_type(t) || json_type(t) || t == T_INT8 || t == T_NUMERIC || t >= 16384 || t == 1009 || t == 1015 ||
+		t == 1014 || t == 1003 || t == 199 || t == 3807 || t == 2249 || t == 142;
 }
 
 static void rel_free(struct mrel *r)
@@ -456,7 +458,13 @@ static bool resolve_view(gw_mask_cat *c, struct mrel *r, bool all)
 	bool changed = false;
 	uint8_t *v = gw_xcalloc(r->ncols ? r->ncols : 1, 1);
 	int k = -1;
-	if (!all) {
+	gw_sql parsed;
+	/* a view that calls a function defined in the database: what it returns may come from anywhere */
+	bool user_fn = gw_sql_parse(r->viewdef, &parsed) != 0;
+	for (size_t i = 0; !user_fn && i < parsed.nstmts; i++)
+		user_fn = calls_user_function(c, &parsed.stmts[i]);
+	gw_sql_free(&parsed);
+	if (!all && !user_fn) {
 		gw_sql_catalog cat = {.ud = c, .columns = cb_columns, .masked = cb_masked};
 		k = gw_sql_mask_columns(r->viewdef, strlen(r->viewdef), &cat, v, r->ncols, NULL, 0);
 	}
@@ -471,13 +479,40 @@ static bool resolve_view(gw_mask_cat *c, struct mrel *r, bool all)
 	return changed;
 }
 
+/*
+ * The planner's statistics hold samples of every column's values (most common
+ * values, histogram bounds): under masking they are masked, except the
+ * columns that name what they describe.
+ */
+static bool statistics_sample(const struct mrel *r, const char *col)
+{
+	static const char *const rels[] = {"pg_stats", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic",
+		"pg_statistic_ext_data"};
+	static const char *const names[] = {"schemaname", "tablename", "attname", "inherited", "null_frac",
+		"avg_width", "n_distinct", "correlation", "statistics_schemaname", "statistics_name", "statistics_owner",
+		"attnames", "exprs", "kinds", "expr", "starelid", "staattnum", "stainherit", "stanullfrac", "stawidth",
+		"stadistinct", "stxoid", "stxdinherit"};
+	if (strcmp(r->schema, "pg_catalog"))
+		return false;
+	bool stats = false;
+	for (size_t i = 0; i < GW_ARRAY_LEN(rels); i++)
+		stats |= !strcmp(r->name, rels[i]);
+	if (!stats)
+		return false;
+	for (size_t i = 0; i < GW_ARRAY_LEN(names); i++)
+		if (!strcmp(col, names[i]))
+			return false;
+	return true;
+}
+
 static bool resolve_rel(gw_mask_cat *c, struct mrel *r, int depth)
 {
 	if (r->resolved || depth > 32)
 		return r->resolved;
 	r->resolved = true;
 	for (size_t i = 0; i < r->ncols; i++)
-		r->cols[i].action = rule_action(c->mk, r, r->cols[i].name);
+		r->cols[i].action = statistics_sample(r, r->cols[i].name) ? GW_MASK_REDACT :
+			rule_action(c->mk, r, r->cols[i].name);
 	for (size_t p = 0; p < r->nparents; p++) {
 		struct mrel *par = rel_by_oid(c, r->parents[p]);
 		if (!par || !par->name)
@@ -815,6 +850,8 @@ gw_mask_plan *gw_mask_plan_new(gw_masker *mk, gw_mask_cat *cat, const uint8_t *b
 				undecided = true;
 			}
 		}
+		if (typ == 2277 && act == GW_MASK_NONE)
+			act = GW_MASK_NULL; /* anyarray: only the statistics views have it, holding sampled values */
 		if (act != GW_MASK_NONE)
 			p->tainted = true;
 		if (act == GW_MASK_NONE && (mk->entities || mk->cfg->mask_presidio) && scan_type(typ))
@@ -1409,9 +1446,20 @@ void gw_mask_error(gw_masker *mk, uint8_t type, const uint8_t *b, size_t n, cons
 	size_t m = gw_buf_msg_begin(out, (char)type);
 	size_t off = 0;
 	gw_buf tmp = {0};
-	/* a message a function raised itself (RAISE ... '%', value) while masked columns were read: withheld */
-	char where[256] = "";
-	bool raised = tainted && gw_pg_error_field(b, n, 'W', where, sizeof(where)) && strstr(where, "at RAISE");
+	/*
+	 * A statement that reads masked columns: only errors whose text names what
+	 * the client wrote (syntax, names, privileges, the transaction, limits)
+	 * keep it, with quoted values the client did not write withheld; any other
+	 * (a bad value, a key violation, a failing row, a RAISE, XML/JSON context
+	 * lines...) is replaced whole by what kind of error it was.
+	 */
+	char code5[8] = "";
+	gw_pg_error_field(b, n, 'C', code5, sizeof(code5));
+	static const char *const keep[] = {"42", "0A", "25", "26", "34", "3D", "3F", "40", "53", "54", "55", "57", "08"};
+	bool kept = false;
+	for (size_t i = 0; i < GW_ARRAY_LEN(keep); i++)
+		kept |= !strncmp(code5, keep[i], 2);
+	bool raised = tainted && !kept;
 	while (off < n && b[off]) {
 		uint8_t code = b[off++];
 		const uint8_t *z = memchr(b + off, 0, n - off);
@@ -1430,9 +1478,16 @@ void gw_mask_error(gw_masker *mk, uint8_t type, const uint8_t *b, size_t n, cons
 			continue;
 		}
 		gw_buf_reset(&tmp);
-		if (raised && (code == 'M' || code == 'D' || code == 'H')) {
-			static const char w[] = "[withheld: raised by a function while the statement read masked columns]";
-			gw_buf_append(out, w, sizeof(w) - 1);
+		if (raised && (code == 'D' || code == 'H' || code == 'W' || code == 'q')) {
+			out->len -= 1; /* the field is left out */
+			(*masked)++;
+			continue;
+		}
+		if (raised && code == 'M') {
+			char w[200];
+			int k = snprintf(w, sizeof(w), "pgmoat: the server's message (SQLSTATE %s) was withheld because the "
+				"statement reads masked columns, and such messages can quote their values", code5);
+			gw_buf_append(out, w, (size_t)k);
 			gw_buf_put_u8(out, 0);
 			(*masked)++;
 			continue;
@@ -1449,7 +1504,8 @@ void gw_mask_error(gw_masker *mk, uint8_t type, const uint8_t *b, size_t n, cons
 	gw_buf_msg_end(out, m);
 }
 
-void gw_mask_notification(gw_masker *mk, const uint8_t *b, size_t n, bool tainted, gw_buf *out, uint64_t *masked)
+void gw_mask_notification(gw_masker *mk, const uint8_t *b, size_t n, bool tainted, uint32_t own_pid, gw_buf *out,
+	uint64_t *masked)
 {
 	size_t m = gw_buf_msg_begin(out, 'A');
 	if (n < 4) {
@@ -1467,7 +1523,8 @@ void gw_mask_notification(gw_masker *mk, const uint8_t *b, size_t n, bool tainte
 	off = (size_t)(z - b) + 1;
 	const uint8_t *z2 = off < n ? memchr(b + off, 0, n - off) : NULL;
 	size_t pn = z2 ? (size_t)(z2 - (b + off)) : 0;
-	if (tainted && pn) {
+	/* another backend's payload (a trigger's pg_notify(row_to_json(NEW))...) may carry anything */
+	if (pn && (tainted || gw_get_u32(b) != own_pid)) {
 		/* sent while this session's transaction read masked columns: its payload may carry them */
 		static const char w[] = "[withheld: sent while masked columns were read]";
 		gw_buf_append(out, w, sizeof(w) - 1);
@@ -1589,7 +1646,8 @@ gw_mask_plan *gw_mask_copy_plan(gw_masker *mk, gw_mask_cat *cat, const char *stm
 		c->binary = opt->format == GW_SQL_COPY_BINARY;
 		if (c->action != GW_MASK_NONE)
 			p->tainted = true;
-		if (c->action == GW_MASK_NONE && mk->entities && (c->typoid == 0 || scan_type(c->typoid)))
+		if (c->action == GW_MASK_NONE && (mk->entities || mk->cfg->mask_presidio) &&
+			(c->typoid == 0 || scan_type(c->typoid)))
 			c->action = ACT_SCAN;
 		work |= c->action != GW_MASK_NONE;
 	}

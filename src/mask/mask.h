@@ -113,11 +113,12 @@ int gw_mask_row_found(gw_masker *mk, const gw_mask_plan *p, const uint8_t *body,
 void gw_mask_error(gw_masker *mk, uint8_t type, const uint8_t *body, size_t n, const char *stmt, size_t len,
 	bool tainted, gw_buf *out, uint64_t *masked);
 /*
- * NotificationResponse: the payload scanned; withheld whole when tainted (this
- * session's transaction read masked columns: a trigger or pg_notify may have
- * put them in it). Writes the whole message to out.
+ * NotificationResponse: the payload scanned; withheld whole when it comes from
+ * another backend than own_pid (a trigger's payload can carry whole rows), or
+ * when tainted (this session's transaction read masked columns). Writes the
+ * whole message to out.
  */
-void gw_mask_notification(gw_masker *mk, const uint8_t *body, size_t n, bool tainted, gw_buf *out,
+void gw_mask_notification(gw_masker *mk, const uint8_t *body, size_t n, bool tainted, uint32_t own_pid, gw_buf *out,
 	uint64_t *masked);
 /* The plan masks a column derived from a masked one (its statement is "tainted" for error text). */
 bool gw_mask_plan_tainted(const gw_mask_plan *p);

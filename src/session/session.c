@@ -187,7 +187,8 @@ struct gw_session {
 		int nfmts;
 		bool plan_known;
 		gw_mask_plan *plan;
-		bool described;    /* the client sent Describe for this portal after this Bind */
+		bool described;    /* a Describe of this portal was sent in group described_at */
+		uint64_t described_at;
 	} *pb;
 	size_t pb_head, pb_n, pb_cap;  /* sent, not yet confirmed by BindComplete */
 	gw_map portals;        /* confirmed: name → struct pbind* */
@@ -205,6 +206,7 @@ struct gw_session {
 		char *name;
 		uint64_t group;
 		bool own;          /* the gateway's, before an Execute of a portal nobody described: swallowed */
+		gw_sqlc *q;        /* Describe S: the statement the name meant when it was sent (a reference) */
 	} *md;
 	size_t md_head, md_n, md_cap;
 	gw_map splans;         /* prepared statement name → struct splan* (from Describe S) */
@@ -305,8 +307,10 @@ static void session_free(void *p)
 		free(f->portal);
 	}
 	free(s->infl);
-	for (size_t i = s->md_head; i < s->md_n; i++)
+	for (size_t i = s->md_head; i < s->md_n; i++) {
 		free(s->md[i].name);
+		gw_sqlc_unref(s->md[i].q);
+	}
 	free(s->md);
 	gw_map_clear(&s->splans, splan_free_v);
 	gw_mask_plan_free(s->copy_plan);
@@ -1287,36 +1291,46 @@ static void mask_describe(gw_session *s, const uint8_t *msg, size_t m)
 	if (!s->mk || m < 7 || msg[m - 1] != 0 || (msg[5] != 'S' && msg[5] != 'P'))
 		return;
 	s->md = fifo_room(s->md, &s->md_head, &s->md_n, &s->md_cap, sizeof(*s->md));
-	s->md[s->md_n++] = (struct mdesc){msg[5], gw_xstrdup((const char *)msg + 6), s->rfq_sent, false};
+	gw_sqlc *q = msg[5] == 'S' ? prepared_lookup(s, (const char *)msg + 6) : NULL;
+	if (q)
+		gw_sqlc_ref(q);
+	s->md[s->md_n++] = (struct mdesc){msg[5], gw_xstrdup((const char *)msg + 6), s->rfq_sent, false, q};
 	if (msg[5] == 'P') {
 		struct pbind *b = (struct pbind *)portal_lookup(s, (const char *)msg + 6);
-		if (b)
+		if (b) {
 			b->described = true;
+			b->described_at = s->rfq_sent;
+		}
 	}
 }
 
 /*
- * Before an Execute: when neither the client described the portal nor its
- * statement's description is known, describe it for the gateway (its answer
- * is swallowed) so its rows can be masked by their columns, not withheld.
+ * Before an Execute: unless the client described the portal in this same
+ * group, describe it for the gateway (its answer is swallowed), so the rows
+ * are masked by the columns the server says the portal has now — never by a
+ * description kept from before (a portal name can be closed and reused, by
+ * the protocol or by SQL cursors).
  */
 static void mask_describe_for(gw_session *s, const char *portal)
 {
 	const struct pbind *b = portal ? portal_lookup(s, portal) : NULL;
-	if (!s->mk || !portal || !b || !b->q || b->described || b->plan_known || strlen(portal) > 1000)
+	if (!s->mk || !portal || !b || !b->q || (b->described && b->described_at == s->rfq_sent) ||
+		strlen(portal) > 1000)
 		return;
 	size_t k = gw_buf_msg_begin(&s->up->tx, 'D');
 	gw_buf_put_u8(&s->up->tx, 'P');
 	gw_buf_put_str(&s->up->tx, portal);
 	gw_buf_msg_end(&s->up->tx, k);
 	s->md = fifo_room(s->md, &s->md_head, &s->md_n, &s->md_cap, sizeof(*s->md));
-	s->md[s->md_n++] = (struct mdesc){'P', gw_xstrdup(portal), s->rfq_sent, true};
+	s->md[s->md_n++] = (struct mdesc){'P', gw_xstrdup(portal), s->rfq_sent, true, NULL};
 	((struct pbind *)b)->described = true;
+	((struct pbind *)b)->described_at = s->rfq_sent;
 }
 
 static void md_pop(gw_session *s)
 {
 	free(s->md[s->md_head].name);
+	gw_sqlc_unref(s->md[s->md_head].q);
 	s->md_head++;
 }
 
@@ -1366,7 +1380,7 @@ static bool mask_rowdesc(gw_session *s, uint8_t type, const uint8_t *body, size_
 		bool own = d->own;
 		if (type == 'T' && d->kind == 'S') {
 			struct splan *sp = gw_xcalloc(1, sizeof(*sp));
-			sp->plan = mask_plan(s, body, n, prepared_lookup(s, d->name), 0);
+			sp->plan = mask_plan(s, body, n, d->q, 0);
 			splan_free_v(gw_map_put(&s->splans, d->name, strlen(d->name), sp));
 		} else if (type == 'T') {
 			struct pbind *b = gw_map_get(&s->portals, d->name, strlen(d->name));
@@ -1698,7 +1712,7 @@ static int mask_server(gw_session *s, uint8_t type, const uint8_t *msg, size_t m
 	}
 	case 'A': {
 		uint64_t k = 0;
-		gw_mask_notification(s->mk, body, n, s->txn_tainted, &s->cl.tx, &k);
+		gw_mask_notification(s->mk, body, n, s->txn_tainted, s->srv ? gw_server_pid(s->srv) : 0, &s->cl.tx, &k);
 		return 1;
 	}
 	default:
@@ -2589,7 +2603,7 @@ static int own_message(gw_session *s, struct gwq_ent *e, uint8_t type, const uin
 	case 'A':
 		if (s->mk) {
 			uint64_t k = 0;
-			gw_mask_notification(s->mk, body, n, s->txn_tainted, &s->cl.tx, &k);
+			gw_mask_notification(s->mk, body, n, s->txn_tainted, s->srv ? gw_server_pid(s->srv) : 0, &s->cl.tx, &k);
 			return 0;
 		}
 		gw_buf_append(&s->cl.tx, msg, m);

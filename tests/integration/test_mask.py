@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from harness import Gateway, at_exit, main, psql, shared_postgres  # noqa: E402
@@ -683,12 +684,64 @@ def test_copy_withheld_exempt_and_recorded():
     assert mv and mv[-1] == 4, (mv, outs[-3:])
 
 
+def test_protocol_tricks_and_side_channels():
+    """Attacks a review found: a portal name reused by a SQL cursor after a described Bind; a Describe S
+    answered for one text while a second Parse of the name waits; the planner's statistics; another backend's
+    NOTIFY payload."""
+    import struct
+    from rawpg import RawSession
+    S["tap"].take()
+    rs = RawSession(S["tap"].port, "agent-1", S["agent"], tls=False)
+    try:
+        _raw(rs, (b"Q", b"BEGIN\0"))
+        _raw(rs, (b"P", b"s1\0SELECT 1\0\0\0"), (b"D", b"Ss1\0"), (b"S", b""))
+        _raw(rs, (b"B", b"p\0s1\0" + struct.pack("!hhh", 0, 0, 0)), (b"C", b"Pp\0"), (b"S", b""))
+        _raw(rs, (b"Q", b"DECLARE p CURSOR FOR SELECT ssn, name FROM customers ORDER BY id\0"))
+        got = _raw(rs, (b"E", b"p\0" + struct.pack("!i", 0)), (b"S", b""))
+        assert _rows(got) == [[b"[redacted]", b"Alice Jones"], [b"[redacted]", b"Bob Smith"]], got
+        _raw(rs, (b"Q", b"COMMIT\0"))
+        _raw(rs, (b"P", b"s2\0SELECT upper(secret_note) AS n FROM customers ORDER BY id\0\0\0"), (b"S", b""))
+        _raw(rs, (b"D", b"Ss2\0"), (b"P", b"s2\0SELECT 'x'::text AS n\0\0\0"), (b"S", b""))
+        got = _raw(rs, (b"B", b"\0s2\0" + struct.pack("!hhh", 0, 0, 0)), (b"E", b"\0" + struct.pack("!i", 0)),
+                   (b"S", b""))
+        assert _rows(got) == [[b"[redacted]"], [b"[redacted]"]], got
+    finally:
+        rs.close()
+    _check("protocol tricks", S["tap"].take(), [])
+    # the planner's statistics sample every column's values
+    S["pg"].sql("ANALYZE customers", db="app")
+    rows, err, _, data = run_psycopg("SELECT attname, most_common_vals, histogram_bounds FROM pg_stats "
+                                     "WHERE tablename = 'customers'")
+    assert err is None and len(rows) >= 5, (err, rows)
+    _check("pg_stats", data, [])
+    # another backend's payload (a trigger's pg_notify of a whole row, say)
+    S["tap"].take()
+    got = []
+    with psycopg.connect(dsn(S["agent"]), autocommit=True) as c:
+        c.add_notify_handler(lambda n: got.append(n.payload))
+        c.execute("LISTEN ch2")
+        S["pg"].sql("NOTIFY ch2, 'Diagnosis: chronic-xyz-7731 for alice.jones@example.com'", db="app")
+        deadline = time.time() + 5
+        while not got and time.time() < deadline:
+            c.execute("SELECT 1")
+            time.sleep(0.05)
+    assert got and "withheld" in got[0], got
+    _check("notify", S["tap"].take(), [])
+
+
 def test_errors_keep_what_the_client_sent():
     # a quoted value the client wrote itself is not withheld (the error stays useful)
     _, err, _, data = run_psycopg("SELECT emial FROM customers")
     assert err is not None and "emial" in str(err), err
+    # a bad value's error in a statement that reads masked columns says what kind of error it was, not its text
     _, err, _, data = run_psycopg("SELECT 'abc'::int, ssn FROM customers")
-    assert err is not None and "abc" in str(err), err
+    assert err is not None and err.sqlstate == "22P02" and "was withheld" in err.diag.message_primary, err
+    # RAISE, failing rows, JSON/XML context lines: replaced whole
+    for sql in ("SELECT ('\"' || secret_note)::int FROM customers", "SELECT secret_note::json FROM customers",
+                "SELECT xmlparse(document secret_note) FROM customers"):
+        _, err, _, data = run_psycopg(sql)
+        assert err is not None and "was withheld" in err.diag.message_primary, (sql, err)
+        _check(sql, data, [])
 
 
 def test_masked_values_in_the_record():
@@ -733,5 +786,7 @@ def test_catalog_follows_ddl():
     S["pg"].sql("DROP TABLE behind", db="app")
 
 
+
 if __name__ == "__main__":
     main(globals())
+
