@@ -172,26 +172,28 @@ const char *gw_mask_catalog_sql(void)
 	 * table, with its type (a domain's base type: what RowDescription and
 	 * COPY's binary format carry) and whether it is generated (COPY table TO
 	 * leaves those out); the definitions of user views; who inherits from
-	 * whom. CAT_COLS columns.
+	 * whom. CAT_COLS columns. Every operator, type and function is named in
+	 * pg_catalog: the query runs with the client's search_path, which must
+	 * not be able to put its own "=" in the gateway's catalog.
 	 */
-	return "SELECT c.oid::text, n.nspname::text, c.relname::text, c.relkind::text, a.attnum::text, "
-		"a.attname::text, NULL::text, "
-		"(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END)::text, a.attgenerated::text "
+	return "SELECT c.oid::pg_catalog.text, n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relkind::pg_catalog.text, a.attnum::pg_catalog.text, "
+		"a.attname::pg_catalog.text, NULL::pg_catalog.text, "
+		"(CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN t.typbasetype ELSE a.atttypid END)::pg_catalog.text, a.attgenerated::pg_catalog.text "
 		"FROM pg_catalog.pg_class c "
-		"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-		"JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
-		"LEFT JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
-		"WHERE c.relkind IN ('r','p','v','m','f') AND a.attnum > 0 AND NOT a.attisdropped "
-		"UNION ALL SELECT c.oid::text, n.nspname::text, c.relname::text, c.relkind::text, '0', '', "
+		"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+		"JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid "
+		"LEFT JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid "
+		"WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f}'::pg_catalog.\"char\"[]) AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped "
+		"UNION ALL SELECT c.oid::pg_catalog.text, n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relkind::pg_catalog.text, '0', '', "
 		"pg_catalog.pg_get_viewdef(c.oid), NULL, NULL FROM pg_catalog.pg_class c "
-		"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-		"WHERE c.relkind IN ('v','m') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-		"UNION ALL SELECT i.inhrelid::text, '', '', 'i', i.inhparent::text, '', NULL, NULL, NULL "
+		"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+		"WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{v,m}'::pg_catalog.\"char\"[]) AND n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema}'::pg_catalog.name[]) "
+		"UNION ALL SELECT i.inhrelid::pg_catalog.text, '', '', 'i', i.inhparent::pg_catalog.text, '', NULL, NULL, NULL "
 		"FROM pg_catalog.pg_inherits i "
 		/* functions outside the system schemas: what they return may come from anywhere */
-		"UNION ALL SELECT p.oid::text, n.nspname::text, p.proname::text, 'F', '0', '', NULL, NULL, NULL "
-		"FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
-		"WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')";
+		"UNION ALL SELECT p.oid::pg_catalog.text, n.nspname::pg_catalog.text, p.proname::pg_catalog.text, 'F', '0', '', NULL, NULL, NULL "
+		"FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
+		"WHERE n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema}'::pg_catalog.name[])";
 }
 
 gw_mask_cat *gw_mask_cat_begin(gw_masker *mk)
