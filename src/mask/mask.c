@@ -251,20 +251,10 @@ static bool row_cols(const uint8_t *b, size_t n, const char **v, size_t *lens, i
 		return false;
 	size_t off = 2;
 	for (int i = 0; i < k; i++) {
-		if (off + 4 > n)
+		const uint8_t *f;
+		if (gw_pg_row_field(b, n, &off, &f, &lens[i]) < 0)
 			return false;
-		int32_t len = (int32_t)gw_get_u32(b + off);
-		off += 4;
-		if (len < 0) {
-			v[i] = NULL;
-			lens[i] = 0;
-			continue;
-		}
-		if ((size_t)len > n - off)
-			return false;
-		v[i] = (const char *)b + off;
-		lens[i] = (size_t)len;
-		off += (size_t)len;
+		v[i] = (const char *)f;
 	}
 	*ncols = k;
 	return true;
@@ -1286,18 +1276,11 @@ int gw_mask_row_values(const gw_mask_plan *p, const uint8_t *b, size_t n,
 	size_t off = 2;
 	int count = 0;
 	for (int i = 0; i < k; i++) {
-		if (off + 4 > n)
+		const uint8_t *v;
+		size_t vn;
+		if (gw_pg_row_field(b, n, &off, &v, &vn) < 0)
 			return -1;
-		int32_t len = (int32_t)gw_get_u32(b + off);
-		off += 4;
-		if (len < 0)
-			continue;
-		if ((size_t)len > n - off)
-			return -1;
-		const uint8_t *v = b + off;
-		size_t vn = (size_t)len;
-		off += vn;
-		if (external_col(&p->cols[i])) {
+		if (v && external_col(&p->cols[i])) {
 			external_text(&p->cols[i], &v, &vn);
 			add(ud, v, vn);
 			count++;
@@ -1324,18 +1307,15 @@ int gw_mask_row_found(gw_masker *mk, const gw_mask_plan *p, const uint8_t *b, si
 	gw_buf_put_i16(out, (int16_t)k);
 	size_t off = 2;
 	for (int i = 0; i < k; i++) {
-		if (off + 4 > n)
+		const uint8_t *v;
+		size_t vlen;
+		if (gw_pg_row_field(b, n, &off, &v, &vlen) < 0)
 			goto bad;
-		int32_t len = (int32_t)gw_get_u32(b + off);
-		off += 4;
-		if (len < 0) {
+		if (!v) {
 			put_null(out);
 			continue;
 		}
-		if ((size_t)len > n - off)
-			goto bad;
-		const uint8_t *v = b + off;
-		off += (size_t)len;
+		int32_t len = (int32_t)vlen;
 		if (p->all) {
 			put_null(out);
 			(*masked)++;

@@ -231,6 +231,25 @@ void gw_pg_cancel_request(gw_buf *b, uint32_t pid, uint32_t key)
 	gw_buf_put_i32(b, (int32_t)key);
 }
 
+int gw_pg_row_field(const uint8_t *body, size_t n, size_t *off, const uint8_t **v, size_t *len)
+{
+	if (*off > n || n - *off < 4)
+		return -1;
+	int32_t l = (int32_t)gw_get_u32(body + *off);
+	*off += 4;
+	if (l < 0) {
+		*v = NULL;
+		*len = 0;
+		return 1;
+	}
+	if ((size_t)l > n - *off)
+		return -1;
+	*v = body + *off;
+	*len = (size_t)l;
+	*off += (size_t)l;
+	return 1;
+}
+
 bool gw_pg_error_field(const uint8_t *body, size_t n, char field, char *out, size_t outlen)
 {
 	size_t i = 0;

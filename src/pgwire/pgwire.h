@@ -75,5 +75,11 @@ void gw_pg_cancel_request(gw_buf *b, uint32_t pid, uint32_t key);
  * into out; returns true when found. Fields: 'S' 'V' 'C' 'M' 'D' 'H' ...
  */
 bool gw_pg_error_field(const uint8_t *body, size_t n, char field, char *out, size_t outlen);
+/*
+ * DataRow fields, one at a time: start with *off = 2 (after the count, which
+ * the caller reads); each call gives the next value (*v NULL for SQL NULL).
+ * Returns 1 for a field, -1 when the body is malformed (a length past its end).
+ */
+int gw_pg_row_field(const uint8_t *body, size_t n, size_t *off, const uint8_t **v, size_t *len);
 
 #endif

@@ -2542,16 +2542,12 @@ static void capture_row(gw_session *s, const uint8_t *body, size_t n)
 	char *cols[8] = {0};
 	size_t off = 2;
 	for (int i = 0; i < ncols; i++) {
-		if (off + 4 > n)
+		const uint8_t *v;
+		size_t len;
+		if (gw_pg_row_field(body, n, &off, &v, &len) < 0)
 			goto out;
-		int32_t len = (int32_t)gw_get_u32(body + off);
-		off += 4;
-		if (len < 0)
-			continue;
-		if ((size_t)len > n - off)
-			goto out;
-		cols[i] = gw_xstrndup((const char *)body + off, (size_t)len);
-		off += (size_t)len;
+		if (v)
+			cols[i] = gw_xstrndup((const char *)v, len);
 	}
 	gw_policy_lookup_row(&s->pol, cols, ncols);
 out:
