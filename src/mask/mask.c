@@ -712,6 +712,12 @@ static struct gw_mask_plan *plan_alloc(int ncols)
 	return p;
 }
 
+const gw_mask_plan *gw_mask_plan_withhold(void)
+{
+	static const struct gw_mask_plan withhold = {.all = true, .tainted = true};
+	return &withhold;
+}
+
 gw_mask_plan *gw_mask_plan_all(void)
 {
 	struct gw_mask_plan *p = plan_alloc(0);

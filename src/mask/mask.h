@@ -80,6 +80,8 @@ gw_mask_plan *gw_mask_plan_formats(const gw_mask_plan *p, const uint8_t *codes, 
 void gw_mask_plan_free(gw_mask_plan *p);
 /* A plan that masks every value whole (rows whose description is unknown). */
 gw_mask_plan *gw_mask_plan_all(void);
+/* The same, shared and immutable (never freed). */
+const gw_mask_plan *gw_mask_plan_withhold(void);
 
 /*
  * Rewrite one DataRow (body without type and length) into out as a whole

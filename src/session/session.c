@@ -1435,10 +1435,7 @@ static const gw_mask_plan *row_plan(gw_session *s, struct inflight **fp)
 			"its description; send Describe for the portal (as libpq does) to get masked values instead");
 		return f->plan;
 	}
-	static gw_mask_plan *all;
-	if (!all)
-		all = gw_mask_plan_all();
-	return all;
+	return gw_mask_plan_withhold();
 }
 
 /* Does statement i of q name a relation with a masked column (for error text)? */
