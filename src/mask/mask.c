@@ -74,6 +74,7 @@ struct mcol {
 	uint32_t typoid;    /* the column's type (a domain's base type, as RowDescription says it); 0 unknown */
 	bool generated;     /* GENERATED ALWAYS AS: left out of COPY table TO */
 	uint8_t action;     /* enum gw_mask_action */
+	char *genexpr;      /* a generated column's expression: masked when it reads a masked column */
 };
 
 struct mrel {
@@ -135,8 +136,10 @@ static bool scan_type(uint32_t t)
 
 static void rel_free(struct mrel *r)
 {
-	for (size_t i = 0; i < r->ncols; i++)
+	for (size_t i = 0; i < r->ncols; i++) {
 		free(r->cols[i].name);
+		free(r->cols[i].genexpr);
+	}
 	free(r->cols);
 	free(r->names);
 	free(r->schema);
@@ -177,12 +180,16 @@ const char *gw_mask_catalog_sql(void)
 	 * not be able to put its own "=" in the gateway's catalog.
 	 */
 	return "SELECT c.oid::pg_catalog.text, n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relkind::pg_catalog.text, a.attnum::pg_catalog.text, "
-		"a.attname::pg_catalog.text, NULL::pg_catalog.text, "
+		"a.attname::pg_catalog.text, "
+		"(CASE WHEN a.attgenerated OPERATOR(pg_catalog.<>) '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) "
+		"END)::pg_catalog.text, "
 		"(CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN t.typbasetype ELSE a.atttypid END)::pg_catalog.text, a.attgenerated::pg_catalog.text "
 		"FROM pg_catalog.pg_class c "
 		"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
 		"JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid "
 		"LEFT JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid "
+		"LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid "
+		"AND d.adnum OPERATOR(pg_catalog.=) a.attnum "
 		"WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f}'::pg_catalog.\"char\"[]) AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped "
 		"UNION ALL SELECT c.oid::pg_catalog.text, n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relkind::pg_catalog.text, '0', '', "
 		"pg_catalog.pg_get_viewdef(c.oid), NULL, NULL FROM pg_catalog.pg_class c "
@@ -326,7 +333,7 @@ void gw_mask_cat_row(gw_mask_cat *c, const uint8_t *body, size_t n)
 		r->cols = gw_xrealloc(r->cols, r->cap * sizeof(*r->cols));
 	}
 	r->cols[r->ncols++] = (struct mcol){.name = gw_xstrndup(v[5], l[5]), .attnum = (int)num, .typoid = typ,
-		.generated = v[8] && l[8] > 0};
+		.generated = v[8] && l[8] > 0, .genexpr = v[6] ? gw_xstrndup(v[6], l[6]) : NULL};
 }
 
 static int col_cmp(const void *a, const void *b)
@@ -497,6 +504,49 @@ static bool statistics_sample(const struct mrel *r, const char *col)
 	return true;
 }
 
+/* "name" quoted as an SQL identifier into out (bounded; false when it does not fit). */
+static bool quote_ident(gw_buf *out, const char *name)
+{
+	if (strlen(name) > 256)
+		return false;
+	gw_buf_append(out, "\"", 1);
+	for (const char *q = name; *q; q++) {
+		gw_buf_append(out, q, 1);
+		if (*q == '"')
+			gw_buf_append(out, q, 1); /* "" inside a quoted identifier */
+	}
+	gw_buf_append(out, "\"", 1);
+	return true;
+}
+
+/*
+ * Generated columns (GENERATED ALWAYS AS (right(ssn, 4))) have their own
+ * origin in RowDescription: masked when their expression reads a masked
+ * column of the same table (or cannot be decided).
+ */
+static void resolve_generated(gw_mask_cat *c, struct mrel *r)
+{
+	for (size_t i = 0; i < r->ncols; i++) {
+		struct mcol *col = &r->cols[i];
+		if (!col->genexpr || col->action != GW_MASK_NONE)
+			continue;
+		gw_buf q = {0};
+		gw_buf_append(&q, "SELECT ", 7);
+		gw_buf_append(&q, col->genexpr, strlen(col->genexpr));
+		gw_buf_append(&q, " FROM ", 6);
+		bool ok = quote_ident(&q, r->schema);
+		gw_buf_append(&q, ".", 1);
+		ok = ok && quote_ident(&q, r->name);
+		uint8_t v = GW_SQL_COL_UNDECIDED;
+		gw_sql_catalog cat = {.ud = c, .columns = cb_columns, .masked = cb_masked};
+		if (ok && gw_sql_mask_columns((const char *)gw_buf_rd(&q), gw_buf_len(&q), &cat, &v, 1, NULL, 0) != 1)
+			v = GW_SQL_COL_UNDECIDED;
+		if (v != GW_SQL_COL_CLEAR)
+			col->action = GW_MASK_REDACT;
+		gw_buf_free(&q);
+	}
+}
+
 static bool resolve_rel(gw_mask_cat *c, struct mrel *r, int depth)
 {
 	if (r->resolved || depth > 32)
@@ -516,6 +566,7 @@ static bool resolve_rel(gw_mask_cat *c, struct mrel *r, int depth)
 				r->cols[i].action = stronger(r->cols[i].action, pc->action);
 		}
 	}
+	resolve_generated(c, r);
 	return true;
 }
 
