@@ -594,6 +594,27 @@ void gw_mask_cat_install(gw_masker *mk, const char *conn, gw_mask_cat *c)
 	for (size_t i = 0; i < c->nrels; i++)
 		if (c->rels[i]->name)
 			resolve_rel(c, c->rels[i], 0);
+	/*
+	 * Upward too: a rule on a partition or child table covers the parent's
+	 * column of that name (selecting from the parent returns the child's rows
+	 * under the parent's OID). Levels of partitioning: until nothing changes.
+	 */
+	for (int round = 0, up = 1; up && round < 32; round++) {
+		up = 0;
+		for (size_t i = 0; i < c->nrels; i++) {
+			const struct mrel *r = c->rels[i];
+			for (size_t p = 0; r->name && p < r->nparents; p++) {
+				struct mrel *par = rel_by_oid(c, r->parents[p]);
+				for (size_t j = 0; par && par->name && j < r->ncols; j++) {
+					struct mcol *pc = r->cols[j].action ? rel_col_named(par, r->cols[j].name) : NULL;
+					if (pc && stronger(pc->action, r->cols[j].action) != pc->action) {
+						pc->action = stronger(pc->action, r->cols[j].action);
+						up = 1;
+					}
+				}
+			}
+		}
+	}
 	/* views read tables and other views: again until nothing changes (bounded; then fail closed) */
 	bool changed = true;
 	for (int round = 0; changed && round <= 64; round++) {

@@ -76,6 +76,7 @@ MASKING = """masking:
     - {column: public.customers.secret_note, action: redact}
     - {column: public.customers.salary, action: hash}
     - {column: public.customers.ref, action: hash}
+    - {column: public.parts_eu.note, action: redact}
   exempt: [group:dpo]
   hash_key: env:PGMOAT_MASK_KEY
 """
@@ -718,6 +719,16 @@ def test_protocol_tricks_and_side_channels():
         assert b"7777-SECRET" not in data, data
     assert rows[0][0] == 1, rows  # (the second time by the catalog, not as an unknown relation)
     S["pg"].sql("DROP TABLE gen_t", db="app")
+    # a rule on a partition covers the parent's column: its rows come back under the parent's OID
+    r, _ = run_psql("CREATE TABLE parts (id int, region text, note text) PARTITION BY LIST (region); "
+                    "CREATE TABLE parts_eu PARTITION OF parts FOR VALUES IN ('eu'); "
+                    "INSERT INTO parts VALUES (1, 'eu', 'EU-SECRET-5511')")
+    assert r.returncode == 0, r.stderr
+    for sql in ("SELECT id, note FROM parts", "SELECT id, note FROM parts_eu", "SELECT upper(note) FROM parts"):
+        rows, err, _, data = run_psycopg(sql)
+        assert err is None and b"SECRET-5511" not in data, (sql, err, rows)
+    assert rows == [("[redacted]",)], rows
+    run_psql("DROP TABLE parts")
     # the planner's statistics sample every column's values
     S["pg"].sql("ANALYZE customers", db="app")
     rows, err, _, data = run_psycopg("SELECT attname, most_common_vals, histogram_bounds FROM pg_stats "
