@@ -992,6 +992,21 @@ static size_t text_partial(const uint8_t *v, size_t n, char *t, size_t tmax)
 	return 4 + k;
 }
 
+/* 16 bytes as a uuid's text (8-4-4-4-12 hex digits) into t[37]; returns 36. */
+static size_t uuid_text(const uint8_t b[16], char *t)
+{
+	static const int groups[] = {4, 2, 2, 2, 6};
+	size_t k = 0, at = 0;
+	for (size_t g = 0; g < GW_ARRAY_LEN(groups); g++) {
+		if (g)
+			t[k++] = '-';
+		gw_hex(b + at, (size_t)groups[g], t + k);
+		k += 2 * (size_t)groups[g];
+		at += (size_t)groups[g];
+	}
+	return k;
+}
+
 /*
  * The text form of a binary integer or uuid (what hash keys on, so that a
  * value hashes the same in either format); false when v is not one.
@@ -1009,13 +1024,7 @@ static bool canonical_text(const struct pcol *c, const uint8_t *v, size_t n, cha
 		return true;
 	}
 	if (c->typoid == T_UUID && n == 16) {
-		size_t k = 0;
-		for (int i = 0; i < 16; i++) {
-			if (i == 4 || i == 6 || i == 8 || i == 10)
-				t[k++] = '-';
-			k += (size_t)snprintf(t + k, 3, "%02x", v[i]);
-		}
-		*tn = k;
+		*tn = uuid_text(v, t);
 		return true;
 	}
 	return false;
@@ -1056,21 +1065,14 @@ static bool hash_into(gw_masker *mk, const struct pcol *c, const uint8_t *v, siz
 			gw_buf_append(out, mac, 16);
 		} else {
 			char t[40];
-			int k = 0;
-			for (int i = 0; i < 16; i++) {
-				if (i == 4 || i == 6 || i == 8 || i == 10)
-					t[k++] = '-';
-				k += snprintf(t + k, sizeof(t) - (size_t)k, "%02x", mac[i]);
-			}
-			gw_buf_append(out, t, (size_t)k);
+			gw_buf_append(out, t, uuid_text(mac, t));
 		}
 		return true;
 	}
 	if (!text_type(c->typoid))
 		return false;
 	char t[33];
-	for (int i = 0; i < 16; i++)
-		snprintf(t + 2 * i, 3, "%02x", mac[i]);
+	gw_hex(mac, 16, t);
 	gw_buf_append(out, t, 32);
 	return true;
 }

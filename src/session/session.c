@@ -227,7 +227,7 @@ struct gw_session {
 	 * server's messages wait unread behind them.
 	 */
 	gw_buf dlp_rows;
-	size_t dlp_nrows, dlp_bytes;
+	size_t dlp_nrows, dlp_nvals, dlp_bytes; /* rows held, and the values and bytes of text they give the provider */
 	gw_dlp_job *dlp_job;
 	bool dlp_refused;      /* the provider failed (on_error: block): the rest of this result is dropped */
 	char dlp_why[240];
@@ -1556,18 +1556,11 @@ static void dlp_flush(gw_session *s)
 {
 	if (!s->dlp_nrows || s->dlp_job)
 		return;
-	/* count, then copy: values in row order, columns in order */
-	size_t nvals = 0, bytes = 0;
+	/* values in row order, columns in order (counted when the rows were held) */
 	const uint8_t *p = gw_buf_rd(&s->dlp_rows), *end = p + gw_buf_len(&s->dlp_rows);
 	struct inflight *f = infl_front(s);
 	const gw_mask_plan *plan = f ? f->plan : NULL;
-	for (const uint8_t *q = p; q < end; q += 1 + gw_get_u32(q + 1)) {
-		size_t b = 0;
-		int k = gw_mask_row_values(plan, q + 5, gw_get_u32(q + 1) - 4, count_value, &b);
-		nvals += k > 0 ? (size_t)k : 0;
-		bytes += b;
-	}
-	gw_dlp_job *job = gw_dlp_job_new(nvals, bytes);
+	gw_dlp_job *job = gw_dlp_job_new(s->dlp_nvals, s->dlp_bytes);
 	for (const uint8_t *q = p; q < end; q += 1 + gw_get_u32(q + 1))
 		gw_mask_row_values(plan, q + 5, gw_get_u32(q + 1) - 4, job_value, job);
 	job->loop = s->loop;
@@ -1611,7 +1604,7 @@ static void dlp_done(void *arg)
 			f->masked += k;
 	}
 	gw_buf_reset(&s->dlp_rows);
-	s->dlp_nrows = s->dlp_bytes = 0;
+	s->dlp_nrows = s->dlp_nvals = s->dlp_bytes = 0;
 	gw_dlp_job_free(job);
 	run(s);
 }
@@ -1649,12 +1642,14 @@ static int mask_server(gw_session *s, uint8_t type, const uint8_t *msg, size_t m
 			if (s->dlp_refused)
 				return 1;
 			size_t b = 0;
-			if (gw_mask_row_values(p, body, n, count_value, &b) < 0) {
+			int k = gw_mask_row_values(p, body, n, count_value, &b);
+			if (k < 0) {
 				session_fatal(s, "08006", "pgmoat: a row from the upstream server does not match its description");
 				return -1;
 			}
 			gw_buf_append(&s->dlp_rows, msg, m);
 			s->dlp_nrows++;
+			s->dlp_nvals += (size_t)k;
 			s->dlp_bytes += b;
 			if (s->dlp_bytes >= DLP_BATCH_BYTES || s->dlp_nrows >= DLP_BATCH_ROWS)
 				dlp_flush(s);
