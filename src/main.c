@@ -6,6 +6,7 @@
 #include "core/config.h"
 #include "demo/demo.h"
 #include "gateway/gateway.h"
+#include "relay/relay.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -22,6 +23,8 @@ static const char usage[] =
 	"  demo                        throwaway PostgreSQL + gateway with fake PII; Ctrl-C cleans up\n"
 	"  identity add|list|disable|enable   manage identities\n"
 	"  token issue|list|revoke     API tokens (shown once, stored hashed)\n"
+	"  relay -c relay.yaml         run a relay beside the database; it dials out to the gateway\n"
+	"  relays                      relays connected to the gateway: tunnels, sessions, last seen\n"
 	"  sessions [--active]         live sessions\n"
 	"  kill SESSION_ID             end a live session\n"
 	"  request CONNECTION --scope S [--tables a,b] --for 30m --reason TEXT\n"
@@ -108,6 +111,10 @@ int main(int argc, char **argv)
 		rc = gw_cli_token(argc - 1, argv + 1);
 	else if (!strcmp(cmd, "sessions"))
 		rc = gw_cli_sessions(argc - 1, argv + 1);
+	else if (!strcmp(cmd, "relay"))
+		rc = gw_relay_main(argc - 1, argv + 1);
+	else if (!strcmp(cmd, "relays"))
+		rc = gw_cli_relays(argc - 1, argv + 1);
 	else if (!strcmp(cmd, "kill"))
 		rc = gw_cli_kill(argc - 1, argv + 1);
 	else if (!strcmp(cmd, "request"))

@@ -38,6 +38,7 @@
 #include "admin/http.h"
 #include "audit/audit.h"
 #include "policy/policy.h"
+#include "relay/relay.h"
 #include "access/access.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -229,6 +230,69 @@ static reply sessions_get(gw_gateway *gw)
 	return jok(200, a);
 }
 
+/*
+ * Relays: every relay name the connections use or that is connected, each
+ * with its processes (instances), tunnels and the sessions going through it.
+ */
+static reply relays_get(gw_gateway *gw)
+{
+	gw_relay_info *inf;
+	int n = gw_hub_list(gw->hub, &inf);
+	gw_reg_entry *arr;
+	int ns = gw_registry_snapshot(gw->reg, &arr);
+	json_t *byname = json_object();
+	const gw_config *cfg = gw->cfg;
+	for (size_t i = 0; i < cfg->n_conns; i++) {
+		const gw_conn_cfg *cc = &cfg->conns[i];
+		if (!cc->relay)
+			continue;
+		json_t *r = json_object_get(byname, cc->relay);
+		if (!r) {
+			r = json_pack("{s:s,s:[],s:[],s:i,s:i,s:i,s:n}", "name", cc->relay, "connections", "instances",
+				"tunnels_idle", 0, "tunnels_busy", 0, "sessions", 0, "last_seen");
+			json_object_set_new(byname, cc->relay, r);
+		}
+		json_array_append_new(json_object_get(r, "connections"),
+			json_pack("{s:s,s:s}", "name", cc->name, "target", cc->target));
+		int sessions = 0;
+		for (int k = 0; k < ns; k++)
+			if (!strcmp(arr[k].connection, cc->name))
+				sessions++;
+		json_object_set_new(r, "sessions", json_integer(json_integer_value(json_object_get(r, "sessions")) + sessions));
+	}
+	free(arr);
+	for (int i = 0; i < n; i++) {
+		gw_relay_info *x = &inf[i];
+		json_t *r = json_object_get(byname, x->name);
+		if (!r) {
+			r = json_pack("{s:s,s:[],s:[],s:i,s:i,s:i,s:n}", "name", x->name, "connections", "instances",
+				"tunnels_idle", 0, "tunnels_busy", 0, "sessions", 0, "last_seen");
+			json_object_set_new(byname, x->name, r);
+		}
+		json_array_append_new(json_object_get(r, "instances"), json_pack("{s:s,s:s,s:o,s:s,s:o,s:o,s:i,s:i}",
+			"instance", x->instance, "address", x->addr, "targets", groups_json(x->targets), "software", x->software,
+			"connected_at", ts_json(x->connected_at), "last_seen", ts_json(x->last_seen),
+			"tunnels_idle", x->idle, "tunnels_busy", x->busy));
+		json_object_set_new(r, "tunnels_idle", json_integer(json_integer_value(json_object_get(r, "tunnels_idle")) + x->idle));
+		json_object_set_new(r, "tunnels_busy", json_integer(json_integer_value(json_object_get(r, "tunnels_busy")) + x->busy));
+		json_t *ls = json_object_get(r, "last_seen");
+		char ts[40];
+		gw_format_ts((uint64_t)x->last_seen * 1000000u, ts, sizeof(ts));
+		if (json_is_null(ls) || strcmp(json_string_value(ls), ts) < 0)
+			json_object_set_new(r, "last_seen", json_string(ts));
+	}
+	free(inf);
+	json_t *a = json_array();
+	const char *k;
+	json_t *v;
+	json_object_foreach(byname, k, v) {
+		json_object_set_new(v, "state", json_string(json_array_size(json_object_get(v, "instances")) ? "connected" : "no tunnel"));
+		json_array_append(a, v);
+	}
+	json_decref(byname);
+	return jok(200, a);
+}
+
 static reply metrics(gw_gateway *gw)
 {
 	gw_buf b = {0};
@@ -332,6 +396,8 @@ static int authenticate(gw_gateway *gw, struct MHD_Connection *conn, caller *who
 	}
 	if (gw_identity_verify_token(gw->store, tok, NULL, &who->id) != GW_AUTH_OK)
 		return -1;
+	if (!strcmp(who->id.kind, "relay"))
+		return -1; /* a relay's token opens tunnels, nothing else */
 	who->admin = gw_identity_is_admin(&who->id, gw->cfg->admins, gw->cfg->n_admins);
 	return 0;
 }
@@ -968,7 +1034,7 @@ static reply route(gw_gateway *gw, struct MHD_Connection *conn, const char *meth
 				} else if (rc) {
 					r = jerr(503, "state store cannot answer");
 				} else {
-					int killed = disable ? kill_matching(gw, name, NULL) : 0;
+					int killed = disable ? kill_matching(gw, name, NULL) + gw_hub_revoke(gw->hub, name, NULL) : 0;
 					gw_info("identity %s %s by %s", name, disable ? "disabled" : "enabled", who.name);
 					r = jok(200, json_pack("{s:s,s:b,s:i}", "name", name, "disabled", disable, "sessions_ended", killed));
 				}
@@ -992,12 +1058,14 @@ static reply route(gw_gateway *gw, struct MHD_Connection *conn, const char *meth
 		} else if (rc) {
 			r = jerr(503, "state store cannot answer");
 		} else {
-			int killed = kill_matching(gw, NULL, rest);
+			int killed = kill_matching(gw, NULL, rest) + gw_hub_revoke(gw->hub, NULL, rest);
 			gw_info("token %s revoked by %s", rest, who.name);
 			r = jok(200, json_pack("{s:s,s:b,s:i}", "id", rest, "revoked", 1, "sessions_ended", killed));
 		}
 	} else if (!strcmp(url, "/v1/sessions") && get) {
 		r = sessions_get(gw);
+	} else if (!strcmp(url, "/v1/relays") && get) {
+		r = relays_get(gw);
 	} else if (!strncmp(url, "/v1/sessions/", 13) && del) {
 		rest = url + 13;
 		if (gw_session_kill(gw, rest) != 0) {

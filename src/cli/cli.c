@@ -394,6 +394,53 @@ int gw_cli_sessions(int argc, char **argv)
 	return finish(&a, j);
 }
 
+int gw_cli_relays(int argc, char **argv)
+{
+	api a;
+	int rc = api_init(&a, &argc, argv);
+	if (rc)
+		return rc;
+	if (argc != 1) {
+		api_free(&a);
+		bool help = !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h");
+		fprintf(help ? stdout : stderr, "usage: pgmoat relays [--json] [--gateway URL] [--token-file F]\n"
+			"Relays the connections use or that are connected: their processes, tunnels ready and busy,\n"
+			"sessions through them, and when each was last seen.\n");
+		return help ? 0 : 2;
+	}
+	long st;
+	json_t *j = call(&a, "GET", "/v1/relays", NULL, &st);
+	if (j && a.json)
+		print_json(j);
+	else if (j) {
+		printf("%-16s %-10s %6s %6s %8s  %-20s %s\n", "RELAY", "STATE", "READY", "BUSY", "SESSIONS", "LAST SEEN",
+			"PROCESSES (instance address targets)");
+		size_t i;
+		json_t *o;
+		json_array_foreach(j, i, o) {
+			printf("%-16s %-10s %6lld %6lld %8lld  %-20s", jstr(o, "name"), jstr(o, "state"),
+				(long long)json_integer_value(json_object_get(o, "tunnels_idle")),
+				(long long)json_integer_value(json_object_get(o, "tunnels_busy")),
+				(long long)json_integer_value(json_object_get(o, "sessions")),
+				json_is_string(json_object_get(o, "last_seen")) ? jstr(o, "last_seen") : "never");
+			size_t k;
+			json_t *in;
+			json_array_foreach(json_object_get(o, "instances"), k, in) {
+				char targets[256] = "";
+				size_t q;
+				json_t *t;
+				json_array_foreach(json_object_get(in, "targets"), q, t) {
+					size_t l = strlen(targets);
+					snprintf(targets + l, sizeof(targets) - l, "%s%s", q ? "," : "", json_string_value(t));
+				}
+				printf("%s%s %s %s", k ? "; " : " ", jstr(in, "instance"), jstr(in, "address"), targets);
+			}
+			printf("\n");
+		}
+	}
+	return finish(&a, j);
+}
+
 int gw_cli_kill(int argc, char **argv)
 {
 	api a;

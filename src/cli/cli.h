@@ -16,6 +16,7 @@ int gw_cli_identity(int argc, char **argv);
 int gw_cli_token(int argc, char **argv);
 int gw_cli_sessions(int argc, char **argv);
 int gw_cli_kill(int argc, char **argv);
+int gw_cli_relays(int argc, char **argv);
 /* Just-in-time access: `request`, `requests`, `approve`, `deny`, `grants`, `revoke`, `reviews`, `review`. */
 int gw_cli_request(int argc, char **argv);
 int gw_cli_requests(int argc, char **argv);

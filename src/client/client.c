@@ -120,7 +120,7 @@ static void handle_cancel(gw_client *c, uint32_t pid, uint32_t key)
 	uint32_t upid, ukey;
 	if (gw_registry_cancel_target(c->wk->gw->reg, pid, key, &cfg, &upid, &ukey)) {
 		gw_debug("cancel request from %s forwarded to connection %s", c->addr_str, cfg->name);
-		gw_upstream_cancel(cfg, upid, ukey);
+		gw_upstream_cancel(cfg, c->wk->gw->hub, upid, ukey);
 	} else {
 		gw_debug("cancel request from %s matches no session", c->addr_str);
 	}
@@ -208,6 +208,12 @@ static int on_password(gw_client *c, const uint8_t *body, size_t n)
 			client_fatal(c, gw_auth_sqlstate(r), "pgmoat: %s (user \"%s\")", gw_auth_reason(r), user);
 		else
 			client_fatal(c, gw_auth_sqlstate(r), "pgmoat: %s for user \"%s\"", gw_auth_reason(r), user);
+		return -1;
+	}
+	if (!strcmp(ident.kind, "relay")) {
+		gw_ratelimit_fail(gw->rl, &c->addr);
+		client_fatal(c, "28000", "pgmoat: identity \"%s\" is a relay; relays connect to listen.relay with `pgmoat relay`, "
+			"not as PostgreSQL clients", ident.name);
 		return -1;
 	}
 	gw_pool *pool = gw_gateway_pool(gw, db);

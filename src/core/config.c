@@ -271,6 +271,12 @@ static void kw_listen_http(cfg_ctx *c, yaml_node_t *n, void *dst, const char *ke
 	parse_hostport(c, n, cfg->http_host, &cfg->http_port, key);
 }
 
+static void kw_listen_relay(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_config *cfg = dst;
+	parse_hostport(c, n, cfg->relay_host, &cfg->relay_port, key);
+}
+
 static void kw_not_yet(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
 {
 	cfg_err(c, n, "%s: not supported by this version of pgmoat (see README, \"Status\"); remove it", key);
@@ -279,7 +285,7 @@ static void kw_not_yet(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
 static const cfg_kw listen_kws[] = {
 	{"postgres", kw_listen_pg, 0},
 	{"http", kw_listen_http, 0},
-	{"relay", kw_not_yet, 0},
+	{"relay", kw_listen_relay, 0},
 };
 
 static void kw_listen(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
@@ -384,9 +390,46 @@ static const cfg_kw conn_kws[] = {
 	{"sslmode", kw_sslmode, offsetof(gw_conn_cfg, sslmode)},
 	{"sslrootcert", kw_path, offsetof(gw_conn_cfg, sslrootcert)},
 	{"pool", kw_pool, 0},
-	{"relay", kw_not_yet, 0},
-	{"target", kw_not_yet, 0},
+	{"relay", kw_str, offsetof(gw_conn_cfg, relay)},
+	{"target", kw_str, offsetof(gw_conn_cfg, target)},
 };
+
+static bool name_ok(const char *name)
+{
+	if (!*name)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+			return false;
+	return true;
+}
+
+static void conn_defaults(gw_conn_cfg *cc, yaml_node_t *v)
+{
+	memset(cc, 0, sizeof(*cc));
+	cc->port = 5432;
+	cc->sslmode = GW_SSL_PREFER;
+	cc->pool_size = 20;
+	cc->line = v ? (int)v->start_mark.line + 1 : 0;
+}
+
+/* What a connection the gateway or a relay logs in to needs. */
+static void conn_check_direct(cfg_ctx *c, yaml_node_t *v, const gw_conn_cfg *cc, const char *key)
+{
+	const char *nm = cc->name ? cc->name : "?";
+	if (!cc->host)
+		cfg_err(c, v, "%s: '%s' needs a host (an address, or a Unix socket directory such as /var/run/postgresql)", key, nm);
+	if (!cc->database)
+		cfg_err(c, v, "%s: '%s' needs a database", key, nm);
+	if (!cc->user)
+		cfg_err(c, v, "%s: '%s' needs a user (the registered upstream role)", key, nm);
+	if (cc->port < 1 || cc->port > 65535)
+		cfg_err(c, v, "%s: port must be 1-65535", key);
+	if (cc->pool_size < 1 || cc->pool_size > 10000)
+		cfg_err(c, v, "%s: pool.size must be 1-10000", key);
+	if ((cc->sslmode == GW_SSL_VERIFY_CA || cc->sslmode == GW_SSL_VERIFY_FULL) && !cc->sslrootcert)
+		cfg_err(c, v, "%s: sslmode %s needs sslrootcert: file:CA.pem", key, gw_sslmode_str(cc->sslmode));
+}
 
 static void kw_connections(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
 {
@@ -399,36 +442,34 @@ static void kw_connections(cfg_ctx *c, yaml_node_t *n, void *dst, const char *ke
 		yaml_node_t *v = node_at(c, *it);
 		cfg->conns = gw_xrealloc(cfg->conns, (cfg->n_conns + 1) * sizeof(gw_conn_cfg));
 		gw_conn_cfg *cc = &cfg->conns[cfg->n_conns++];
-		memset(cc, 0, sizeof(*cc));
-		cc->port = 5432;
-		cc->sslmode = GW_SSL_PREFER;
-		cc->pool_size = 20;
-		cc->line = v ? (int)v->start_mark.line + 1 : 0;
+		conn_defaults(cc, v);
 		walk(c, v, conn_kws, GW_ARRAY_LEN(conn_kws), cc, key);
 		if (!cc->name || !*cc->name)
 			cfg_err(c, v, "%s: every connection needs a name", key);
 		else {
-			for (const char *p = cc->name; *p; p++)
-				if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
-					cfg_err(c, v, "%s: connection name '%s' may use letters, digits, '-', '_' and '.' only", key, cc->name);
-					break;
-				}
+			if (!name_ok(cc->name))
+				cfg_err(c, v, "%s: connection name '%s' may use letters, digits, '-', '_' and '.' only", key, cc->name);
 			for (size_t i = 0; i + 1 < cfg->n_conns; i++)
 				if (cfg->conns[i].name && !strcmp(cfg->conns[i].name, cc->name))
 					cfg_err(c, v, "%s: connection '%s' is defined twice", key, cc->name);
 		}
-		if (!cc->host)
-			cfg_err(c, v, "%s: connection '%s' needs a host", key, cc->name ? cc->name : "?");
-		if (!cc->database)
-			cfg_err(c, v, "%s: connection '%s' needs a database", key, cc->name ? cc->name : "?");
-		if (!cc->user)
-			cfg_err(c, v, "%s: connection '%s' needs a user (the registered upstream role)", key, cc->name ? cc->name : "?");
-		if (cc->port < 1 || cc->port > 65535)
-			cfg_err(c, v, "%s: port must be 1-65535", key);
-		if (cc->pool_size < 1 || cc->pool_size > 10000)
-			cfg_err(c, v, "%s: pool.size must be 1-10000", key);
-		if ((cc->sslmode == GW_SSL_VERIFY_CA || cc->sslmode == GW_SSL_VERIFY_FULL) && !cc->sslrootcert)
-			cfg_err(c, v, "%s: sslmode %s needs sslrootcert: file:CA.pem", key, gw_sslmode_str(cc->sslmode));
+		const char *nm = cc->name ? cc->name : "?";
+		if (cc->relay || cc->target) {
+			/* The relay holds the address and the credentials (SPEC "Relay"). */
+			if (!cc->relay || !cc->target)
+				cfg_err(c, v, "%s: connection '%s': relay and target go together (relay: dc1, target: billing)", key, nm);
+			else if (!name_ok(cc->relay) || !name_ok(cc->target))
+				cfg_err(c, v, "%s: connection '%s': relay and target names may use letters, digits, '-', '_' and '.' only", key, nm);
+			if (cc->password)
+				cfg_err(c, v, "%s: connection '%s' goes through relay '%s', which holds the database password; remove password:",
+					key, nm, cc->relay ? cc->relay : "?");
+			if (cc->host)
+				cfg_err(c, v, "%s: connection '%s' goes through a relay: its host is in the relay's targets, not here; remove host:", key, nm);
+			if (cc->pool_size < 1 || cc->pool_size > 10000)
+				cfg_err(c, v, "%s: pool.size must be 1-10000", key);
+		} else {
+			conn_check_direct(c, v, cc, key);
+		}
 	}
 }
 
@@ -1023,27 +1064,36 @@ const char *gw_sslmode_str(enum gw_sslmode m)
 	return modes[m];
 }
 
-gw_config *gw_config_load(const char *file, char **errors)
+/* Parse FILE into c->doc; false (and *errors set) when it cannot be read or is not YAML. */
+static bool load_doc(cfg_ctx *c, const char *file, char **errors)
 {
 	*errors = NULL;
-	cfg_ctx c = {.file = file};
+	c->file = file;
 	FILE *f = fopen(file, "rb");
 	if (!f) {
 		*errors = gw_xasprintf("%s: cannot open: %s\n", file, strerror(errno));
-		return NULL;
+		return false;
 	}
 	yaml_parser_t parser;
 	yaml_parser_initialize(&parser);
 	yaml_parser_set_input_file(&parser, f);
-	if (!yaml_parser_load(&parser, &c.doc)) {
+	if (!yaml_parser_load(&parser, &c->doc)) {
 		*errors = gw_xasprintf("%s:%lu: YAML syntax error: %s\n", file,
 			(unsigned long)parser.problem_mark.line + 1, parser.problem ? parser.problem : "unknown");
 		yaml_parser_delete(&parser);
 		fclose(f);
-		return NULL;
+		return false;
 	}
 	yaml_parser_delete(&parser);
 	fclose(f);
+	return true;
+}
+
+gw_config *gw_config_load(const char *file, char **errors)
+{
+	cfg_ctx c = {0};
+	if (!load_doc(&c, file, errors))
+		return NULL;
 
 	gw_config *cfg = gw_xcalloc(1, sizeof(*cfg));
 	cfg->path = gw_xstrdup(file);
@@ -1082,6 +1132,12 @@ gw_config *gw_config_load(const char *file, char **errors)
 				cfg_err_at(&c, p->line, "policies: policy '%s' names connection '%s', which is not in connections:",
 					p->name ? p->name : "?", p->connections.v[j]);
 	}
+	if (root && cfg->relay_port && !cfg->tls_cert)
+		cfg_err(&c, root, "listen.relay: relays connect over TLS only; set tls.cert and tls.key");
+	for (size_t i = 0; i < cfg->n_conns; i++)
+		if (cfg->conns[i].relay && !cfg->relay_port)
+			cfg_err_at(&c, cfg->conns[i].line, "connections: '%s' goes through relay '%s' but listen.relay is not set",
+				cfg->conns[i].name ? cfg->conns[i].name : "?", cfg->conns[i].relay);
 	if (root && !cfg->tls_cert && !cfg->allow_plaintext_loopback)
 		cfg_err(&c, root, "tls: no cert/key and allow_plaintext_loopback is off, so no client could log in");
 	if (cfg->audit_checkpoint_key)
@@ -1100,6 +1156,20 @@ gw_config *gw_config_load(const char *file, char **errors)
 	return cfg;
 }
 
+static void conn_free(gw_conn_cfg *cc)
+{
+	free(cc->name);
+	free(cc->host);
+	free(cc->database);
+	free(cc->user);
+	if (cc->password)
+		explicit_bzero(cc->password, strlen(cc->password));
+	free(cc->password);
+	free(cc->sslrootcert);
+	free(cc->relay);
+	free(cc->target);
+}
+
 void gw_config_free(gw_config *cfg)
 {
 	if (!cfg)
@@ -1115,15 +1185,8 @@ void gw_config_free(gw_config *cfg)
 	for (size_t i = 0; i < cfg->n_admins; i++)
 		free(cfg->admins[i]);
 	free(cfg->admins);
-	for (size_t i = 0; i < cfg->n_conns; i++) {
-		gw_conn_cfg *cc = &cfg->conns[i];
-		free(cc->name);
-		free(cc->host);
-		free(cc->database);
-		free(cc->user);
-		free(cc->password);
-		free(cc->sslrootcert);
-	}
+	for (size_t i = 0; i < cfg->n_conns; i++)
+		conn_free(&cfg->conns[i]);
 	free(cfg->conns);
 	for (size_t i = 0; i < cfg->n_policies; i++)
 		policy_free(&cfg->policies[i]);
@@ -1156,5 +1219,238 @@ const gw_conn_cfg *gw_config_conn(const gw_config *cfg, const char *name)
 	for (size_t i = 0; i < cfg->n_conns; i++)
 		if (!strcmp(cfg->conns[i].name, name))
 			return &cfg->conns[i];
+	return NULL;
+}
+
+/* ---- relay.yaml ---- */
+
+static void kw_gw_address(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_relay_config *rc = dst;
+	parse_hostport(c, n, rc->gw_host, &rc->gw_port, key);
+}
+
+static const cfg_kw relay_gw_kws[] = {
+	{"address", kw_gw_address, 0},
+	{"ca", kw_path, offsetof(gw_relay_config, gw_ca)},
+	{"server_name", kw_str, offsetof(gw_relay_config, gw_server_name)},
+};
+
+static void kw_relay_gateway(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	walk(c, n, relay_gw_kws, GW_ARRAY_LEN(relay_gw_kws), dst, key);
+}
+
+/* A target takes the keys of a direct connection, nothing about relays. */
+static const cfg_kw target_kws[] = {
+	{"name", kw_str, offsetof(gw_conn_cfg, name)},
+	{"host", kw_str, offsetof(gw_conn_cfg, host)},
+	{"port", kw_int, offsetof(gw_conn_cfg, port)},
+	{"database", kw_str, offsetof(gw_conn_cfg, database)},
+	{"user", kw_str, offsetof(gw_conn_cfg, user)},
+	{"password", kw_secret, offsetof(gw_conn_cfg, password)},
+	{"sslmode", kw_sslmode, offsetof(gw_conn_cfg, sslmode)},
+	{"sslrootcert", kw_path, offsetof(gw_conn_cfg, sslrootcert)},
+	{"pool", kw_pool, 0},
+};
+
+static void target_check_name(cfg_ctx *c, yaml_node_t *v, gw_relay_config *rc, const char *key)
+{
+	gw_conn_cfg *t = &rc->targets[rc->n_targets - 1];
+	if (!t->name || !name_ok(t->name))
+		cfg_err(c, v, "%s: every target needs a name of letters, digits, '-', '_' and '.'", key);
+	else
+		for (size_t i = 0; i + 1 < rc->n_targets; i++)
+			if (!strcmp(rc->targets[i].name, t->name))
+				cfg_err(c, v, "%s: target '%s' is defined twice", key, t->name);
+}
+
+static void kw_targets(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_relay_config *rc = dst;
+	if (!n || n->type != YAML_SEQUENCE_NODE) {
+		cfg_err(c, n, "%s: expected a list of targets", key);
+		return;
+	}
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		yaml_node_t *v = node_at(c, *it);
+		rc->targets = gw_xrealloc(rc->targets, (rc->n_targets + 1) * sizeof(gw_conn_cfg));
+		gw_conn_cfg *t = &rc->targets[rc->n_targets++];
+		conn_defaults(t, v);
+		t->pool_size = 100;
+		walk(c, v, target_kws, GW_ARRAY_LEN(target_kws), t, key);
+		target_check_name(c, v, rc, key);
+		conn_check_direct(c, v, t, key);
+	}
+}
+
+static const cfg_kw relay_top_kws[] = {
+	{"gateway", kw_relay_gateway, 0},
+	{"name", kw_str, offsetof(gw_relay_config, name)},
+	{"token", kw_secret, offsetof(gw_relay_config, token)},
+	{"targets", kw_targets, 0},
+	{"tunnels", kw_int, offsetof(gw_relay_config, tunnels)},
+	{"warm", kw_int, offsetof(gw_relay_config, warm)},
+	{"connect_timeout", kw_duration, offsetof(gw_relay_config, connect_timeout_us)},
+	{"log_level", kw_log_level, offsetof(gw_relay_config, log_level)},
+};
+
+static gw_relay_config *relay_config_new(void)
+{
+	gw_relay_config *rc = gw_xcalloc(1, sizeof(*rc));
+	rc->tunnels = 4;
+	rc->warm = 1;
+	rc->connect_timeout_us = 10 * 1000000ull;
+	rc->log_level = 1;
+	return rc;
+}
+
+gw_relay_config *gw_relay_config_load(const char *file, char **errors)
+{
+	*errors = NULL;
+	if (!file)
+		return relay_config_new();
+	cfg_ctx c = {0};
+	if (!load_doc(&c, file, errors))
+		return NULL;
+	gw_relay_config *rc = relay_config_new();
+	rc->path = gw_xstrdup(file);
+	yaml_node_t *root = yaml_document_get_root_node(&c.doc);
+	if (!root)
+		cfg_err(&c, NULL, "the file is empty; see README (\"Relay\") for a relay.yaml");
+	else
+		walk(&c, root, relay_top_kws, GW_ARRAY_LEN(relay_top_kws), rc, "");
+	if (rc->tunnels < 1 || rc->tunnels > 1000)
+		cfg_err(&c, root, "tunnels: expected 1-1000");
+	if (rc->warm > 100)
+		cfg_err(&c, root, "warm: expected 0-100");
+	yaml_document_delete(&c.doc);
+	if (c.nerr) {
+		*errors = c.errors;
+		gw_relay_config_free(rc);
+		return NULL;
+	}
+	free(c.errors);
+	return rc;
+}
+
+int gw_relay_config_add_target(gw_relay_config *rc, const char *words, char *err, size_t errlen)
+{
+	gw_conn_cfg t;
+	conn_defaults(&t, NULL);
+	t.pool_size = 100;
+	char *copy = gw_xstrdup(words), *save = NULL;
+	int rc_ = 0;
+	for (char *w = strtok_r(copy, " \t", &save); w && !rc_; w = strtok_r(NULL, " \t", &save)) {
+		char *eq = strchr(w, '=');
+		if (!eq || eq == w) {
+			snprintf(err, errlen, "--target: expected key=value words, got '%s'", w);
+			rc_ = -1;
+			break;
+		}
+		*eq = 0;
+		const char *k = w, *v = eq + 1;
+		char **slot = !strcmp(k, "name") ? &t.name : !strcmp(k, "host") ? &t.host
+			: !strcmp(k, "dbname") || !strcmp(k, "database") ? &t.database : !strcmp(k, "user") ? &t.user
+			: !strcmp(k, "sslrootcert") ? &t.sslrootcert : NULL;
+		if (slot) {
+			free(*slot);
+			*slot = gw_xstrdup(v);
+		} else if (!strcmp(k, "port")) {
+			t.port = atoi(v);
+		} else if (!strcmp(k, "sslmode")) {
+			static const char *const modes[] = {"disable", "prefer", "require", "verify-ca", "verify-full"};
+			int m = -1;
+			for (int i = 0; i < 5; i++)
+				if (!strcmp(v, modes[i]))
+					m = i;
+			if (m < 0) {
+				snprintf(err, errlen, "--target: sslmode '%s' is not one of disable, prefer, require, verify-ca, verify-full", v);
+				rc_ = -1;
+			}
+			t.sslmode = (enum gw_sslmode)(m < 0 ? 0 : m);
+		} else if (!strcmp(k, "password")) {
+			const char *sec = NULL;
+			char *owned = NULL;
+			if (!strncmp(v, "env:", 4))
+				sec = getenv(v + 4);
+			else if (!strncmp(v, "file:", 5))
+				sec = owned = read_small_file(v + 5, err, errlen);
+			else
+				snprintf(err, errlen, "--target: a password is never given inline; use password=env:VAR or password=file:PATH");
+			if (!sec || !*sec) {
+				if (!*err)
+					snprintf(err, errlen, "--target: %s is not set", v);
+				rc_ = -1;
+			} else {
+				free(t.password);
+				t.password = gw_xstrdup(sec);
+			}
+			free(owned);
+		} else {
+			snprintf(err, errlen, "--target: unknown key '%s' (known: name, host, port, dbname, user, password, sslmode, sslrootcert)", k);
+			rc_ = -1;
+		}
+	}
+	free(copy);
+	if (!rc_ && (!t.name || !name_ok(t.name) || !t.host || !t.database || !t.user || t.port < 1 || t.port > 65535)) {
+		snprintf(err, errlen, "--target needs name=, host=, dbname= and user= (and port= 1-65535)");
+		rc_ = -1;
+	}
+	if (!rc_ && gw_relay_config_target(rc, t.name)) {
+		snprintf(err, errlen, "--target: target '%s' is defined twice", t.name);
+		rc_ = -1;
+	}
+	if (rc_) {
+		conn_free(&t);
+		return -1;
+	}
+	rc->targets = gw_xrealloc(rc->targets, (rc->n_targets + 1) * sizeof(gw_conn_cfg));
+	rc->targets[rc->n_targets++] = t;
+	return 0;
+}
+
+char *gw_relay_config_check(const gw_relay_config *rc)
+{
+	char *out = NULL;
+	const char *src = rc->path ? rc->path : "relay";
+#define RC_ERR(...) do { char *m_ = gw_xasprintf(__VA_ARGS__); char *o_ = gw_xasprintf("%s%s: %s\n", out ? out : "", src, m_); \
+	free(m_); free(out); out = o_; } while (0)
+	if (!rc->gw_host[0] || !rc->gw_port)
+		RC_ERR("gateway.address missing: the gateway's listen.relay, such as gw.example.com:8443 (--gateway)");
+	if (!rc->gw_ca)
+		RC_ERR("gateway.ca missing: the CA file the gateway's certificate must chain to (--ca)");
+	if (!rc->name || !name_ok(rc->name))
+		RC_ERR("name missing or not a valid identity name: the relay identity, such as dc1 (--name)");
+	if (!rc->token || !*rc->token)
+		RC_ERR("token missing: the relay identity's token from `pgmoat token issue`, as file:PATH or env:VAR (--token-file)");
+	if (!rc->n_targets)
+		RC_ERR("targets: none; the relay would have nothing to reach (see README, \"Relay\")");
+#undef RC_ERR
+	return out;
+}
+
+void gw_relay_config_free(gw_relay_config *rc)
+{
+	if (!rc)
+		return;
+	free(rc->path);
+	free(rc->gw_ca);
+	free(rc->gw_server_name);
+	free(rc->name);
+	if (rc->token)
+		explicit_bzero(rc->token, strlen(rc->token));
+	free(rc->token);
+	for (size_t i = 0; i < rc->n_targets; i++)
+		conn_free(&rc->targets[i]);
+	free(rc->targets);
+	free(rc);
+}
+
+const gw_conn_cfg *gw_relay_config_target(const gw_relay_config *rc, const char *name)
+{
+	for (size_t i = 0; i < rc->n_targets; i++)
+		if (!strcmp(rc->targets[i].name, name))
+			return &rc->targets[i];
 	return NULL;
 }

@@ -24,6 +24,8 @@ typedef struct gw_conn_cfg {
 	enum gw_sslmode sslmode;
 	char *sslrootcert;       /* CA file for verify-ca / verify-full */
 	int pool_size;           /* upstream connections kept, at most */
+	char *relay;             /* reached through this relay (SPEC "Relay"): no host, no password here */
+	char *target;            /* the relay's target name */
 	int line;
 } gw_conn_cfg;
 
@@ -84,6 +86,8 @@ typedef struct gw_config {
 	int pg_port;
 	char http_host[256];
 	int http_port;           /* 0: no HTTP API */
+	char relay_host[256];
+	int relay_port;          /* 0: no relay listener */
 	/* tls */
 	char *tls_cert, *tls_key, *tls_client_ca, *tls_crl;
 	bool allow_plaintext_loopback;
@@ -135,6 +139,35 @@ typedef struct gw_config {
 	int worker_fill;         /* a worker takes new clients up to this many before the next one does; 0: spread */
 	int log_level;
 } gw_config;
+
+/* relay.yaml (SPEC "Relay"): what `pgmoat relay` runs with. */
+typedef struct gw_relay_config {
+	char *path;
+	char gw_host[256];       /* gateway.address: the gateway's listen.relay */
+	int gw_port;
+	char *gw_ca;             /* gateway.ca: the CA file its certificate must chain to */
+	char *gw_server_name;    /* gateway.server_name: the name it must carry (default: the host) */
+	char *name;              /* the relay identity's name */
+	char *token;             /* resolved secret: the relay identity's token */
+	gw_conn_cfg *targets;    /* the only databases the gateway may reach through this relay */
+	size_t n_targets;
+	int tunnels;             /* idle tunnels kept open and ready (default 4) */
+	int warm;                /* per target, logged-in backends kept ready (default 1) */
+	uint64_t connect_timeout_us;
+	int log_level;
+} gw_relay_config;
+
+/*
+ * Load relay.yaml (file may be NULL: flags only, applied by the caller before
+ * gw_relay_config_check). Errors as for gw_config_load.
+ */
+gw_relay_config *gw_relay_config_load(const char *file, char **errors);
+/* Add a target from libpq-style "name=… host=… port=… dbname=… user=… password=env:…" words. */
+int gw_relay_config_add_target(gw_relay_config *rc, const char *words, char *err, size_t errlen);
+/* Final checks (a name, a token, a gateway, targets); NULL, or the errors (caller frees). */
+char *gw_relay_config_check(const gw_relay_config *rc);
+void gw_relay_config_free(gw_relay_config *rc);
+const gw_conn_cfg *gw_relay_config_target(const gw_relay_config *rc, const char *name);
 
 /*
  * Load and validate FILE. On success returns a config and sets *errors to

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "policy/grants.h"
+#include "relay/relay.h"
 #include "session/registry.h"
 #include "session/session.h"
 #include "upstream/upstream.h"
@@ -214,8 +215,13 @@ int gw_serve(const char *config_path)
 	gw->catcaches = gw_xcalloc(cfg->n_conns + 1, sizeof(gw_catcache *));
 	for (size_t i = 0; i < cfg->n_conns; i++)
 		gw->catcaches[i] = gw_catcache_new();
+	if (cfg->relay_port) {
+		gw->hub = gw_hub_start(cfg, gw->tls, gw->store, gw->rl, err, sizeof(err));
+		if (!gw->hub)
+			goto out;
+	}
 	for (size_t i = 0; i < cfg->n_conns; i++) {
-		gw->pools[i] = gw_pool_new(&cfg->conns[i], cfg->connect_timeout_us, err, sizeof(err));
+		gw->pools[i] = gw_pool_new(&cfg->conns[i], cfg->connect_timeout_us, gw->hub, err, sizeof(err));
 		if (!gw->pools[i])
 			goto out;
 	}
@@ -257,8 +263,11 @@ int gw_serve(const char *config_path)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	for (int i = 0; i < gw->nworkers; i++)
 		pthread_create(&gw->workers[i].thread, NULL, worker_main, &gw->workers[i]);
-	gw_info("pgmoat serving: postgres on %s:%d, http on %s:%d, %d workers, %zu connections, tls %s",
-		cfg->pg_host, cfg->pg_port, cfg->http_host, cfg->http_port, gw->nworkers, cfg->n_conns,
+	char relay_note[300] = "";
+	if (cfg->relay_port)
+		snprintf(relay_note, sizeof(relay_note), ", relays on %s:%d", cfg->relay_host, cfg->relay_port);
+	gw_info("pgmoat serving: postgres on %s:%d, http on %s:%d%s, %d workers, %zu connections, tls %s",
+		cfg->pg_host, cfg->pg_port, cfg->http_host, cfg->http_port, relay_note, gw->nworkers, cfg->n_conns,
 		gw->tls ? "on" : "off (plaintext loopback only)");
 	for (;;) {
 		int sig = 0;
@@ -286,6 +295,7 @@ out:
 	for (size_t i = 0; gw->pools && i < cfg->n_conns; i++)
 		gw_pool_free(gw->pools[i]);
 	free(gw->pools);
+	gw_hub_stop(gw->hub); /* after the pools: their servers give their tunnels back first */
 	for (int i = 0; gw->workers && i < gw->nworkers; i++) {
 		if (gw->workers[i].listen_io.fd >= 0)
 			close(gw->workers[i].listen_io.fd);

@@ -66,6 +66,7 @@ struct gw_gateway {
 	gw_audit *audit;        /* the record (audit/) */
 	gw_masker *masker;      /* masking: (mask/), or NULL when not configured */
 	gw_dlp *dlp;            /* masking.provider: presidio (mask/dlp.h), or NULL */
+	struct gw_hub *hub;     /* listen.relay: relays' tunnels (relay/relay.h), or NULL */
 	gw_worker *workers;
 	int nworkers;
 	atomic_int nclients;

@@ -95,6 +95,13 @@ int gw_conn_start_tls(gw_conn *c, gw_tls_ctx *ctx, bool server, const char *host
 	return 0;
 }
 
+void gw_conn_adopt_tls(gw_conn *c, int fd, gw_tls *t)
+{
+	gw_conn_init(c, fd);
+	c->tls = t;
+	c->ops = &tls_ops;
+}
+
 int gw_conn_handshake(gw_conn *c)
 {
 	int r = gw_tls_handshake(c->tls);

@@ -33,6 +33,8 @@ typedef struct gw_conn {
 void gw_conn_init(gw_conn *c, int fd);
 /* Switch c to TLS (after SSLRequest was answered 'S' / by the server). */
 int gw_conn_start_tls(gw_conn *c, gw_tls_ctx *ctx, bool server, const char *host);
+/* Set up c on fd with an established TLS session t (a tunnel handed over by the relay hub). */
+void gw_conn_adopt_tls(gw_conn *c, int fd, gw_tls *t);
 /* Drive the TLS handshake: 1 done, 0 in progress, -1 failed (c->err). */
 int gw_conn_handshake(gw_conn *c);
 

@@ -351,7 +351,7 @@ static void drop_upstream(gw_session *s)
 		return;
 	bool reusable = in_sync(s);
 	if (!reusable && s->rfq_sent > s->rfq_recv && !s->terminated)
-		gw_upstream_cancel(gw_pool_cfg(s->pool), gw_server_pid(s->srv), gw_server_key(s->srv));
+		gw_upstream_cancel(gw_pool_cfg(s->pool), s->wk->gw->hub, gw_server_pid(s->srv), gw_server_key(s->srv));
 	gw_loop_unwatch(&s->up->io);
 	gw_pool_release(s->srv, s->loop, reusable);
 	s->srv = NULL;
@@ -2943,8 +2943,13 @@ static int read_server(gw_session *s)
 		process_server(s);
 		if (s->ended || s->closing)
 			return -1;
-		session_fatal(s, "08006", "pgmoat: the upstream connection was lost%s%s",
-			s->up && s->up->err[0] ? ": " : "", s->up ? s->up->err : "");
+		const gw_conn_cfg *ucfg = gw_pool_cfg(s->pool);
+		if (ucfg->relay)
+			session_fatal(s, "08006", "pgmoat: the tunnel through relay \"%s\" was lost (the relay stopped, or lost its "
+				"connection to the gateway or the database)", ucfg->relay);
+		else
+			session_fatal(s, "08006", "pgmoat: the upstream connection was lost%s%s",
+				s->up && s->up->err[0] ? ": " : "", s->up ? s->up->err : "");
 		return -1;
 	}
 	return r > 0;

@@ -14,6 +14,7 @@
 #include "core/util.h"
 #include "pgwire/pgwire.h"
 #include "pgwire/scram.h"
+#include "relay/relay.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +51,7 @@ struct gw_pool_wait {
 
 struct gw_server {
 	gw_conn conn;
+	gw_tunnel *tunnel;      /* through a relay: the hub's record of this TLS connection */
 	gw_pool *pool;
 	enum srv_state state;
 	gw_pool_wait *w;
@@ -67,6 +69,7 @@ struct gw_server {
 struct gw_pool {
 	const gw_conn_cfg *cfg;
 	gw_tls_ctx *tls;
+	gw_hub *hub;            /* connections through a relay take its tunnels */
 	uint64_t connect_timeout_us;
 	pthread_mutex_t lock;
 	gw_server *idle;
@@ -85,13 +88,14 @@ static void server_fail(gw_server *srv, const char *why);
 static void pool_put_idle(gw_server *srv);
 static int open_socket(const gw_conn_cfg *cfg, char *err, size_t errlen);
 
-gw_pool *gw_pool_new(const gw_conn_cfg *cfg, uint64_t connect_timeout_us, char *err, size_t errlen)
+gw_pool *gw_pool_new(const gw_conn_cfg *cfg, uint64_t connect_timeout_us, gw_hub *hub, char *err, size_t errlen)
 {
 	gw_pool *p = gw_xcalloc(1, sizeof(*p));
 	p->cfg = cfg;
+	p->hub = hub;
 	p->connect_timeout_us = connect_timeout_us;
 	pthread_mutex_init(&p->lock, NULL);
-	if (cfg->sslmode != GW_SSL_DISABLE) {
+	if (!cfg->relay && cfg->sslmode != GW_SSL_DISABLE) {
 		int verify = cfg->sslmode == GW_SSL_VERIFY_FULL ? 2 : cfg->sslmode == GW_SSL_VERIFY_CA ? 1 : 0;
 		p->tls = gw_tls_client_ctx_new(verify, cfg->sslrootcert, err, errlen);
 		if (!p->tls) {
@@ -128,9 +132,19 @@ static void kv_set(kv *a, int *n, const char *k, const char *v)
 	(*n)++;
 }
 
+/* Close the socket; a relay tunnel leaves the hub's list first (see gw_hub_gone). */
+static void server_close_conn(gw_server *srv)
+{
+	if (srv->tunnel) {
+		gw_hub_gone(srv->pool->hub, srv->tunnel);
+		srv->tunnel = NULL;
+	}
+	gw_conn_close(&srv->conn);
+}
+
 static void server_free(gw_server *srv)
 {
-	gw_conn_close(&srv->conn);
+	server_close_conn(srv);
 	gw_scram_client_free(&srv->scram);
 	kv_clear(srv->params, &srv->nparams);
 	free(srv);
@@ -197,8 +211,9 @@ bool gw_pool_has_params(gw_pool *p)
 }
 
 typedef struct cancel_job {
-	gw_conn_cfg cfg;     /* host and port only */
-	char host[256];
+	gw_conn_cfg cfg;     /* host and port only, or relay and target */
+	char host[256], relay[128], target[128];
+	gw_hub *hub;
 	uint32_t pid, key;
 } cancel_job;
 
@@ -206,6 +221,11 @@ static void *cancel_thread(void *arg)
 {
 	cancel_job *j = arg;
 	char err[256] = "";
+	if (j->hub) {
+		gw_hub_cancel(j->hub, j->relay, j->target, j->pid, j->key);
+		free(j);
+		return NULL;
+	}
 	int fd = open_socket(&j->cfg, err, sizeof(err));
 	if (fd >= 0) {
 		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
@@ -231,10 +251,20 @@ static void *cancel_thread(void *arg)
 	return NULL;
 }
 
-void gw_upstream_cancel(const gw_conn_cfg *cfg, uint32_t pid, uint32_t key)
+void gw_upstream_cancel(const gw_conn_cfg *cfg, gw_hub *hub, uint32_t pid, uint32_t key)
 {
 	cancel_job *j = gw_xcalloc(1, sizeof(*j));
-	snprintf(j->host, sizeof(j->host), "%s", cfg->host);
+	if (cfg->relay) {
+		if (!hub) {
+			free(j);
+			return;
+		}
+		j->hub = hub;
+		snprintf(j->relay, sizeof(j->relay), "%s", cfg->relay);
+		snprintf(j->target, sizeof(j->target), "%s", cfg->target);
+	} else {
+		snprintf(j->host, sizeof(j->host), "%s", cfg->host);
+	}
 	j->cfg.host = j->host;
 	j->cfg.port = cfg->port;
 	j->pid = pid;
@@ -520,8 +550,41 @@ static void send_startup(gw_server *srv)
 	srv->state = S_AUTH;
 }
 
+/* Through a relay: a ready tunnel instead of a socket, and an Open instead of a StartupMessage. */
+static void start_tunnel(gw_pool *p, gw_loop *loop, gw_pool_wait *w)
+{
+	char err[300] = "";
+	int fd = -1;
+	gw_tls *tls = NULL;
+	gw_tunnel *t = gw_hub_take(p->hub, p->cfg->relay, &fd, &tls, err, sizeof(err));
+	if (!t) {
+		gw_warn("connection %s: %s", p->cfg->name, err);
+		pool_slot_freed(p);
+		wait_deliver(w, NULL, err);
+		return;
+	}
+	gw_server *srv = gw_xcalloc(1, sizeof(*srv));
+	gw_conn_adopt_tls(&srv->conn, fd, tls);
+	srv->tunnel = t;
+	srv->pool = p;
+	srv->w = w;
+	srv->txstatus = 'I';
+	srv->conn.io.cb = server_io;
+	srv->conn.io.ud = srv;
+	size_t m = gw_buf_msg_begin(&srv->conn.tx, 'O');
+	gw_buf_put_str(&srv->conn.tx, p->cfg->target);
+	gw_buf_msg_end(&srv->conn.tx, m);
+	srv->state = S_AUTH;
+	busy_add(srv, p->connect_timeout_us);
+	gw_loop_watch(loop, &srv->conn.io, EPOLLIN | EPOLLOUT);
+}
+
 static void start_connect(gw_pool *p, gw_loop *loop, gw_pool_wait *w)
 {
+	if (p->cfg->relay) {
+		start_tunnel(p, loop, w);
+		return;
+	}
 	char err[256] = "";
 	int fd = open_socket(p->cfg, err, sizeof(err));
 	if (fd < 0) {
@@ -559,7 +622,7 @@ static void server_fail(gw_server *srv, const char *why)
 	else
 		gw_warn("connection %s: %s", p->cfg->name, why);
 	gw_loop *loop = srv->conn.io.loop;
-	gw_conn_close(&srv->conn);
+	server_close_conn(srv);
 	if (loop)
 		gw_loop_defer_free(loop, (void (*)(void *))server_free, srv);
 	else
@@ -849,7 +912,7 @@ void gw_pool_release(gw_server *srv, gw_loop *loop, bool reusable)
 {
 	gw_pool *p = srv->pool;
 	if (!reusable || gw_buf_len(&srv->conn.rx)) {
-		gw_conn_close(&srv->conn);
+		server_close_conn(srv);
 		gw_loop_defer_free(loop, (void (*)(void *))server_free, srv);
 		pool_slot_freed(p);
 		return;
@@ -874,6 +937,12 @@ void gw_pool_release(gw_server *srv, gw_loop *loop, bool reusable)
 		return;
 	}
 	server_watch(srv);
+}
+
+void gw_server_param_status(const gw_server *srv, gw_buf *out)
+{
+	for (int i = 0; i < srv->nparams; i++)
+		gw_pg_param_status(out, srv->params[i].k, srv->params[i].v);
 }
 
 gw_conn *gw_server_conn(gw_server *srv) { return &srv->conn; }

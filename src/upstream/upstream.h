@@ -1,7 +1,8 @@
 /*
  * Upstream: authenticated connections to PostgreSQL, and their pools.
  *
- * Owns: connecting (TCP or Unix socket), SSLRequest/TLS per sslmode, the
+ * Owns: connecting (TCP, Unix socket, or a relay's tunnel taken from the
+ * hub: relay/relay.h), SSLRequest/TLS per sslmode, the
  * upstream login (SCRAM-SHA-256, md5, password), the cache of the server's
  * ParameterStatus values per registered connection, and resetting a
  * connection (ROLLBACK if needed, DISCARD ALL) before it is pooled again.
@@ -30,7 +31,10 @@ typedef struct gw_pool_wait gw_pool_wait;
 /* Called on the acquiring loop with a ready server, or NULL and a reason. */
 typedef void (*gw_server_ready_fn)(void *arg, gw_server *srv, const char *err);
 
-gw_pool *gw_pool_new(const gw_conn_cfg *cfg, uint64_t connect_timeout_us, char *err, size_t errlen);
+typedef struct gw_hub gw_hub;
+
+/* hub: where a connection with relay: takes its tunnels (relay/), or NULL. */
+gw_pool *gw_pool_new(const gw_conn_cfg *cfg, uint64_t connect_timeout_us, gw_hub *hub, char *err, size_t errlen);
 void gw_pool_free(gw_pool *pool);
 const gw_conn_cfg *gw_pool_cfg(const gw_pool *pool);
 
@@ -57,13 +61,15 @@ bool gw_pool_has_params(gw_pool *pool);
  * Send a CancelRequest for backend (pid, key) of this connection, from a
  * short-lived helper thread (connect + 16 bytes), so no loop ever blocks.
  */
-void gw_upstream_cancel(const gw_conn_cfg *cfg, uint32_t pid, uint32_t key);
+void gw_upstream_cancel(const gw_conn_cfg *cfg, gw_hub *hub, uint32_t pid, uint32_t key);
 /* Pool counters for /metrics and `sessions`. */
 void gw_pool_counts(gw_pool *pool, int *total, int *idle, int *waiting);
 
 gw_conn *gw_server_conn(gw_server *srv);
 uint32_t gw_server_pid(const gw_server *srv);
 uint32_t gw_server_key(const gw_server *srv);
+/* Append the server's ParameterStatus values as messages (a relay replays its login). */
+void gw_server_param_status(const gw_server *srv, gw_buf *out);
 const char *gw_server_param(const gw_server *srv, const char *key);
 /* Record a ParameterStatus the session saw (also refreshes the pool cache). */
 void gw_server_set_param(gw_server *srv, const char *key, const char *value);

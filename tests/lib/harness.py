@@ -213,10 +213,11 @@ class Gateway:
     """build/pgmoat serve with a generated config."""
 
     def __init__(self, pg=None, connections=None, tls=None, plaintext_loopback=True, extra="", workers=None,
-                 db="app", env=None):
+                 db="app", env=None, relay_listener=False):
         self.dir = make_tempdir("pgmoat-gw-")
         self.port = free_port()
         self.http_port = free_port()
+        self.relay_port = free_port() if relay_listener else None
         self.admin_token = "adm-" + os.urandom(16).hex()
         self.certs = tls
         self.proc = None
@@ -228,8 +229,10 @@ class Gateway:
             connections = [dict(name="main", host="127.0.0.1", port=pg.port, database=db, user="gw_scram",
                                 password="env:GW_SCRAM_PW", sslmode="disable")]
             self.env["GW_SCRAM_PW"] = "scram-pw"
-        lines = ["listen:", "  postgres: \"127.0.0.1:%d\"" % self.port, "  http: \"127.0.0.1:%d\"" % self.http_port,
-                 "tls:"]
+        lines = ["listen:", "  postgres: \"127.0.0.1:%d\"" % self.port, "  http: \"127.0.0.1:%d\"" % self.http_port]
+        if self.relay_port:
+            lines.append("  relay: \"127.0.0.1:%d\"" % self.relay_port)
+        lines.append("tls:")
         if tls:
             lines += ["  cert: file:%s" % tls.cert, "  key: file:%s" % tls.key]
         lines += ["  allow_plaintext_loopback: %s" % ("true" if plaintext_loopback else "false"),
@@ -336,6 +339,84 @@ class Gateway:
         if check and r.returncode != 0:
             raise AssertionError("pgmoat %s failed (%d): %s" % (" ".join(args), r.returncode, r.stderr))
         return r
+
+
+class Relay:
+    """build/pgmoat relay with a generated relay.yaml, dialing out to a Gateway's listen.relay."""
+
+    def __init__(self, gw, name, token, targets, ca=None, server_name="localhost", tunnels=4, extra="", env=None):
+        self.dir = make_tempdir("pgmoat-relay-")
+        self.gw = gw
+        self.name = name
+        self.proc = None
+        self.log = os.path.join(self.dir, "relay.log")
+        self.token_file = os.path.join(self.dir, "relay.token")
+        with open(self.token_file, "w") as f:
+            f.write(token + "\n")
+        os.chmod(self.token_file, 0o600)
+        self.env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0",
+                        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1", **(env or {}))
+        lines = ["gateway: {address: \"127.0.0.1:%d\", ca: file:%s, server_name: %s}"
+                 % (gw.relay_port, ca or gw.certs.ca, server_name),
+                 "name: %s" % name, "token: file:%s" % self.token_file, "tunnels: %d" % tunnels, "targets:"]
+        for t in targets:
+            lines.append("  - {%s}" % ", ".join("%s: %s" % (k, json.dumps(v) if isinstance(v, str) and ":" not in v
+                                                            else v) for k, v in t.items()))
+        self.config = os.path.join(self.dir, "relay.yaml")
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines) + "\n" + extra)
+
+    def start(self, wait=True):
+        before = self.logins()
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([PGMOAT, "relay", "-c", self.config], stdout=logf, stderr=logf, env=self.env)
+        logf.close()
+        at_exit(self.stop)
+        if wait:
+            self.wait_logged_in(after=before)
+        return self
+
+    def logins(self):
+        return self.read_log().count("logged in to gateway")
+
+    def wait_logged_in(self, timeout=15.0, after=0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.logins() > after:
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError("relay exited (%s):\n%s" % (self.proc.returncode, self.read_log()))
+            time.sleep(0.05)
+        raise RuntimeError("relay did not log in to the gateway within %.0fs:\n%s" % (timeout, self.read_log()))
+
+    def read_log(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode if self.proc else None
+        self.proc = None
+        log = self.read_log()
+        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            if marker in log:
+                raise AssertionError("relay reported %r; log:\n%s" % (marker, log[-6000:]))
+        return rc
 
 
 def _quote(v):
