@@ -10,6 +10,9 @@ which names a different backend on each route by nature.
 Scripts run one after another on one gateway, so later scripts also check that a pooled upstream
 connection comes back clean (settings, temp tables, prepared statements, cursors, LISTEN).
 
+Every script runs a third time through a relay (issue 7): the gateway's connection `relayed` names relay dc1
+and target app; the relay reaches PostgreSQL over its Unix socket and holds the password.
+
 Scripts in tests/sql/equivalence/plaintext/ end the connection from the server side; libpq words a lost
 connection differently over TLS ("SSL SYSCALL error") than over plain TCP, so those go through the gateway
 without TLS (allowed on loopback), to compare like with like.
@@ -25,7 +28,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import ROOT, Certs, Gateway, Postgres, main, make_tempdir  # noqa: E402
+from harness import ROOT, Certs, Gateway, Postgres, Relay, main, make_tempdir  # noqa: E402
 
 SQL_DIR = os.path.join(ROOT, "tests", "sql", "equivalence")
 SCRIPTS = sorted(glob.glob(os.path.join(SQL_DIR, "[0-9][0-9]_*.sql")))
@@ -45,10 +48,18 @@ _ctx = {}
 def setup_module():
     assert len(SCRIPTS) >= MIN_SCRIPTS, "only %d scripts in %s" % (len(SCRIPTS), SQL_DIR)
     pg = Postgres().start().setup_roles()
-    gw = Gateway(pg, tls=Certs()).start()
+    gw = Gateway(tls=Certs(), relay_listener=True, env={"GW_SCRAM_PW": "scram-pw"},
+                 connections=[dict(name="main", host="127.0.0.1", port=pg.port, database="app", user="gw_scram",
+                                   password="env:GW_SCRAM_PW", sslmode="disable"),
+                              dict(name="relayed", relay="dc1", target="app")]).start()
+    gw.add_identity("dc1", kind="relay")
+    relay = Relay(gw, "dc1", gw.issue_token("dc1"),
+                  [dict(name="app", host=pg.sock, port=pg.port, database="app", user="gw_scram",
+                        password="env:GW_SCRAM_PW")], env={"GW_SCRAM_PW": "scram-pw"}).start()
     ident, token = gw.agent("agent-1")
     tmp = make_tempdir("pgmoat-eq-")
-    _ctx.update(pg=pg, gw=gw, tmp=tmp,
+    _ctx.update(pg=pg, gw=gw, relay=relay, tmp=tmp,
+                relay_route=gw.dsn(ident, token, dbname="relayed", sslmode="require"),
                 direct="host=127.0.0.1 port=%d user=gw_scram password=scram-pw dbname=app sslmode=disable"
                        % pg.port,
                 gateway=gw.dsn(ident, token, sslmode="require"),
@@ -114,6 +125,9 @@ def _make_test(script, route, prefix):
 for _script in SCRIPTS:
     _t = _make_test(_script, "gateway", "test_")
     globals()[_t.__name__] = _t
+for _script in SCRIPTS:
+    _t = _make_test(_script, "relay_route", "test_relay_")
+    globals()[_t.__name__] = _t
 for _script in PLAINTEXT_SCRIPTS:
     _t = _make_test(_script, "gateway_plaintext", "test_plaintext_")
     globals()[_t.__name__] = _t
@@ -124,7 +138,9 @@ def test_zz_gateway_stops_cleanly():
     """After every script: the gateway stops on SIGTERM without a sanitizer report or fatal error."""
     gw = _ctx["gw"]
     assert gw.proc.poll() is None, "the gateway exited during the suite:\n" + gw.read_log()[-4000:]
+    assert _ctx["relay"].proc.poll() is None, "the relay exited during the suite:\n" + _ctx["relay"].read_log()[-4000:]
     gw.stop()
+    _ctx["relay"].stop()
 
 
 if __name__ == "__main__":
