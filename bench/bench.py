@@ -23,7 +23,18 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
 import harness  # noqa: E402
-from harness import Certs, Gateway, Postgres, free_port, wait_port, make_tempdir, at_exit, IS_ROOT, PGBIN, PGMOAT  # noqa: E402
+from harness import Certs, Gateway, Postgres, Relay, free_port, wait_port, make_tempdir, at_exit, IS_ROOT, PGBIN, PGMOAT  # noqa: E402
+
+
+POLICY = ("policies:\n  - name: bench-read\n    who: [group:bench]\n    connections: [main]\n"
+          "    scope: read\n    tables: [public.pgbench_accounts, public.pgbench_branches, "
+          "public.pgbench_tellers, public.pgbench_history, "
+          "public.mask_bench]\n"
+          "    guardrails: [no_delete_without_where, no_update_without_where, no_drop, no_truncate]\n"
+          # masking on: pgbench's tables have nothing to mask, but every result is planned (and text scanned)
+          "masking:\n  rules:\n    - {column: public.mask_bench.email, action: partial}\n"
+          "    - {column: public.mask_bench.ssn, action: redact}\n"
+          "    - {column: public.pgbench_accounts.filler, action: redact}\n")
 
 
 def log(msg):
@@ -239,6 +250,43 @@ def masking_stream(pg, targets, pids, rows, rounds):
     pg.sql("DROP TABLE mask_bench", db="app")
 
 
+def relay_bench(pg, env0, policy, certs, seconds, rounds):
+    """Issue 7: pgbench -S through gateway + relay against the same gateway's direct connection, and
+    connection churn (-C) through the relay against PostgreSQL itself."""
+    conns = [dict(name="main", host="127.0.0.1", port=pg.port, database="app", user="gw_scram",
+                  password="env:GW_SCRAM_PW", sslmode="disable", pool=64),
+             dict(name="relayed", relay="dc1", target="app", pool=64)]
+    gw = Gateway(tls=certs, connections=conns, env={"GW_SCRAM_PW": "scram-pw"}, relay_listener=True,
+                 extra=policy.replace("connections: [main]", "connections: [main, relayed]")).start()
+    gw.add_identity("dc1", kind="relay")
+    relay = Relay(gw, "dc1", gw.issue_token("dc1"),
+                  [dict(name="app", host=pg.sock, port=pg.port, database="app", user="gw_scram",
+                        password="env:GW_SCRAM_PW", pool=64)], env={"GW_SCRAM_PW": "scram-pw"}).start()
+    user, token = gw.agent("bench-agent", ["bench"])
+    t = {"pgmoat-direct": dict(env0, PGPORT=str(gw.port), PGDATABASE="main", PGUSER=user, PGPASSWORD=token),
+         "pgmoat-relay": dict(env0, PGPORT=str(gw.port), PGDATABASE="relayed", PGUSER=user, PGPASSWORD=token),
+         "postgres": dict(env0)}
+    for n in ("pgmoat-direct", "pgmoat-relay"):
+        pgbench(t[n], ["-S", "-c", "8", "-j", "2"], max(2, seconds // 2))
+    res = {"pgmoat-direct": [], "pgmoat-relay": []}
+    churn = {"pgmoat-relay": [], "postgres": []}
+    for r in range(rounds):
+        for n in (("pgmoat-direct", "pgmoat-relay") if r % 2 == 0 else ("pgmoat-relay", "pgmoat-direct")):
+            res[n].append(pgbench(t[n], ["-S", "-M", "simple", "-c", "8", "-j", "2"], seconds))
+        for n in (("postgres", "pgmoat-relay") if r % 2 == 0 else ("pgmoat-relay", "postgres")):
+            churn[n].append(pgbench(t[n], ["-S", "-C", "-c", "8", "-j", "2"], seconds))
+    md = {n: statistics.median(v) for n, v in res.items()}
+    mc = {n: statistics.median(v) for n, v in churn.items()}
+    log("relay: pgbench -S -c 8, median of %d alternated runs: pgmoat direct %.0f TPS, pgmoat + relay %.0f TPS: "
+        "ratio %.2f (goal >= 0.85)" % (rounds, md["pgmoat-direct"], md["pgmoat-relay"],
+                                        md["pgmoat-relay"] / md["pgmoat-direct"]))
+    log("relay: pgbench -S -C -c 8 (a new connection per transaction): PostgreSQL direct %.0f TPS, "
+        "pgmoat + relay %.0f TPS: ratio %.2f (goal >= 3)" % (mc["postgres"], mc["pgmoat-relay"],
+                                                          mc["pgmoat-relay"] / mc["postgres"]))
+    relay.stop()
+    gw.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--time", type=int, default=5)
@@ -247,6 +295,8 @@ def main():
     ap.add_argument("--skip-idle", action="store_true")
     ap.add_argument("--skip-recorder", action="store_true")
     ap.add_argument("--skip-masking", action="store_true")
+    ap.add_argument("--skip-relay", action="store_true")
+    ap.add_argument("--only-relay", action="store_true", help="PostgreSQL, one gateway and a relay only")
     ap.add_argument("--idle", type=int, default=5000)
     ap.add_argument("--clients", default="1,8,32")
     ap.add_argument("--workloads", default="simple,prepared,churn", help="which of simple,prepared,churn to run")
@@ -267,22 +317,17 @@ def main():
                 PGDATABASE="app", PGSSLMODE="disable")
     subprocess.run([PGBIN + "/pgbench", "-i", "-q", "-s", "10"], env=env0, check=True, capture_output=True)
     pool = 64
-    bport, bproc = start_pgbouncer(pg, pool)
     certs = Certs()
+    if a.only_relay:
+        relay_bench(pg, env0, POLICY, certs, a.time, a.rounds)
+        return
+    bport, bproc = start_pgbouncer(pg, pool)
     conn = [dict(name="main", host="127.0.0.1", port=pg.port, database="app", user="gw_scram",
                  password="env:GW_SCRAM_PW", sslmode="disable", pool=pool)]
     # pgmoat with every control this version has: a read policy with a table allow-list and guardrails
     # (each statement classified, from the parse cache, and decided), read-only upstream, and the record
     # (always on: every statement committed to the audit journal before it is forwarded, with a signed chain).
-    policy = ("policies:\n  - name: bench-read\n    who: [group:bench]\n    connections: [main]\n"
-              "    scope: read\n    tables: [public.pgbench_accounts, public.pgbench_branches, "
-              "public.pgbench_tellers, public.pgbench_history, "
-              "public.mask_bench]\n"
-              "    guardrails: [no_delete_without_where, no_update_without_where, no_drop, no_truncate]\n"
-              # masking on: pgbench's tables have nothing to mask, but every result is planned (and text scanned)
-              "masking:\n  rules:\n    - {column: public.mask_bench.email, action: partial}\n"
-              "    - {column: public.mask_bench.ssn, action: redact}\n"
-              "    - {column: public.pgbench_accounts.filler, action: redact}\n")
+    policy = POLICY
     gw = Gateway(pg, tls=certs, connections=conn, env={"GW_SCRAM_PW": "scram-pw"}, extra=policy).start()
     user, token = gw.agent("bench-agent", ["bench"])
     # The same gateway without policies (issue 2's figure), to show what the policy costs.
@@ -359,6 +404,9 @@ def main():
     if not a.skip_masking:
         log("")
         masking_stream(pg, targets, middle, 100000 if a.quick else 1000000, 1 if a.quick else 3)
+    if not a.skip_relay:
+        log("")
+        relay_bench(pg, env0, policy, certs, a.time, a.rounds)
     if not a.skip_idle:
         log("")
         log("idle sessions: opening %d TLS sessions through pgmoat" % a.idle)

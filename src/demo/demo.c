@@ -4,10 +4,16 @@
  * ready-to-paste psql lines. Ctrl-C (or SIGTERM) stops every process it
  * started, by pid, and removes its directory.
  *
+ * The topology is the mission's: PostgreSQL listens on its Unix socket only
+ * (listen_addresses = ''), a relay beside it dials out to the gateway and
+ * holds the database password, and clients reach the database only through
+ * the gateway, whose config names the relay and no password.
+ *
  * Layout of the demo directory (mkdtemp under $TMPDIR or /tmp):
  *   pg/            the cluster (owned by the postgres OS user when run as root)
  *   ca.crt ...     a demo CA and a server certificate for the gateway
  *   pgmoat.yaml    the gateway's config; state.db its state store
+ *   relay/         the relay's side: relay.yaml, its token, the database password
  */
 #include "demo/demo.h"
 #include "core/util.h"
@@ -37,8 +43,8 @@ extern const char _binary_src_demo_shop_sql_end[];
 typedef struct demo {
 	char dir[256];
 	char pgdata[300];
-	int pg_port, gw_port, http_port;
-	pid_t pg_pid, gw_pid;
+	int pg_port, gw_port, http_port, relay_port;
+	pid_t pg_pid, gw_pid, relay_pid;
 	uid_t pg_uid;
 	gid_t pg_gid;
 	bool as_postgres;
@@ -175,6 +181,8 @@ static void stop_pid(pid_t pid, int sig, const char *what)
 
 static void cleanup(void)
 {
+	stop_pid(D.relay_pid, SIGTERM, "the relay");
+	D.relay_pid = 0;
 	stop_pid(D.gw_pid, SIGTERM, "the gateway");
 	D.gw_pid = 0;
 	/* The postmaster is not our child (pg_ctl forked it): SIGINT is a fast shutdown. */
@@ -224,21 +232,21 @@ static int start_postgres(char *agent_pw)
 	mkdir(D.pgdata, 0700);
 	if (D.as_postgres && chown(D.pgdata, D.pg_uid, D.pg_gid) < 0)
 		return fail("cannot hand %s to the postgres user: %s", D.pgdata, strerror(errno));
-	say("  [1/4] creating a throwaway PostgreSQL 15 cluster in %s\n", D.pgdata);
+	say("  [1/5] creating a throwaway PostgreSQL 15 cluster in %s (Unix socket only: no TCP port)\n", D.pgdata);
 	char *initdb[] = {PGBIN "/initdb", "-D", D.pgdata, "-U", "postgres", "-A", "trust", "-E", "UTF8",
 		"--locale=C.UTF-8", "--no-sync", NULL};
 	if (run(initdb, true, NULL, 0, NULL, 0) != 0)
 		return fail("initdb failed (is postgresql-15 installed? run: make deps)");
 	char conf[8192];
 	snprintf(conf, sizeof(conf),
-		"listen_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = '%s'\nfsync = off\n"
+		"listen_addresses = ''\nport = %d\nunix_socket_directories = '%s'\nfsync = off\n"
 		"password_encryption = 'scram-sha-256'\nlog_min_messages = warning\n", D.pg_port, D.pgdata);
 	char path[512];
 	snprintf(path, sizeof(path), "%s/postgresql.auto.conf", D.pgdata);
 	if (write_file(path, conf, 0600) < 0)
 		return fail("cannot write %s", path);
 	snprintf(path, sizeof(path), "%s/pg_hba.conf", D.pgdata);
-	if (write_file(path, "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n", 0600) < 0)
+	if (write_file(path, "local all postgres trust\nlocal all all scram-sha-256\n", 0600) < 0)
 		return fail("cannot write %s", path);
 	if (D.as_postgres) {
 		snprintf(path, sizeof(path), "%s/postgresql.auto.conf", D.pgdata);
@@ -262,7 +270,7 @@ static int start_postgres(char *agent_pw)
 	}
 	fclose(f);
 
-	say("  [2/4] loading a shop with fake customers, cards, phone numbers and support notes\n");
+	say("  [2/5] loading a shop with fake customers, cards, phone numbers and support notes\n");
 	uint8_t raw[18];
 	gw_random_bytes(raw, sizeof(raw));
 	gw_b64url(raw, sizeof(raw), agent_pw);
@@ -288,12 +296,16 @@ static int start_postgres(char *agent_pw)
 
 static int start_gateway(const char *agent_pw)
 {
-	say("  [3/4] starting the gateway (TLS with a fresh demo CA)\n");
+	say("  [3/5] starting the gateway (TLS with a fresh demo CA; relays dial in on 127.0.0.1:%d)\n", D.relay_port);
 	char err[256];
 	if (gw_tls_make_demo_certs(D.dir, err, sizeof(err)) < 0)
 		return fail("%s", err);
 	char path[512], text[4096];
-	snprintf(path, sizeof(path), "%s/reader.pw", D.dir);
+	snprintf(path, sizeof(path), "%s/relay", D.dir);
+	if (mkdir(path, 0700) < 0)
+		return fail("cannot create %s: %s", path, strerror(errno));
+	/* the database password lives on the relay's side only */
+	snprintf(path, sizeof(path), "%s/relay/reader.pw", D.dir);
 	if (write_file(path, agent_pw, 0600) < 0)
 		return fail("cannot write %s", path);
 	snprintf(path, sizeof(path), "%s/admin.token", D.dir);
@@ -315,19 +327,15 @@ static int start_gateway(const char *agent_pw)
 		return fail("cannot write %s", path);
 	snprintf(text, sizeof(text),
 		"# written by `pgmoat demo`\n"
-		"listen: {postgres: \"127.0.0.1:%d\", http: \"127.0.0.1:%d\"}\n"
+		"listen: {postgres: \"127.0.0.1:%d\", http: \"127.0.0.1:%d\", relay: \"127.0.0.1:%d\"}\n"
 		"tls: {cert: file:%s/server.crt, key: file:%s/server.key}\n"
 		"state: \"sqlite:%s/state.db\"\n"
 		"admin_token: file:%s/admin.token\n"
 		"admins: [group:dba]\n"
 		"connections:\n"
 		"  - name: shop\n"
-		"    host: 127.0.0.1\n"
-		"    port: %d\n"
-		"    database: shop\n"
-		"    user: demo_reader\n"
-		"    password: file:%s/reader.pw\n"
-		"    sslmode: disable\n"
+		"    relay: dc1          # the relay beside the database holds its address and credentials\n"
+		"    target: shop\n"
 		"    pool: {size: 10}\n"
 		"policies:\n"
 		"  - name: agents-read\n"
@@ -353,7 +361,7 @@ static int start_gateway(const char *agent_pw)
 		"    - {column: public.customers.phone, action: hash}\n"
 		"  exempt: [group:dpo]\n"
 		"  hash_key: file:%s/mask.key\n",
-		D.gw_port, D.http_port, D.dir, D.dir, D.dir, D.dir, D.pg_port, D.dir, D.dir, D.dir);
+		D.gw_port, D.http_port, D.relay_port, D.dir, D.dir, D.dir, D.dir, D.dir, D.dir);
 	char cfg[512];
 	snprintf(cfg, sizeof(cfg), "%s/pgmoat.yaml", D.dir);
 	if (write_file(cfg, text, 0600) < 0)
@@ -387,7 +395,7 @@ static int start_gateway(const char *agent_pw)
 
 static int make_agent(char *token, size_t toklen)
 {
-	say("  [4/4] creating the identity demo-agent and its token\n");
+	say("  [4/5] creating the identity demo-agent and its token\n");
 	char url[64];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", D.http_port);
 	setenv("PGMOAT_GATEWAY", url, 1);
@@ -414,6 +422,70 @@ static int make_agent(char *token, size_t toklen)
 		return fail("cannot write %s", path);
 	unsetenv("PGMOAT_TOKEN");
 	return 0;
+}
+
+static int start_relay(void)
+{
+	say("  [5/5] starting the relay beside the database: it dials out to the gateway, logs in to PostgreSQL "
+		"over its Unix socket\n");
+	setenv("PGMOAT_TOKEN", D.admin_token, 1);
+	char *add[] = {D.self, "identity", "add", "dc1", "--kind", "relay", NULL};
+	if (run(add, false, NULL, 0, NULL, 0) != 0)
+		return fail("cannot create the relay identity");
+	char tok[256], path[512], text[2048];
+	char *issue[] = {D.self, "token", "issue", "dc1", NULL};
+	if (run(issue, false, NULL, 0, tok, sizeof(tok)) != 0)
+		return fail("cannot issue the relay's token");
+	unsetenv("PGMOAT_TOKEN");
+	tok[strcspn(tok, "\r\n")] = 0;
+	snprintf(path, sizeof(path), "%s/relay/relay.token", D.dir);
+	int wr = write_file(path, tok, 0600);
+	memset(tok, 0, sizeof(tok));
+	if (wr < 0)
+		return fail("cannot write %s", path);
+	snprintf(text, sizeof(text),
+		"# written by `pgmoat demo`: the relay's side of the boundary\n"
+		"gateway: {address: \"127.0.0.1:%d\", ca: file:%s/ca.crt, server_name: localhost}\n"
+		"name: dc1\n"
+		"token: file:%s/relay/relay.token\n"
+		"targets:\n"
+		"  - {name: shop, host: %s, port: %d, database: shop, user: demo_reader, password: file:%s/relay/reader.pw}\n",
+		D.relay_port, D.dir, D.dir, D.pgdata, D.pg_port, D.dir);
+	char cfg[512], logf[512];
+	snprintf(cfg, sizeof(cfg), "%s/relay/relay.yaml", D.dir);
+	if (write_file(cfg, text, 0600) < 0)
+		return fail("cannot write %s", cfg);
+	snprintf(logf, sizeof(logf), "%s/relay/relay.log", D.dir);
+	D.relay_pid = fork();
+	if (D.relay_pid == 0) {
+		int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		signal(SIGINT, SIG_IGN);
+		execl(D.self, D.self, "relay", "-c", cfg, (char *)NULL);
+		_exit(127);
+	}
+	/* Ready when the relay says it logged in to the gateway. */
+	for (int i = 0; i < 200; i++) {
+		int st;
+		if (waitpid(D.relay_pid, &st, WNOHANG) == D.relay_pid) {
+			D.relay_pid = 0;
+			return fail("the relay exited at start; see %s", logf);
+		}
+		char buf[8192] = "";
+		FILE *f = fopen(logf, "r");
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+		if (f)
+			fclose(f);
+		buf[n] = 0;
+		if (strstr(buf, "logged in to gateway"))
+			return 0;
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return fail("the relay did not log in to the gateway; see %s", logf);
 }
 
 static volatile sig_atomic_t got_signal;
@@ -466,6 +538,7 @@ int gw_demo_main(int argc, char **argv)
 	D.pg_port = free_port(0);
 	D.gw_port = free_port(6432);
 	D.http_port = free_port(8080);
+	D.relay_port = free_port(8443);
 
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
@@ -475,12 +548,13 @@ int gw_demo_main(int argc, char **argv)
 
 	say("pgmoat demo\n");
 	char agent_pw[64], token[256];
-	if (start_postgres(agent_pw) || start_gateway(agent_pw) || make_agent(token, sizeof(token)))
+	if (start_postgres(agent_pw) || start_gateway(agent_pw) || make_agent(token, sizeof(token)) || start_relay())
 		return 1;
 	if (got_signal)
 		return fail("interrupted");
 
-	printf("\nReady. The database listens on 127.0.0.1:%d; agents go through the gateway on 127.0.0.1:%d.\n\n", D.pg_port, D.gw_port);
+	printf("\nReady. The database listens on no TCP port at all (its Unix socket is in %s); a relay beside it\n"
+		"dialed out to the gateway, and agents go through the gateway on 127.0.0.1:%d.\n\n", D.pgdata, D.gw_port);
 	printf("Connect as the agent (TLS, verified against the demo CA):\n\n");
 	printf("  psql \"host=127.0.0.1 port=%d dbname=shop user=demo-agent password=%s sslmode=verify-full sslrootcert=%s/ca.crt\"\n\n",
 		D.gw_port, token, D.dir);
@@ -501,7 +575,8 @@ int gw_demo_main(int argc, char **argv)
 	printf("Read the record of every statement (and check that nobody changed it):\n\n");
 	printf("  %s audit --identity demo-agent\n  %s audit --session ID\n  %s audit verify\n\n", D.self, D.self,
 		D.self);
-	printf("Gateway log: %s/gateway.log\n", D.dir);
+	printf("The relay and its tunnels:  %s relays\n\n", D.self);
+	printf("Gateway log: %s/gateway.log   Relay log: %s/relay/relay.log\n", D.dir, D.dir);
 	printf("Press Ctrl-C to stop everything and remove %s.\n", D.dir);
 	fflush(stdout);
 
@@ -511,6 +586,12 @@ int gw_demo_main(int argc, char **argv)
 		if (waitpid(D.gw_pid, &st, WNOHANG) == D.gw_pid) {
 			D.gw_pid = 0;
 			fprintf(stderr, "pgmoat demo: the gateway stopped unexpectedly\n");
+			cleanup();
+			return 1;
+		}
+		if (D.relay_pid > 0 && waitpid(D.relay_pid, &st, WNOHANG) == D.relay_pid) {
+			D.relay_pid = 0;
+			fprintf(stderr, "pgmoat demo: the relay stopped unexpectedly\n");
 			cleanup();
 			return 1;
 		}
@@ -525,7 +606,7 @@ int gw_demo_main(int argc, char **argv)
 		struct timespec ts = {0, 200 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
-	fprintf(stderr, "\npgmoat demo: stopping the gateway and PostgreSQL, removing %s\n", D.dir);
+	fprintf(stderr, "\npgmoat demo: stopping the relay, the gateway and PostgreSQL, removing %s\n", D.dir);
 	cleanup();
 	return 0;
 }

@@ -61,6 +61,19 @@ def test_demo_query_comes_back_masked():
     assert r.returncode == 0 and "@example" not in r.stdout, r.stdout
 
 
+def test_topology_database_behind_a_relay():
+    """The mission's topology: PostgreSQL has no TCP port, a relay dialed out, the gateway has no password."""
+    d = re.search(r"remove (/\S+?)\.?\n", state["text"]).group(1)
+    with open(os.path.join(d, "pg", "postgresql.auto.conf")) as f:
+        assert "listen_addresses = ''" in f.read()
+    with open(os.path.join(d, "pgmoat.yaml")) as f:
+        gw_cfg = f.read()
+    assert "password" not in gw_cfg and "relay: dc1" in gw_cfg, gw_cfg
+    r = psql(demo_psql_line(), "SELECT inet_server_addr() IS NULL", args=["-At"])
+    assert r.returncode == 0 and r.stdout.strip() == "t", (r.stdout, r.stderr)  # a Unix-socket backend
+    assert subprocess.run(["pgrep", "-f", d + "/relay/relay.yaml"], capture_output=True).returncode == 0
+
+
 def test_wrong_token_refused():
     dsn = re.sub(r"password=\S+", "password=wrong", demo_psql_line())
     r = psql(dsn, "SELECT 1")
@@ -74,6 +87,9 @@ def test_ctrl_c_cleans_up():
     pg_pid = int(open(os.path.join(d, "pg", "postmaster.pid")).readline())
     gw_pids = subprocess.run(["pgrep", "-f", d + "/pgmoat.yaml"], capture_output=True, text=True).stdout.split()
     assert gw_pids, "gateway process not found"
+    relay_pids = subprocess.run(["pgrep", "-f", d + "/relay/relay.yaml"], capture_output=True, text=True).stdout.split()
+    assert relay_pids, "relay process not found"
+    gw_pids += relay_pids
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 0
     assert not os.path.exists(d), "demo directory left behind"
