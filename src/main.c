@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "demo/demo.h"
+#include "doctor/doctor.h"
 #include "gateway/gateway.h"
 #include "relay/relay.h"
 
@@ -20,6 +21,7 @@ static const char usage[] =
 	"\n"
 	"  serve -c pgmoat.yaml        run the gateway (Postgres listener + HTTP API)\n"
 	"  check -c FILE               validate a config file; exit 1 on error\n"
+	"  doctor -c FILE [--json]     check the roles and routes under each connection; exit 1 on a high risk\n"
 	"  demo                        throwaway PostgreSQL + gateway with fake PII; Ctrl-C cleans up\n"
 	"  identity add|list|disable|enable   manage identities\n"
 	"  token issue|list|revoke     API tokens (shown once, stored hashed)\n"
@@ -103,6 +105,8 @@ int main(int argc, char **argv)
 		rc = cmd_serve(argc, argv);
 	else if (!strcmp(cmd, "check"))
 		rc = cmd_check(argc, argv);
+	else if (!strcmp(cmd, "doctor"))
+		rc = gw_doctor_main(argc - 1, argv + 1);
 	else if (!strcmp(cmd, "demo"))
 		rc = gw_demo_main(argc - 1, argv + 1);
 	else if (!strcmp(cmd, "identity"))

@@ -68,7 +68,7 @@ json_t *gw_doctor_needs(const gw_config *cfg, const gw_conn_cfg *cc)
 		json_array_append_new(masking, json_pack("{s:o,s:s,s:s}", "schema", r->schema ? json_string(r->schema)
 			: json_null(), "table", r->table, "column", r->column));
 	}
-	return json_pack("{s:s,s:s,s:s,s:b,s:s,s:o,s:o,s:{s:s,s:i,s:s}}", "connection", cc->name, "role", cc->user,
+	return json_pack("{s:s,s:s?,s:s,s:b,s:s,s:o,s:o,s:{s:s?,s:i,s:s}}", "connection", cc->name, "role", cc->user,
 		"max_scope", gw_doctor_scope_name(max), "ddl", max >= GW_DOC_DDL, "all_tables_scope",
 		gw_doctor_scope_name(all), "tables", tables, "masking", masking, "upstream", "host", cc->host, "port",
 		cc->port, "sslmode", gw_sslmode_str(cc->sslmode));
@@ -157,6 +157,11 @@ static void print_wrapped(const char *label, const char *text)
 
 static void print_connection(const gw_conn_cfg *cc, const json_t *entry)
 {
+	const char *skipped = json_string_value(json_object_get(entry, "not_checked"));
+	if (skipped) {
+		printf("connection %s\n  not checked: %s\n\n", cc->name, skipped);
+		return;
+	}
 	printf("connection %s (%s@%s:%d/%s, sslmode %s)\n", cc->name, cc->user, cc->host, cc->port, cc->database,
 		gw_sslmode_str(cc->sslmode));
 	const char *error = json_string_value(json_object_get(entry, "error"));
@@ -222,11 +227,22 @@ int gw_doctor_main(int argc, char **argv)
 		return 2;
 	}
 	json_t *conns = json_array();
-	int counts[4] = {0};
+	int counts[4] = {0}, unchecked = 0;
 	bool broken = false;
 	for (size_t i = 0; i < cfg->n_conns; i++) {
 		const gw_conn_cfg *cc = &cfg->conns[i];
 		json_t *entry = json_pack("{s:s}", "name", cc->name);
+		if (cc->relay) {
+			/* the gateway holds no password for it: the relay must run the core with its own */
+			char *why = gw_xasprintf("through relay %s (target %s): the relay holds its credentials; run "
+				"`pgmoat relay doctor` beside the database", cc->relay, cc->target ? cc->target : cc->name);
+			json_object_set_new(entry, "not_checked", json_string(why));
+			json_object_set_new(entry, "findings", json_array());
+			json_array_append_new(conns, entry);
+			free(why);
+			unchecked++;
+			continue;
+		}
 		json_t *needs = gw_doctor_needs(cfg, cc);
 		PGconn *pc = connect_upstream(cc);
 		char err[1024];
@@ -273,8 +289,9 @@ int gw_doctor_main(int argc, char **argv)
 	} else {
 		for (size_t i = 0; i < cfg->n_conns; i++)
 			print_connection(&cfg->conns[i], json_array_get(conns, i));
-		printf("%d high, %d medium, %d low, %d info%s\n", counts[3], counts[2], counts[1], counts[0],
-			broken ? "; some connections could not be checked" : "");
+		printf("%d high, %d medium, %d low, %d info%s%s\n", counts[3], counts[2], counts[1], counts[0],
+			broken ? "; some connections could not be checked" : "",
+			unchecked ? "; connections through a relay were not checked" : "");
 		json_decref(conns);
 	}
 	gw_config_free(cfg);

@@ -76,4 +76,10 @@
 	X(mask_copy_hostile) \
 	X(sql_mask_columns) \
 	X(sql_mask_columns_bounded) \
-	X(sql_copy_options)
+	X(sql_copy_options) \
+	X(doctor_hba_ranges) \
+	X(doctor_hba_cover_and_host) \
+	X(doctor_listen_addresses) \
+	X(doctor_transport) \
+	X(doctor_scopes_and_ceilings) \
+	X(doctor_needs_from_config)
