@@ -379,7 +379,7 @@ static bool fake_masked(void *ud, const char *schema, const char *rel, const cha
 	return r && strstr(r->masked, key) != NULL;
 }
 
-static const gw_sql_catalog fake_cat = {NULL, fake_columns, fake_masked};
+static const gw_sql_catalog fake_cat = {.columns = fake_columns, .masked = fake_masked};
 
 /*
  * want: one letter per output column, C(lear) M(asked) U(ndecided); "" for a
@@ -605,6 +605,218 @@ GW_TEST(sql_mask_columns)
 	q = "SELECT id FROM customers";
 	CHECK(gw_sql_mask_columns(q, strlen(q), &none, out, 8, why, sizeof(why)) == 1 &&
 		out[0] == GW_SQL_COL_UNDECIDED);
+}
+
+/*
+ * Writes under masking, against a fake catalog: customers.ssn is masked by a rule that shows nothing (a redact
+ * target takes any value), customers.email by one that shows part (only email's own value may go there); a new
+ * table's column named ssn is covered by a rule too; leak(), === and ::leaky run a user's code.
+ */
+static bool fake_write_ok(void *ud, const struct gw_sql_flow *f)
+{
+	(void)ud;
+	if (f->into == GW_SQL_INTO_FILE || !f->col)
+		return false;
+	if (f->into == GW_SQL_INTO_NEW)
+		return !strcmp(f->col, "ssn");
+	if (strcmp(f->rel, "customers"))
+		return false;
+	if (!strcmp(f->col, "ssn"))
+		return true;
+	return !strcmp(f->col, "email") && f->src_col && !strcmp(f->src_rel, "customers") &&
+		!strcmp(f->src_col, "email");
+}
+
+static int fake_rel_masked(void *ud, const char *schema, const char *rel)
+{
+	(void)ud;
+	const fake_rel *r = fake_find(schema, rel);
+	return !r ? -1 : strcmp(r->masked, " ") != 0;
+}
+
+static bool fake_schema_masked(void *ud, const char *schema)
+{
+	(void)ud;
+	return !strcmp(schema, "public");
+}
+
+static bool fake_user_code(void *ud, int kind, const char *name)
+{
+	(void)ud;
+	return (kind == GW_SQL_CODE_FUNCTION && !strcmp(name, "leak")) ||
+		(kind == GW_SQL_CODE_OPERATOR && !strcmp(name, "===")) || (kind == GW_SQL_CODE_CAST && !strcmp(name, "leaky"));
+}
+
+static const gw_sql_catalog fake_wcat = {.columns = fake_columns, .masked = fake_masked, .write_ok = fake_write_ok,
+	.rel_masked = fake_rel_masked, .schema_masked = fake_schema_masked, .user_code = fake_user_code};
+
+static const struct {
+	const char *sql;
+	int want; /* 0 may run, 1 refused, -1 not decided */
+} write_cases[] = {
+	/* INSERT ... SELECT / VALUES */
+	{"INSERT INTO orders (id, note) SELECT id, ssn FROM customers", 1},
+	{"INSERT INTO orders (id, note) SELECT id, name FROM customers", 0},
+	{"INSERT INTO orders SELECT id, 1, 2, email FROM customers", 1},
+	{"INSERT INTO orders SELECT 1, id, 2, name FROM customers", 0},
+	{"INSERT INTO orders VALUES (1, 1, 2, (SELECT ssn FROM customers LIMIT 1))", 1},
+	{"INSERT INTO orders (note) VALUES ('x'), ($1)", 0},
+	{"INSERT INTO orders DEFAULT VALUES", 0},
+	{"INSERT INTO orders (id, note) SELECT id, email FROM mystery", 1},
+	{"INSERT INTO customers (id, email) SELECT 99, email FROM customers", 0},   /* its own value, masked alike */
+	{"INSERT INTO customers (id, email) SELECT 99, lower(email) FROM customers", 1},
+	{"INSERT INTO customers (id, ssn) SELECT 99, email || notes FROM customers", 0}, /* shows nothing */
+	{"INSERT INTO orders (id, note) SELECT id, s FROM (SELECT id, ssn AS s FROM customers) x", 1},
+	{"INSERT INTO orders (note) SELECT email FROM customers UNION SELECT 'x'", 1},
+	/* ON CONFLICT DO UPDATE: EXCLUDED is the row proposed */
+	{"INSERT INTO orders (id, note) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET note = "
+		"(SELECT ssn FROM customers LIMIT 1)", 1},
+	{"INSERT INTO customers (id, ssn) SELECT 1, email FROM customers ON CONFLICT (id) DO UPDATE SET notes = "
+		"excluded.ssn", 1},
+	{"INSERT INTO customers (id, name) VALUES (1, 'a') ON CONFLICT (id) DO UPDATE SET notes = excluded.name", 0},
+	{"INSERT INTO customers (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET notes = customers.ssn", 1},
+	/* UPDATE */
+	{"UPDATE orders o SET note = c.ssn FROM customers c WHERE c.id = o.customer_id", 1},
+	{"UPDATE orders SET note = (SELECT email FROM customers LIMIT 1)", 1},
+	{"UPDATE orders SET note = (SELECT name FROM customers LIMIT 1) WHERE note = (SELECT ssn FROM customers)", 0},
+	{"UPDATE customers SET ssn = ssn", 0},
+	{"UPDATE customers SET email = email", 0},
+	{"UPDATE customers SET email = lower(email)", 1},
+	{"UPDATE customers SET notes = email", 1},
+	{"UPDATE customers SET notes = name || id", 0},
+	{"UPDATE customers SET ssn = email || notes", 0},
+	{"UPDATE orders SET (note, total) = (SELECT ssn, 1 FROM customers LIMIT 1)", 1},
+	{"UPDATE customers SET (ssn, notes) = (SELECT email, name FROM customers LIMIT 1)", 0},
+	{"UPDATE customers SET (ssn, name) = (email, name)", 0},
+	{"UPDATE customers SET (name, ssn) = (email, name)", 1},
+	/* MERGE */
+	{"MERGE INTO orders o USING customers c ON o.customer_id = c.id WHEN MATCHED THEN UPDATE SET note = c.ssn", 1},
+	{"MERGE INTO orders o USING customers c ON o.customer_id = c.id WHEN NOT MATCHED THEN INSERT (id, note) "
+		"VALUES (c.id, c.email)", 1},
+	{"MERGE INTO orders o USING customers c ON o.customer_id = c.id WHEN MATCHED AND c.ssn = 'x' THEN UPDATE SET "
+		"note = c.name WHEN NOT MATCHED THEN INSERT VALUES (c.id, c.id, 1, c.name)", 0},
+	{"MERGE INTO orders o USING (SELECT id, ssn FROM customers) c ON o.id = c.id WHEN NOT MATCHED THEN INSERT "
+		"VALUES (c.id, c.id, 1, c.ssn)", 1},
+	/* CTEs */
+	{"WITH x AS (SELECT ssn FROM customers) INSERT INTO orders (note) SELECT ssn FROM x", 1},
+	{"WITH w AS (INSERT INTO orders (note) SELECT email FROM customers RETURNING id) SELECT * FROM w", 1},
+	{"WITH w AS (UPDATE orders SET note = 'x' RETURNING id) SELECT * FROM w", 0},
+	{"WITH x AS (SELECT ssn FROM customers), w AS (DELETE FROM orders RETURNING id) SELECT * FROM w, x", 0},
+	{"WITH x AS (SELECT email FROM customers), w AS (INSERT INTO orders (note) SELECT * FROM x RETURNING 1) "
+		"DELETE FROM orders", 1},
+	/* new tables: CREATE TABLE AS, SELECT INTO, materialized views; a view stores nothing */
+	{"CREATE TABLE x AS SELECT id, email FROM customers", 1},
+	{"CREATE TABLE x AS SELECT id, name FROM customers", 0},
+	{"CREATE TABLE x AS SELECT id, email AS ssn FROM customers", 0},
+	{"CREATE TABLE x (a, ssn) AS SELECT id, email FROM customers", 0},
+	{"CREATE TABLE x AS SELECT id, email FROM customers WITH NO DATA", 0},
+	{"CREATE TABLE x AS EXECUTE p", -1},
+	{"SELECT email INTO x FROM customers", 1},
+	{"SELECT name INTO x FROM customers", 0},
+	{"CREATE MATERIALIZED VIEW mv AS SELECT upper(email) FROM customers", 1},
+	{"CREATE MATERIALIZED VIEW mv AS SELECT upper(email) FROM customers WITH NO DATA", 1},
+	{"CREATE VIEW v AS SELECT email FROM customers", 0},
+	/* COPY to a file or program; TO STDOUT is masked on its way */
+	{"COPY (SELECT ssn FROM customers) TO '/tmp/x'", 1},
+	{"COPY customers TO '/tmp/x'", 1},
+	{"COPY customers (id, name) TO '/tmp/x'", 0},
+	{"COPY orders TO PROGRAM 'cat'", 0},
+	{"COPY customers TO STDOUT", 0},
+	{"COPY (INSERT INTO orders (note) SELECT ssn FROM customers RETURNING id) TO STDOUT", 1},
+	/* EXPLAIN ANALYZE runs it; plain EXPLAIN does not; PREPARE decides its statement */
+	{"EXPLAIN ANALYZE INSERT INTO orders (note) SELECT ssn FROM customers", 1},
+	{"EXPLAIN INSERT INTO orders (note) SELECT ssn FROM customers", 0},
+	{"PREPARE p AS INSERT INTO orders (note) SELECT ssn FROM customers", 1},
+	{"PREPARE p AS INSERT INTO orders (note) VALUES ($1)", 0},
+	/* code defined in the database: what it returns is not decided */
+	{"INSERT INTO orders (id, note) SELECT id, leak(name) FROM customers", 1},
+	{"INSERT INTO orders (id, note) SELECT id, name === 'x' FROM customers", 1},
+	{"INSERT INTO orders (note) SELECT 'a'::leaky", 1},
+	{"INSERT INTO orders (note) SELECT name FROM customers WHERE leak(name) = 'x'", 0},
+	{"UPDATE customers SET ssn = leak(name)", 0},
+	{"DO $$ BEGIN NULL; END $$", -1},
+	/* rules and triggers */
+	{"CREATE RULE r AS ON UPDATE TO customers DO ALSO INSERT INTO orders (note) VALUES (new.ssn)", 1},
+	{"CREATE RULE r AS ON UPDATE TO customers DO ALSO INSERT INTO orders (note) VALUES (old.name)", 0},
+	{"CREATE RULE r AS ON INSERT TO orders DO INSTEAD NOTHING", 0},
+	{"CREATE TRIGGER t AFTER UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION f()", 1},
+	{"CREATE TRIGGER t AFTER UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION f()", 0},
+	{"CREATE TRIGGER t AFTER UPDATE ON mystery FOR EACH ROW EXECUTE FUNCTION f()", -1},
+	/* renames of what rules name */
+	{"ALTER TABLE customers RENAME TO c2", 1},
+	{"ALTER TABLE public.customers RENAME TO c2", 1},
+	{"ALTER TABLE orders RENAME TO o2", 0},
+	{"ALTER TABLE customers RENAME COLUMN ssn TO x", 1},
+	{"ALTER TABLE customers RENAME COLUMN name TO n", 0},
+	{"ALTER VIEW v_customers RENAME TO v2", 1},
+	{"ALTER MATERIALIZED VIEW v_customers RENAME TO v2", 1},
+	{"ALTER TABLE customers SET SCHEMA s2", 1},
+	{"ALTER VIEW v_customers SET SCHEMA s2", 1},
+	{"ALTER TABLE orders SET SCHEMA s2", 0},
+	{"ALTER SCHEMA public RENAME TO p2", 1},
+	{"ALTER SCHEMA other RENAME TO p2", 0},
+	{"ALTER TABLE mystery RENAME TO y", -1},
+	{"ALTER TABLE customers DETACH PARTITION customers_1", 1},
+	{"ALTER TABLE orders NO INHERIT customers", 1},
+	{"ALTER TABLE orders ADD COLUMN x text, DROP COLUMN note", 0},
+	/* reads and the rest */
+	{"SELECT ssn FROM customers", 0},
+	{"DELETE FROM customers WHERE ssn = 'x'", 0},
+	{"CREATE TABLE t (a text)", 0},
+	{"not sql at all", 0},
+};
+
+GW_TEST(sql_mask_writes)
+{
+	int bad = 0;
+	char why[256];
+	for (size_t i = 0; i < sizeof(write_cases) / sizeof(write_cases[0]); i++) {
+		const char *q = write_cases[i].sql;
+		int rc = gw_sql_mask_writes(q, strlen(q), &fake_wcat, why, sizeof(why));
+		if (rc != write_cases[i].want || (rc != 0) != (why[0] != 0)) {
+			fprintf(stderr, "     %s\n       got %d want %d (%s)\n", q, rc, write_cases[i].want, why);
+			bad++;
+		}
+	}
+	CHECK(bad == 0);
+	/* the reasons name what would go where */
+	const char *q = "INSERT INTO orders (id, note) SELECT id, ssn FROM customers";
+	CHECK(gw_sql_mask_writes(q, strlen(q), &fake_wcat, why, sizeof(why)) == 1);
+	CHECK(strstr(why, "customers.ssn") && strstr(why, "column note of orders"));
+	q = "COPY (SELECT upper(email) FROM customers) TO '/tmp/out.csv'";
+	CHECK(gw_sql_mask_writes(q, strlen(q), &fake_wcat, why, sizeof(why)) == 1);
+	CHECK(strstr(why, "computed from a masked column") && strstr(why, "/tmp/out.csv"));
+	q = "ALTER TABLE customers RENAME COLUMN ssn TO x";
+	CHECK(gw_sql_mask_writes(q, strlen(q), &fake_wcat, why, sizeof(why)) == 1 && strstr(why, "ssn"));
+	/* without a catalog: whatever is read is undecided, a rename not known */
+	gw_sql_catalog none = {0};
+	q = "INSERT INTO orders (note) SELECT name FROM customers";
+	CHECK(gw_sql_mask_writes(q, strlen(q), &none, why, sizeof(why)) == 1 && strstr(why, "cannot be decided"));
+	q = "INSERT INTO orders (note) VALUES ('plain')";
+	CHECK(gw_sql_mask_writes(q, strlen(q), &none, why, sizeof(why)) == 0 && why[0] == 0);
+	q = "ALTER TABLE orders RENAME TO o2";
+	CHECK(gw_sql_mask_writes(q, strlen(q), &none, why, sizeof(why)) == -1);
+	/* several statements: each is looked at */
+	q = "SELECT 1; UPDATE orders SET note = (SELECT ssn FROM customers)";
+	CHECK(gw_sql_mask_writes(q, strlen(q), &fake_wcat, why, sizeof(why)) == 1);
+}
+
+GW_TEST(sql_operators_and_casts_named)
+{
+	gw_sql s;
+	CHECK(gw_sql_parse("SELECT a === b, x::leaky, CAST(y AS public.other), z BETWEEN 1 AND 2, "
+		"w = ANY (SELECT 1), v OPERATOR(public.<<>) 3 FROM t", &s) == 0);
+	const gw_sql_stmt *st = &s.stmts[0];
+	bool eq3 = false, lt = false, ge = false, any = false;
+	for (size_t i = 0; i < st->noperators; i++) {
+		eq3 |= !strcmp(st->operators[i], "===");
+		lt |= !strcmp(st->operators[i], "<<>");
+		ge |= !strcmp(st->operators[i], ">=");
+		any |= !strcmp(st->operators[i], "=");
+	}
+	CHECK(eq3 && lt && ge && any);
+	CHECK(st->ncasts == 2 && !strcmp(st->casts[0], "leaky") && !strcmp(st->casts[1], "other"));
+	gw_sql_free(&s);
 }
 
 GW_TEST(sql_mask_columns_bounded)

@@ -59,6 +59,13 @@ static void add_name(char ***arr, size_t *n, const char *a, const char *b)
 	(*arr)[(*n)++] = name;
 }
 
+/* An operator's name (a user-defined one runs its function on the operands): the last of its names. */
+static void operator_name(walk *w, const List *name)
+{
+	if (list_length(name) && IsA(llast(name), String))
+		add_name(&w->st->operators, &w->st->noperators, strVal(llast(name)), NULL);
+}
+
 static void visit_list(walk *w, const List *l)
 {
 	const ListCell *lc;
@@ -756,20 +763,34 @@ static void visit(walk *w, const Node *n)
 	case T_FuncCall:
 		func_call(w, (const FuncCall *)n);
 		break;
-	case T_A_Expr:
-		visit(w, ((const A_Expr *)n)->lexpr);
-		visit(w, ((const A_Expr *)n)->rexpr);
+	case T_A_Expr: {
+		const A_Expr *e = (const A_Expr *)n;
+		if (e->kind == AEXPR_BETWEEN || e->kind == AEXPR_NOT_BETWEEN || e->kind == AEXPR_BETWEEN_SYM ||
+			e->kind == AEXPR_NOT_BETWEEN_SYM) {
+			add_name(&w->st->operators, &w->st->noperators, ">=", NULL);
+			add_name(&w->st->operators, &w->st->noperators, "<=", NULL);
+		} else {
+			operator_name(w, e->name);
+		}
+		visit(w, e->lexpr);
+		visit(w, e->rexpr);
 		break;
+	}
 	case T_BoolExpr:
 		visit_list(w, ((const BoolExpr *)n)->args);
 		break;
-	case T_TypeCast:
+	case T_TypeCast: {
+		const TypeName *t = ((const TypeCast *)n)->typeName;
+		if (t && list_length(t->names) && IsA(llast(t->names), String))
+			add_name(&w->st->casts, &w->st->ncasts, strVal(llast(t->names)), NULL);
 		visit(w, ((const TypeCast *)n)->arg);
 		break;
+	}
 	case T_CollateClause:
 		visit(w, ((const CollateClause *)n)->arg);
 		break;
 	case T_SubLink:
+		operator_name(w, ((const SubLink *)n)->operName);
 		visit(w, ((const SubLink *)n)->testexpr);
 		visit(w, ((const SubLink *)n)->subselect);
 		break;
@@ -1093,6 +1114,12 @@ void gw_sql_free(gw_sql *s)
 		for (size_t j = 0; j < st->nfields; j++)
 			free(st->fields[j]);
 		free(st->fields);
+		for (size_t j = 0; j < st->noperators; j++)
+			free(st->operators[j]);
+		free(st->operators);
+		for (size_t j = 0; j < st->ncasts; j++)
+			free(st->casts[j]);
+		free(st->casts);
 	}
 	free(s->stmts);
 	memset(s, 0, sizeof(*s));
@@ -1140,18 +1167,41 @@ enum { R_CLEAR = 0, R_UND = 1, R_MASK = 2 };
 #define M_MAX_CELLS 1000000L   /* column entries built (stars over joins of joins multiply) */
 #define M_MAX_ROUNDS 8         /* rounds of a recursive CTE before its columns are taken as masked */
 
+/* A value that is exactly one catalog column's, as stored (what a write may copy into a column masked alike). */
+typedef struct msrc {
+	const char *schema, *rel, *col;
+} msrc;
+
 typedef struct vd {
 	uint8_t r;
 	const char *why;           /* with R_UND: why */
+	const msrc *src;           /* with R_MASK: the value is this column's as it is (NULL: derived or several) */
 } vd;
 
-static const vd V_CLEAR = {R_CLEAR, NULL};
+static const vd V_CLEAR = {R_CLEAR, NULL, NULL};
+
+static bool src_same(const msrc *a, const msrc *b)
+{
+	if (a == b)
+		return true;
+	if (!a || !b || strcmp(a->rel, b->rel) || strcmp(a->col, b->col))
+		return false;
+	return a->schema && b->schema ? !strcmp(a->schema, b->schema) : a->schema == b->schema;
+}
 
 static vd vjoin(vd a, vd b)
 {
-	if (b.r > a.r || (b.r == a.r && !a.why && b.why))
-		return b;
-	return a;
+	vd r = b.r > a.r || (b.r == a.r && !a.why && b.why) ? b : a;
+	/* one of two values: still that column's only when every masked part is the same column (clear parts are not) */
+	if (a.r != R_CLEAR && b.r != R_CLEAR && !src_same(a.src, b.src))
+		r.src = NULL;
+	return r;
+}
+
+static vd derived(vd v)
+{
+	v.src = NULL;
+	return v;
 }
 
 typedef struct mcol {
@@ -1208,6 +1258,7 @@ typedef struct mctx {
 	int depth;
 	long work, cells;
 	bool failed;
+	bool refused;              /* gw_sql_mask_writes: a masked value would leave (why says where) */
 	char why[256];
 } mctx;
 
@@ -1287,7 +1338,7 @@ static vd cols_worst(const mcols *c)
 	vd v = V_CLEAR;
 	for (int i = 0; i < c->n; i++)
 		v = vjoin(v, c->c[i].v);
-	return v;
+	return derived(v); /* a row, or one of several columns: not any one column's value */
 }
 
 /* The whole row of an item (c, c.*, row_to_json(c)): the worst of its columns. */
@@ -1568,9 +1619,24 @@ static vd window_v(mctx *m, mlevel *L, const WindowDef *w, bool named)
 	return v;
 }
 
+/* Code defined in the database runs here (a user's function, operator, cast): its result may come from anywhere. */
+static vd user_code_v(mctx *m, int kind, const List *names)
+{
+	const Node *last = list_length(names) ? llast(names) : NULL;
+	if (!last || !IsA(last, String) || !m->cat || !m->cat->user_code || !m->cat->user_code(m->cat->ud, kind,
+			strVal(last)))
+		return V_CLEAR;
+	const char *name = strVal(last);
+	if (kind == GW_SQL_CODE_FUNCTION)
+		return und(mstr("function %s() is defined in the database: what it returns may come from anywhere", name));
+	if (kind == GW_SQL_CODE_OPERATOR)
+		return und(mstr("operator %s runs a function defined in the database", name));
+	return und(mstr("a cast to %s runs a function defined in the database", name));
+}
+
 static vd func_v(mctx *m, mlevel *L, const FuncCall *fc)
 {
-	vd v = V_CLEAR;
+	vd v = user_code_v(m, GW_SQL_CODE_FUNCTION, fc->funcname);
 	const Node *last = list_length(fc->funcname) ? llast(fc->funcname) : NULL;
 	if (last && IsA(last, String) && reads_tables(strVal(last)))
 		v = und(mstr("%s() reads tables named in its arguments", strVal(last)));
@@ -1606,6 +1672,7 @@ static vd expr_v(mctx *m, mlevel *L, const Node *n)
 		/* a || b || c ... is a left-deep chain: walk its spine without recursing */
 		const A_Expr *e = (const A_Expr *)n;
 		for (;;) {
+			v = vjoin(v, user_code_v(m, GW_SQL_CODE_OPERATOR, e->name));
 			v = vjoin(v, expr_v(m, L, e->rexpr));
 			if (e->lexpr && IsA(e->lexpr, A_Expr) && !m->failed) {
 				e = (const A_Expr *)e->lexpr;
@@ -1620,16 +1687,18 @@ static vd expr_v(mctx *m, mlevel *L, const Node *n)
 	case T_BoolExpr:
 		v = list_v(m, L, ((const BoolExpr *)n)->args);
 		break;
-	case T_TypeCast:
-		v = expr_v(m, L, ((const TypeCast *)n)->arg);
+	case T_TypeCast: {
+		const TypeName *t = ((const TypeCast *)n)->typeName;
+		v = vjoin(t ? user_code_v(m, GW_SQL_CODE_CAST, t->names) : V_CLEAR, expr_v(m, L, ((const TypeCast *)n)->arg));
 		break;
+	}
 	case T_CollateClause:
 		v = expr_v(m, L, ((const CollateClause *)n)->arg);
 		break;
 	case T_SubLink: {
 		/* scalar, ARRAY, EXISTS, IN / ANY / ALL: the sub-query's output columns count */
 		const SubLink *s = (const SubLink *)n;
-		v = expr_v(m, L, s->testexpr);
+		v = vjoin(user_code_v(m, GW_SQL_CODE_OPERATOR, s->operName), expr_v(m, L, s->testexpr));
 		mcols c = {0};
 		if (query_cols(m, L, s->subselect, &c) > 0)
 			v = vjoin(v, cols_worst(&c));
@@ -1715,6 +1784,9 @@ static vd expr_v(mctx *m, mlevel *L, const Node *n)
 		break;
 	}
 	leave(m);
+	/* only a plain column reference (or a target naming one) is that column's value as it is */
+	if (!IsA(n, ColumnRef) && !IsA(n, ResTarget))
+		v = derived(v);
 	return v;
 }
 
@@ -1966,7 +2038,9 @@ static void catalog_cols(mctx *m, mitem *it, const RangeVar *rv)
 		} else if (!cat->masked) {
 			c.v = und("no masking rules known");
 		} else if (cat->masked(cat->ud, rv->schemaname, rv->relname, names[i])) {
-			c.v = (vd){R_MASK, NULL};
+			msrc *src = palloc(sizeof(msrc));
+			*src = (msrc){rv->schemaname, rv->relname, names[i]};
+			c.v = (vd){R_MASK, NULL, src};
 		}
 		push(m, &it->cols, c);
 	}
@@ -2805,6 +2879,467 @@ int gw_sql_mask_columns_inner(const char *text, size_t len, const gw_sql_catalog
 	char *why, size_t whylen)
 {
 	return mask_columns(text, len, cat, out, max, why, whylen, true);
+}
+
+/* ---- writes under masking: gw_sql_mask_writes (see sqlparse.h) ---- */
+
+static void mrefuse(mctx *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void mrefuse(mctx *m, const char *fmt, ...)
+{
+	if (m->failed)
+		return;
+	m->failed = m->refused = true;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m->why, sizeof(m->why), fmt, ap);
+	va_end(ap);
+}
+
+static const char *rv_name(const RangeVar *rv)
+{
+	return mstr("%s%s%s", rv->schemaname ? rv->schemaname : "", rv->schemaname ? "." : "", rv->relname);
+}
+
+/* A value of verdict v goes into (into, schema.rel, col): a masked or undecided one only where the catalog says. */
+static void flow(mctx *m, vd v, int into, const char *schema, const char *rel, const char *col)
+{
+	if (m->failed || v.r == R_CLEAR)
+		return;
+	struct gw_sql_flow f = {.verdict = v.r == R_MASK ? GW_SQL_COL_MASKED : GW_SQL_COL_UNDECIDED, .into = into,
+		.schema = schema, .rel = rel, .col = col, .why = v.why};
+	if (v.r == R_MASK && v.src) {
+		f.src_schema = v.src->schema;
+		f.src_rel = v.src->rel;
+		f.src_col = v.src->col;
+	}
+	if (m->cat && m->cat->write_ok && m->cat->write_ok(m->cat->ud, &f))
+		return;
+	const char *what = f.src_col ? mstr("the masked column %s%s%s.%s", f.src_schema ? f.src_schema : "",
+			f.src_schema ? "." : "", f.src_rel, f.src_col)
+		: v.r == R_MASK ? "a value computed from a masked column"
+		: mstr("a value whose origin cannot be decided (%s)", v.why ? v.why : "unknown");
+	const char *rn = mstr("%s%s%s", schema ? schema : "", schema ? "." : "", rel ? rel : "?");
+	if (into == GW_SQL_INTO_FILE)
+		mrefuse(m, "%s would be written to %s on the server", what, rn);
+	else if (into == GW_SQL_INTO_NEW)
+		mrefuse(m, "%s would be stored in %s%s of the new table %s, which no rule hiding it whole covers", what,
+			col ? "column " : "a column", col ? col : "", rn);
+	else
+		mrefuse(m, "%s would be written into %s%s of %s, where no rule masks it as strongly", what,
+			col ? "column " : "a column", col ? col : "", rn);
+}
+
+static void w_stmt(mctx *m, mlevel *parent, const Node *n);
+
+/* Data-modifying CTEs: each is a statement of its own (its scope is the WITH's, as in eval_cte). */
+static void w_with(mctx *m, mlevel *L, const WithClause *wc)
+{
+	if (!wc || !L->with)
+		return;
+	for (int i = 0; i < L->with->n && !m->failed; i++) {
+		const Node *q = L->with->e[i].cte->ctequery;
+		if (!q || IsA(q, SelectStmt))
+			continue;
+		mlevel tmp = {.up = L->with->outer, .with = L->with, .with_visible = L->with->recursive ? L->with->n : i};
+		w_stmt(m, &tmp, q);
+	}
+}
+
+/* UPDATE SET / ON CONFLICT DO UPDATE SET / MERGE ... UPDATE SET: one assignment, read in scope L. */
+static void w_set(mctx *m, mlevel *L, const ResTarget *rt, const RangeVar *rv)
+{
+	if (!IsA(rt, ResTarget)) {
+		mfail(m, "an assignment not understood");
+		return;
+	}
+	vd v;
+	const MultiAssignRef *mr = rt->val && IsA(rt->val, MultiAssignRef) ? (const MultiAssignRef *)rt->val : NULL;
+	if (mr && mr->source && IsA(mr->source, RowExpr) && mr->colno >= 1 &&
+		mr->colno <= list_length(((const RowExpr *)mr->source)->args)) {
+		/* SET (a, b) = (x, y): a takes x */
+		v = expr_v(m, L, list_nth(((const RowExpr *)mr->source)->args, mr->colno - 1));
+	} else if (mr && mr->source && IsA(mr->source, SubLink)) {
+		/* SET (a, b) = (SELECT x, y ...): a takes the sub-query's first column */
+		mcols c = {0};
+		int rc = query_cols(m, L, ((const SubLink *)mr->source)->subselect, &c);
+		v = rc > 0 && !cols_have_run(&c) && mr->colno >= 1 && mr->colno <= c.n ? c.c[mr->colno - 1].v
+			: rc > 0 ? cols_worst(&c) : und("a sub-query without columns");
+	} else {
+		v = expr_v(m, L, rt->val);
+	}
+	if (rt->indirection) /* SET a[1] = x, SET a.f = x: part of a value */
+		v = derived(vjoin(v, list_v(m, L, rt->indirection)));
+	flow(m, v, GW_SQL_INTO_TABLE, rv->schemaname, rv->relname, rt->name);
+}
+
+/*
+ * Values going into the target's columns in order: named by cols (ResTargets) or, without them, the table's
+ * columns in attnum order. *proposed (indexed like t->cols) gets what each column receives (for EXCLUDED).
+ */
+static void w_values(mctx *m, const mcols *src, const List *cols, const mitem *t, const RangeVar *rv, vd *proposed)
+{
+	if (cols_have_run(src) || (!cols && cols_have_run(&t->cols))) {
+		vd all = cols_worst(src);
+		flow(m, all, GW_SQL_INTO_TABLE, rv->schemaname, rv->relname, NULL);
+		for (int i = 0; proposed && i < t->cols.n; i++)
+			proposed[i] = all;
+		return;
+	}
+	for (int k = 0; k < src->n && !m->failed; k++) {
+		vd v = src->c[k].v;
+		const char *name = NULL;
+		if (cols) {
+			if (k >= list_length(cols))
+				break; /* more values than columns: PostgreSQL refuses the statement */
+			const ResTarget *rt = list_nth(cols, k);
+			if (!IsA(rt, ResTarget)) {
+				mfail(m, "an INSERT column list not understood");
+				return;
+			}
+			name = rt->name;
+			if (rt->indirection)
+				v = derived(v);
+		} else if (k < t->cols.n && !t->cols.c[k].anyname) {
+			name = t->cols.c[k].name;
+		} else {
+			break; /* more values than the table has columns: refused by PostgreSQL */
+		}
+		flow(m, v, GW_SQL_INTO_TABLE, rv->schemaname, rv->relname, name);
+		for (int i = 0; proposed && name && i < t->cols.n; i++)
+			if (t->cols.c[i].name && !strcmp(t->cols.c[i].name, name))
+				proposed[i] = vjoin(proposed[i], v);
+	}
+}
+
+static void w_insert(mctx *m, mlevel *parent, const InsertStmt *s)
+{
+	mlevel L = {.up = parent};
+	with_setup(&L, s->withClause, parent);
+	w_with(m, &L, s->withClause);
+	const RangeVar *rv = s->relation;
+	mitem *t = rangevar_item(m, &L, rv, false); /* the target is a table, never a CTE */
+	vd *proposed = palloc0((size_t)(t->cols.n + 1) * sizeof(vd));
+	if (s->selectStmt && !m->failed) {
+		mcols src = {0};
+		int rc = query_cols(m, &L, s->selectStmt, &src); /* the source does not see the target */
+		if (rc > 0)
+			w_values(m, &src, s->cols, t, rv, proposed);
+	}
+	const OnConflictClause *oc = s->onConflictClause;
+	if (oc && oc->action == ONCONFLICT_UPDATE && !m->failed) {
+		/* EXCLUDED is the row proposed; the target row is in scope too */
+		mitem *ex = item_new();
+		ex->refname = "excluded";
+		for (int i = 0; i < t->cols.n; i++) {
+			mcol c = t->cols.c[i];
+			if (c.name)
+				c.v = proposed[i];
+			push(m, &ex->cols, c);
+		}
+		ns_add(&L, ex);
+		ns_add(&L, t);
+		for (int i = 0; i < L.nns; i++)
+			L.ns[i]->lateral_only = false;
+		const ListCell *lc;
+		foreach(lc, oc->targetList)
+			w_set(m, &L, lfirst(lc), rv);
+	}
+}
+
+static void w_update(mctx *m, mlevel *parent, const UpdateStmt *s)
+{
+	mlevel L = {.up = parent};
+	with_setup(&L, s->withClause, parent);
+	w_with(m, &L, s->withClause);
+	mitem *t = rangevar_item(m, &L, s->relation, false);
+	ns_add(&L, t);
+	from_clause(m, &L, s->fromClause);
+	const ListCell *lc;
+	foreach(lc, s->targetList)
+		w_set(m, &L, lfirst(lc), s->relation);
+}
+
+static void w_merge(mctx *m, mlevel *parent, const MergeStmt *s)
+{
+	mlevel L = {.up = parent};
+	with_setup(&L, s->withClause, parent);
+	w_with(m, &L, s->withClause);
+	const RangeVar *rv = s->relation;
+	mitem *t = rangevar_item(m, &L, rv, false);
+	if (s->sourceRelation)
+		from_item(m, &L, s->sourceRelation);
+	ns_add(&L, t);
+	for (int i = 0; i < L.nns; i++)
+		L.ns[i]->lateral_only = false;
+	const ListCell *lc;
+	foreach(lc, s->mergeWhenClauses) {
+		const MergeWhenClause *w = lfirst(lc);
+		if (m->failed)
+			return;
+		if (w->commandType == CMD_UPDATE) {
+			const ListCell *c;
+			foreach(c, w->targetList)
+				w_set(m, &L, lfirst(c), rv);
+		} else if (w->commandType == CMD_INSERT && w->values) {
+			/* INSERT (cols) VALUES (...): only the source is visible there; the target's names resolve too (more is safe) */
+			mcols src = {0};
+			const ListCell *c;
+			int k = 0;
+			foreach(c, w->values)
+				push(m, &src, (mcol){.name = mstr("column%d", ++k), .v = expr_v(m, &L, lfirst(c))});
+			w_values(m, &src, w->targetList, t, rv, NULL);
+		}
+	}
+}
+
+/* A table a statement creates from a query (SELECT INTO, CREATE TABLE / MATERIALIZED VIEW AS). */
+static void w_into(mctx *m, const Node *q, const IntoClause *into)
+{
+	mcols c = {0};
+	if (query_cols(m, NULL, q, &c) <= 0)
+		return;
+	const RangeVar *rv = into->rel;
+	if (cols_have_run(&c)) {
+		flow(m, cols_worst(&c), GW_SQL_INTO_NEW, rv->schemaname, rv->relname, NULL);
+		return;
+	}
+	for (int i = 0; i < c.n && !m->failed; i++) {
+		const char *name = i < list_length(into->colNames) && IsA(list_nth(into->colNames, i), String) ?
+			strVal(list_nth(into->colNames, i)) : c.c[i].anyname ? NULL : c.c[i].name;
+		flow(m, c.c[i].v, GW_SQL_INTO_NEW, rv->schemaname, rv->relname, name);
+	}
+}
+
+static void w_select(mctx *m, mlevel *parent, const SelectStmt *s)
+{
+	mlevel L = {.up = parent};
+	with_setup(&L, s->withClause, parent);
+	w_with(m, &L, s->withClause);
+	const SelectStmt *left = s;
+	while (left->op != SETOP_NONE && left->larg)
+		left = left->larg;
+	if (left->intoClause && !parent)
+		w_into(m, (const Node *)s, left->intoClause);
+}
+
+/* Relation rv has a masked column (1), has none (0), or is not known (-1). */
+static int rel_state(mctx *m, const RangeVar *rv)
+{
+	if (!rv || !rv->relname || !m->cat || !m->cat->rel_masked)
+		return -1;
+	return m->cat->rel_masked(m->cat->ud, rv->schemaname, rv->relname);
+}
+
+/* A rename or move of relation rv: refused when it has masked columns (the rules would stop matching them). */
+static void w_rename_rel(mctx *m, const RangeVar *rv, const char *what)
+{
+	int r = rel_state(m, rv);
+	if (r > 0)
+		mrefuse(m, "%s %s would take its masked columns out of the masking rules' reach (rules name a column by its "
+			"schema, table and column names)", what, rv_name(rv));
+	else if (r < 0)
+		mfail(m, "%s %s: the relation is not in the gateway's catalog snapshot, so whether it has masked columns is "
+			"not known", what, rv ? rv_name(rv) : "?");
+}
+
+static bool explain_analyze(const ExplainStmt *e)
+{
+	const ListCell *lc;
+	foreach(lc, e->options) {
+		const DefElem *d = lfirst(lc);
+		if (IsA(d, DefElem) && !strcmp(d->defname, "analyze") && !option_false(d->arg))
+			return true;
+	}
+	return false;
+}
+
+static void w_stmt(mctx *m, mlevel *parent, const Node *n)
+{
+	if (!n || !enter(m))
+		return;
+	switch (nodeTag(n)) {
+	case T_SelectStmt:
+		w_select(m, parent, (const SelectStmt *)n);
+		break;
+	case T_InsertStmt:
+		w_insert(m, parent, (const InsertStmt *)n);
+		break;
+	case T_UpdateStmt:
+		w_update(m, parent, (const UpdateStmt *)n);
+		break;
+	case T_DeleteStmt: {
+		/* deleting copies nothing; its data-modifying CTEs may */
+		const DeleteStmt *d = (const DeleteStmt *)n;
+		mlevel L = {.up = parent};
+		with_setup(&L, d->withClause, parent);
+		w_with(m, &L, d->withClause);
+		break;
+	}
+	case T_MergeStmt:
+		w_merge(m, parent, (const MergeStmt *)n);
+		break;
+	case T_CreateTableAsStmt: {
+		const CreateTableAsStmt *c = (const CreateTableAsStmt *)n;
+		if (c->query && IsA(c->query, ExecuteStmt)) {
+			mfail(m, "CREATE TABLE AS EXECUTE: the prepared statement is not known here");
+			break;
+		}
+		if (c->into && c->into->skipData && c->objtype == OBJECT_TABLE)
+			break; /* WITH NO DATA: an empty table (a materialized view is filled by REFRESH later) */
+		if (c->query && IsA(c->query, SelectStmt))
+			w_stmt(m, NULL, c->query); /* its own data-modifying CTEs, if any */
+		if (c->into && c->query)
+			w_into(m, c->query, c->into);
+		break;
+	}
+	case T_CopyStmt: {
+		const CopyStmt *c = (const CopyStmt *)n;
+		if (c->is_from)
+			break;
+		if (c->query)
+			w_stmt(m, NULL, c->query); /* COPY (INSERT ... RETURNING ...) TO */
+		if (!c->filename)
+			break; /* TO STDOUT: masked on its way to the client */
+		mcols cols = {0};
+		if (c->query) {
+			if (query_cols(m, NULL, c->query, &cols) <= 0)
+				break;
+		} else if (c->relation) {
+			copy_table_cols(m, c, &cols);
+		}
+		for (int i = 0; i < cols.n && !m->failed; i++)
+			flow(m, cols.c[i].v, GW_SQL_INTO_FILE, NULL, c->is_program ? "a program's input" : c->filename,
+				cols.c[i].name);
+		break;
+	}
+	case T_ExplainStmt:
+		if (explain_analyze((const ExplainStmt *)n))
+			w_stmt(m, parent, ((const ExplainStmt *)n)->query); /* EXPLAIN ANALYZE runs it */
+		break;
+	case T_PrepareStmt:
+		w_stmt(m, parent, ((const PrepareStmt *)n)->query);
+		break;
+	case T_RuleStmt: {
+		/* CREATE RULE: its actions run on every event, with NEW and OLD the rule's relation's rows */
+		const RuleStmt *r = (const RuleStmt *)n;
+		mlevel L = {.up = parent};
+		mitem *nw = rangevar_item(m, &L, r->relation, false), *old = rangevar_item(m, &L, r->relation, false);
+		nw->refname = "new";
+		old->refname = "old";
+		nw->plain_rel = old->plain_rel = false;
+		ns_add(&L, nw);
+		ns_add(&L, old);
+		for (int i = 0; i < L.nns; i++)
+			L.ns[i]->lateral_only = false;
+		const ListCell *lc;
+		foreach(lc, r->actions)
+			w_stmt(m, &L, lfirst(lc));
+		break;
+	}
+	case T_CreateTrigStmt: {
+		const CreateTrigStmt *t = (const CreateTrigStmt *)n;
+		int r = rel_state(m, t->relation);
+		if (r > 0)
+			mrefuse(m, "a trigger on %s would hand its rows, masked columns included, to a function the gateway "
+				"cannot see into", rv_name(t->relation));
+		else if (r < 0)
+			mfail(m, "a trigger on %s: the relation is not in the gateway's catalog snapshot",
+				t->relation ? rv_name(t->relation) : "?");
+		break;
+	}
+	case T_DoStmt:
+		mfail(m, "a DO block runs code the gateway cannot read; it may copy masked values anywhere");
+		break;
+	case T_RenameStmt: {
+		const RenameStmt *r = (const RenameStmt *)n;
+		switch (r->renameType) {
+		case OBJECT_TABLE: case OBJECT_VIEW: case OBJECT_MATVIEW: case OBJECT_FOREIGN_TABLE:
+			w_rename_rel(m, r->relation, "renaming");
+			break;
+		case OBJECT_COLUMN: {
+			int st = rel_state(m, r->relation);
+			if (st < 0) {
+				w_rename_rel(m, r->relation, "renaming a column of");
+			} else if (st > 0 && r->subname && (!m->cat->masked ||
+					m->cat->masked(m->cat->ud, r->relation->schemaname, r->relation->relname, r->subname))) {
+				mrefuse(m, "renaming the masked column %s of %s would take it out of the masking rules' reach (rules "
+					"name a column by its schema, table and column names)", r->subname, rv_name(r->relation));
+			}
+			break;
+		}
+		case OBJECT_SCHEMA:
+			if (r->subname && (!m->cat || !m->cat->schema_masked || m->cat->schema_masked(m->cat->ud, r->subname)))
+				mrefuse(m, "renaming schema %s would take its masked columns out of the masking rules' reach (rules "
+					"name a column by its schema, table and column names)", r->subname);
+			break;
+		default:
+			break;
+		}
+		break;
+	}
+	case T_AlterObjectSchemaStmt: {
+		const AlterObjectSchemaStmt *a = (const AlterObjectSchemaStmt *)n;
+		if (a->objectType == OBJECT_TABLE || a->objectType == OBJECT_VIEW || a->objectType == OBJECT_MATVIEW ||
+			a->objectType == OBJECT_FOREIGN_TABLE)
+			w_rename_rel(m, a->relation, "moving");
+		break;
+	}
+	case T_AlterTableStmt: {
+		/* a partition or child takes its parent's rules: detaching it would leave them behind */
+		const AlterTableStmt *a = (const AlterTableStmt *)n;
+		const ListCell *lc;
+		foreach(lc, a->cmds) {
+			const AlterTableCmd *c = lfirst(lc);
+			const RangeVar *other = NULL;
+			if (!IsA(c, AlterTableCmd))
+				continue;
+			if ((c->subtype == AT_DetachPartition || c->subtype == AT_DetachPartitionFinalize) && c->def &&
+				IsA(c->def, PartitionCmd))
+				other = ((const PartitionCmd *)c->def)->name;
+			else if (c->subtype == AT_DropInherit && c->def && IsA(c->def, RangeVar))
+				other = (const RangeVar *)c->def;
+			else
+				continue;
+			w_rename_rel(m, a->relation, "detaching");
+			if (other)
+				w_rename_rel(m, other, "detaching");
+		}
+		break;
+	}
+	default:
+		break; /* writes no values (DDL that moves no data, reads, SET, ...) */
+	}
+	leave(m);
+}
+
+int gw_sql_mask_writes(const char *text, size_t len, const gw_sql_catalog *cat, char *why, size_t whylen)
+{
+	if (why && whylen)
+		why[0] = 0;
+	char *sql = gw_xmalloc(len + 1);
+	memcpy(sql, text, len);
+	sql[len] = 0;
+	mctx m = {.cat = cat};
+	MemoryContext ctx = pg_query_enter_memory_context();
+	PgQueryInternalParsetreeAndError r = pg_query_raw_parse(sql);
+	int rc = 0;
+	if (r.error) {
+		pg_query_free_error(r.error); /* the server does not run it either */
+	} else {
+		const ListCell *lc;
+		foreach(lc, r.tree) {
+			if (m.failed)
+				break;
+			w_stmt(&m, NULL, lfirst_node(RawStmt, lc)->stmt);
+		}
+		rc = m.refused ? 1 : m.failed ? -1 : 0;
+	}
+	if (why && whylen)
+		snprintf(why, whylen, "%s", rc ? m.why : "");
+	free(r.stderr_buffer);
+	pg_query_exit_memory_context(ctx);
+	free(sql);
+	return rc;
 }
 
 /* ---- COPY ... TO STDOUT options ---- */

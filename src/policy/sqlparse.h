@@ -53,6 +53,10 @@ typedef struct gw_sql_stmt {
 	size_t nfunctions;
 	char **fields;           /* field selections (x).name / t.name: a function call when no column matches */
 	size_t nfields;
+	char **operators;        /* operator names used (the last name of OPERATOR(schema.op)): a user's may run its code */
+	size_t noperators;
+	char **casts;            /* type names cast to (x::name, CAST(x AS schema.name)): the last name */
+	size_t ncasts;
 	size_t loc, len;         /* where the statement's text lies in the parsed string (from the last ';') */
 } gw_sql_stmt;
 
@@ -98,6 +102,21 @@ enum gw_sql_class gw_sql_max_class(const gw_sql *s);
  * Fail closed: when in doubt a column is MASKED or UNDECIDED, never CLEAR.
  */
 
+/* Where a statement writes a value (gw_sql_mask_writes asks the catalog whether a masked one may go there). */
+enum { GW_SQL_INTO_TABLE = 0, GW_SQL_INTO_NEW = 1, GW_SQL_INTO_FILE = 2 };
+
+struct gw_sql_flow {
+	uint8_t verdict;          /* GW_SQL_COL_MASKED or GW_SQL_COL_UNDECIDED */
+	int into;                 /* GW_SQL_INTO_TABLE: a column of an existing relation (INSERT, UPDATE, MERGE, a rule's
+	                             action); _NEW: of a table the statement creates (CREATE TABLE AS, SELECT INTO,
+	                             CREATE MATERIALIZED VIEW); _FILE: a file or program on the server (COPY ... TO 'f') */
+	const char *schema, *rel; /* the relation written (schema NULL: unqualified); with _FILE rel is the file name */
+	const char *col;          /* its column; NULL: which column is not known */
+	/* the value is exactly this column's value, as stored (a plain column reference; NULL: derived, or not known) */
+	const char *src_schema, *src_rel, *src_col;
+	const char *why;          /* with UNDECIDED: why */
+};
+
 /* The catalog as the masking layer knows it (callbacks; ud is theirs). */
 typedef struct gw_sql_catalog {
 	void *ud;
@@ -107,7 +126,19 @@ typedef struct gw_sql_catalog {
 	const char *const *(*columns)(void *ud, const char *schema /* NULL if unqualified */, const char *rel, size_t *n);
 	/* rel.col is masked (a rule covers it, or for a view column: it derives from a masked column). */
 	bool (*masked)(void *ud, const char *schema, const char *rel, const char *col);
+	/* gw_sql_mask_writes only (NULL: every masked flow refused, every rename of a relation refused): */
+	/* may a masked or undecided value go where f says (see struct gw_sql_flow)? */
+	bool (*write_ok)(void *ud, const struct gw_sql_flow *f);
+	/* relation rel has a masked column: 1, 0, or -1 when the relation is not known */
+	int (*rel_masked)(void *ud, const char *schema, const char *rel);
+	/* some relation of schema has a masked column */
+	bool (*schema_masked)(void *ud, const char *schema);
+	/* code defined in the database runs here: a function (kind 0, its name), an operator (1, its name) or a cast to a
+	   type (2, its name) whose function is a user's — what it returns may come from anywhere (NULL: none known) */
+	bool (*user_code)(void *ud, int kind, const char *name);
 } gw_sql_catalog;
+
+enum { GW_SQL_CODE_FUNCTION = 0, GW_SQL_CODE_OPERATOR = 1, GW_SQL_CODE_CAST = 2 };
 
 enum { GW_SQL_COL_CLEAR = 0, GW_SQL_COL_MASKED = 1, GW_SQL_COL_UNDECIDED = 2 };
 
@@ -137,6 +168,23 @@ int gw_sql_mask_columns(const char *text, size_t len, const gw_sql_catalog *cat,
  */
 int gw_sql_mask_columns_inner(const char *text, size_t len, const gw_sql_catalog *cat, uint8_t *out, size_t max,
 	char *why, size_t whylen);
+
+/*
+ * Writes under masking: does statement text[0..len) (ONE statement) put a masked value, or a name a rule matches,
+ * out of the rules' reach? The same lineage as gw_sql_mask_columns decides what each written value derives from;
+ * each masked or undecided value written somewhere is put to cat->write_ok. Statements: INSERT (VALUES, SELECT, ON
+ * CONFLICT DO UPDATE), UPDATE (SET, FROM), MERGE, data-modifying CTEs of any statement, SELECT INTO, CREATE TABLE AS /
+ * MATERIALIZED VIEW, COPY ... TO a file or program, EXPLAIN ANALYZE and PREPARE of those, CREATE RULE (its actions,
+ * NEW and OLD being the rule's relation), CREATE TRIGGER on a relation with masked columns (its function sees whole
+ * rows); renames: ALTER TABLE / VIEW / MATERIALIZED VIEW / FOREIGN TABLE ... RENAME [COLUMN], SET SCHEMA, ALTER
+ * SCHEMA ... RENAME, DETACH PARTITION and NO INHERIT (a rule names a column by its names; a partition takes its
+ * parent's rules) of relations with masked columns. A plain view stores no values (its columns are masked through
+ * its definition when read): CREATE VIEW is not a write here.
+ * Returns 0 (nothing leaves), 1 (why: what would go where), or -1 when it cannot be decided (why): a DO block, CREATE
+ * TABLE AS EXECUTE, a statement too large or not understood. A statement that does not parse: 0 (the server does
+ * not run it either).
+ */
+int gw_sql_mask_writes(const char *text, size_t len, const gw_sql_catalog *cat, char *why, size_t whylen);
 
 /*
  * COPY ... TO STDOUT: how its CopyData rows are written (PostgreSQL 15's

@@ -76,6 +76,8 @@
 	X(mask_copy_hostile) \
 	X(sql_mask_columns) \
 	X(sql_mask_columns_bounded) \
+	X(sql_mask_writes) \
+	X(sql_operators_and_casts_named) \
 	X(sql_copy_options) \
 	X(doctor_hba_ranges) \
 	X(doctor_hba_cover_and_host) \
