@@ -97,6 +97,10 @@ struct gw_mask_cat {
 	gw_map by_oid;      /* 4 bytes → struct mrel* */
 	gw_map by_name;     /* "name" → struct mrel* (chained by same_name) */
 	gw_map user_fns;    /* names of functions outside the system schemas → (void *)1 */
+	gw_map user_ops;    /* names of operators whose function is a user's (SQL, PL/pgSQL...) → (void *)1 */
+	gw_map cast_types;  /* names of user types with a cast that runs a user's function (and their arrays) */
+	gw_map cast_oids;   /* the same types by OID (4 bytes): a column of one may be cast implicitly */
+	bool any_masked;    /* some column is masked */
 	struct mrel **rels;
 	size_t nrels, cap;
 	uint64_t loaded_us;
@@ -159,6 +163,9 @@ static void cat_free(gw_mask_cat *c)
 	gw_map_clear(&c->by_oid, NULL);
 	gw_map_clear(&c->by_name, NULL);
 	gw_map_clear(&c->user_fns, NULL);
+	gw_map_clear(&c->user_ops, NULL);
+	gw_map_clear(&c->cast_types, NULL);
+	gw_map_clear(&c->cast_oids, NULL);
 	free(c);
 }
 
@@ -200,7 +207,27 @@ const char *gw_mask_catalog_sql(void)
 		/* functions outside the system schemas: what they return may come from anywhere */
 		"UNION ALL SELECT p.oid::pg_catalog.text, n.nspname::pg_catalog.text, p.proname::pg_catalog.text, 'F', '0', '', NULL, NULL, NULL "
 		"FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
-		"WHERE n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema}'::pg_catalog.name[])";
+		"WHERE n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema}'::pg_catalog.name[]) "
+		/*
+		 * operators and casts that run such a function written in SQL or a PL (a C function needs a superuser to
+		 * be made: an extension's operators are not a client's code)
+		 */
+		"UNION ALL SELECT o.oid::pg_catalog.text, '', o.oprname::pg_catalog.text, 'O', '0', '', NULL, NULL, NULL "
+		"FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) o.oprcode::pg_catalog.oid "
+		"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
+		"JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang "
+		"WHERE n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema}'::pg_catalog.name[]) "
+		"AND l.lanname OPERATOR(pg_catalog.<>) ALL ('{internal,c}'::pg_catalog.name[]) "
+		"UNION ALL SELECT y.oid::pg_catalog.text, '', y.typname::pg_catalog.text, 'C', '0', '', NULL, NULL, NULL "
+		"FROM pg_catalog.pg_cast k JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) k.castfunc "
+		"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
+		"JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang "
+		"JOIN pg_catalog.pg_type y ON y.oid OPERATOR(pg_catalog.=) ANY (ARRAY[k.castsource, k.casttarget]) "
+		"OR y.typelem OPERATOR(pg_catalog.=) ANY (ARRAY[k.castsource, k.casttarget]) "
+		"JOIN pg_catalog.pg_namespace yn ON yn.oid OPERATOR(pg_catalog.=) y.typnamespace "
+		"WHERE n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema}'::pg_catalog.name[]) "
+		"AND l.lanname OPERATOR(pg_catalog.<>) ALL ('{internal,c}'::pg_catalog.name[]) "
+		"AND yn.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema}'::pg_catalog.name[])";
 }
 
 gw_mask_cat *gw_mask_cat_begin(gw_masker *mk)
@@ -302,9 +329,16 @@ void gw_mask_cat_row(gw_mask_cat *c, const uint8_t *body, size_t n)
 		return;
 	}
 	char kind = v[3][0];
-	if (kind == 'F') {
+	if (kind == 'F' || kind == 'O') {
 		if (l[2] && l[2] < 128)
-			gw_map_put(&c->user_fns, v[2], l[2], (void *)1);
+			gw_map_put(kind == 'F' ? &c->user_fns : &c->user_ops, v[2], l[2], (void *)1);
+		return;
+	}
+	if (kind == 'C') {
+		/* a user type with a cast that runs a user's function: by name (x::name) and by OID (a column of it) */
+		if (l[2] && l[2] < 128)
+			gw_map_put(&c->cast_types, v[2], l[2], (void *)1);
+		gw_map_put(&c->cast_oids, &oid, sizeof(oid), (void *)1);
 		return;
 	}
 	if (kind == 'i') {
@@ -372,24 +406,28 @@ static uint8_t stronger(uint8_t a, uint8_t b)
 	return rank[a] >= rank[b] ? a : b;
 }
 
+/* Rule ru covers column col of relation schema.name (schema NULL: any schema, a name written unqualified). */
+static bool rule_covers(const struct rule *ru, const char *schema, const char *name, const char *col)
+{
+	const gw_mask_rule_cfg *rc = ru->cfg;
+	if (rc->column)
+		return !strcmp(rc->column, col) && !strcmp(rc->table, name) && (!rc->schema || !schema ||
+			!strcmp(rc->schema, schema));
+	if (!ru->re)
+		return false;
+	pcre2_match_data *md = pcre2_match_data_create_from_pattern(ru->re, NULL);
+	int rc2 = pcre2_match(ru->re, (PCRE2_SPTR)col, strlen(col), 0, 0, md, NULL);
+	pcre2_match_data_free(md);
+	return rc2 >= 0;
+}
+
 /* The rules' action for column col of relation schema.name (schema NULL: any schema, a name written unqualified). */
 static uint8_t rule_action_named(const gw_masker *mk, const char *schema, const char *name, const char *col)
 {
 	uint8_t a = GW_MASK_NONE;
-	for (size_t i = 0; i < mk->nrules; i++) {
-		const gw_mask_rule_cfg *rc = mk->rules[i].cfg;
-		if (rc->column) {
-			if (!strcmp(rc->column, col) && !strcmp(rc->table, name) && (!rc->schema || !schema ||
-					!strcmp(rc->schema, schema)))
-				a = stronger(a, (uint8_t)rc->action);
-		} else if (mk->rules[i].re) {
-			pcre2_match_data *md = pcre2_match_data_create_from_pattern(mk->rules[i].re, NULL);
-			int rc2 = pcre2_match(mk->rules[i].re, (PCRE2_SPTR)col, strlen(col), 0, 0, md, NULL);
-			pcre2_match_data_free(md);
-			if (rc2 >= 0)
-				a = stronger(a, (uint8_t)rc->action);
-		}
-	}
+	for (size_t i = 0; i < mk->nrules; i++)
+		if (rule_covers(&mk->rules[i], schema, name, col))
+			a = stronger(a, (uint8_t)mk->rules[i].cfg->action);
 	return a;
 }
 
@@ -445,8 +483,106 @@ static bool cb_masked(void *ud, const char *schema, const char *rel, const char 
 	return false;
 }
 
+static bool cb_user_code(void *ud, int kind, const char *name)
+{
+	const gw_mask_cat *c = ud;
+	const gw_map *m = kind == GW_SQL_CODE_FUNCTION ? &c->user_fns : kind == GW_SQL_CODE_OPERATOR ? &c->user_ops
+		: &c->cast_types;
+	return gw_map_get(m, name, strlen(name)) != NULL;
+}
+
+static bool rel_has_masked(const struct mrel *r)
+{
+	for (size_t i = 0; i < r->ncols; i++)
+		if (r->cols[i].action != GW_MASK_NONE)
+			return true;
+	return false;
+}
+
+static int cb_rel_masked(void *ud, const char *schema, const char *rel)
+{
+	const struct mrel *r = find_rel(ud, schema, rel);
+	if (!r)
+		return -1;
+	for (; r; r = schema ? NULL : r->same_name)
+		if (rel_has_masked(r))
+			return 1;
+	return 0;
+}
+
+static bool cb_schema_masked(void *ud, const char *schema)
+{
+	const gw_mask_cat *c = ud;
+	for (size_t i = 0; i < c->nrels; i++)
+		if (c->rels[i]->name && !strcmp(c->rels[i]->schema, schema) && rel_has_masked(c->rels[i]))
+			return true;
+	return false;
+}
+
+/*
+ * The rules' action for a column of a table a statement creates: a rule naming a schema counts only when the
+ * statement names that schema (an unqualified table goes where search_path says).
+ */
+static uint8_t rule_action_new(const gw_masker *mk, const char *schema, const char *name, const char *col)
+{
+	uint8_t a = GW_MASK_NONE;
+	for (size_t i = 0; i < mk->nrules; i++) {
+		const gw_mask_rule_cfg *rc = mk->rules[i].cfg;
+		if (rc->column && rc->schema && (!schema || strcmp(rc->schema, schema)))
+			continue;
+		if (rule_covers(&mk->rules[i], schema, name, col))
+			a = stronger(a, (uint8_t)rc->action);
+	}
+	return a;
+}
+
+/*
+ * May a masked (or undecided) value be written where f says? Only into a column of a table whose rule shows
+ * nothing of any value (redact, null) — or, for a column's own value as it is, into a column of the same type
+ * masked by the same action (UPDATE t SET email = email; INSERT INTO copy SELECT card FROM t). Never into a file,
+ * a view (it writes elsewhere), a foreign table, a column not known, or a relation the snapshot does not know.
+ */
+static bool cb_write_ok(void *ud, const struct gw_sql_flow *f)
+{
+	gw_mask_cat *c = ud;
+	if (f->into == GW_SQL_INTO_FILE || !f->col || !f->rel)
+		return false;
+	int ta = -1;
+	uint32_t tt = 0;
+	if (f->into == GW_SQL_INTO_NEW) {
+		ta = rule_action_new(c->mk, f->schema, f->rel, f->col); /* its type is not known here */
+	} else {
+		const struct mrel *r = find_rel(c, f->schema, f->rel);
+		if (!r)
+			return false;
+		/* an unqualified name: every relation it may be must take the value alike */
+		for (; r; r = f->schema ? NULL : r->same_name) {
+			const struct mcol *mc = rel_col_named(r, f->col);
+			if ((r->kind != 'r' && r->kind != 'p') || !mc || (ta >= 0 && (mc->action != ta || mc->typoid != tt)))
+				return false;
+			ta = mc->action;
+			tt = mc->typoid;
+		}
+	}
+	if (ta == GW_MASK_REDACT || ta == GW_MASK_NULL)
+		return true;
+	if (f->verdict != GW_SQL_COL_MASKED || !f->src_col || ta <= GW_MASK_NONE || !tt)
+		return false;
+	bool any = false;
+	for (const struct mrel *s = find_rel(c, f->src_schema, f->src_rel); s; s = f->src_schema ? NULL : s->same_name) {
+		const struct mcol *mc = rel_col_named(s, f->src_col);
+		if (!mc)
+			continue; /* a relation of that name without the column is not the one read */
+		if (mc->action != ta || mc->typoid != tt)
+			return false;
+		any = true;
+	}
+	return any;
+}
+
 static bool resolve_rel(gw_mask_cat *c, struct mrel *r, int depth);
 static bool calls_user_function(const gw_mask_cat *cat, const gw_sql_stmt *st);
+static bool reads_cast_typed(const gw_mask_cat *cat, const gw_sql_stmt *st);
 
 /*
  * A view's columns: masked where its definition derives them from masked
@@ -464,7 +600,7 @@ static bool resolve_view(gw_mask_cat *c, struct mrel *r, bool all)
 		user_fn = calls_user_function(c, &parsed.stmts[i]);
 	gw_sql_free(&parsed);
 	if (!all && !user_fn) {
-		gw_sql_catalog cat = {.ud = c, .columns = cb_columns, .masked = cb_masked};
+		gw_sql_catalog cat = {.ud = c, .columns = cb_columns, .masked = cb_masked, .user_code = cb_user_code};
 		k = gw_sql_mask_columns(r->viewdef, strlen(r->viewdef), &cat, v, r->ncols, NULL, 0);
 	}
 	for (size_t i = 0; i < r->ncols; i++) {
@@ -538,7 +674,7 @@ static void resolve_generated(gw_mask_cat *c, struct mrel *r)
 		gw_buf_append(&q, ".", 1);
 		ok = ok && quote_ident(&q, r->name);
 		uint8_t v = GW_SQL_COL_UNDECIDED;
-		gw_sql_catalog cat = {.ud = c, .columns = cb_columns, .masked = cb_masked};
+		gw_sql_catalog cat = {.ud = c, .columns = cb_columns, .masked = cb_masked, .user_code = cb_user_code};
 		if (ok && gw_sql_mask_columns((const char *)gw_buf_rd(&q), gw_buf_len(&q), &cat, &v, 1, NULL, 0) != 1)
 			v = GW_SQL_COL_UNDECIDED;
 		if (v != GW_SQL_COL_CLEAR)
@@ -623,6 +759,8 @@ void gw_mask_cat_install(gw_masker *mk, const char *conn, gw_mask_cat *c)
 			if (c->rels[i]->name && c->rels[i]->viewdef)
 				changed |= resolve_view(c, c->rels[i], round == 64);
 	}
+	for (size_t i = 0; i < c->nrels && !c->any_masked; i++)
+		c->any_masked = c->rels[i]->name && rel_has_masked(c->rels[i]);
 	c->loaded_us = gw_mono_us();
 	pthread_mutex_lock(&mk->mu);
 	struct cat_slot *slot = NULL;
@@ -700,6 +838,28 @@ bool gw_mask_cat_stmt_tainted(gw_mask_cat *c, const gw_sql_stmt *st)
 		if (gw_mask_cat_rel_masked(c, st->relations[k]))
 			return true;
 	return calls_user_function(c, st);
+}
+
+int gw_mask_check_write(gw_mask_cat *cat, const char *stmt, size_t len, const gw_sql_stmt *st, char *why,
+	size_t whylen)
+{
+	why[0] = 0;
+	if (st && st->cls < GW_SQL_WRITE && !(st->flags & GW_SQL_F_UNKNOWN))
+		return 0; /* a read writes nothing (and a data-modifying CTE makes a statement a write) */
+	gw_sql_catalog cb = {0};
+	if (cat)
+		cb = (gw_sql_catalog){.ud = cat, .columns = cb_columns, .masked = cb_masked, .write_ok = cb_write_ok,
+			.rel_masked = cb_rel_masked, .schema_masked = cb_schema_masked, .user_code = cb_user_code};
+	int rc = gw_sql_mask_writes(stmt, len, &cb, why, whylen);
+	if (rc == 0 && cat && reads_cast_typed(cat, st)) {
+		/* a value of such a type may be cast by the user's function where the text does not say (an assignment) */
+		snprintf(why, whylen, "the statement reads a column of a type whose cast runs a function defined in the "
+			"database, which may return anything");
+		rc = -1;
+	}
+	if (rc < 0 && cat && !cat->any_masked)
+		return 0; /* not decided, but nothing is masked that it could take */
+	return rc != 0;
 }
 
 /* ---- the masker ---- */
@@ -836,7 +996,28 @@ static void cat_mark_stale(gw_masker *mk, const gw_mask_cat *cat)
 	pthread_mutex_unlock(&mk->mu);
 }
 
-/* The statement calls a function defined outside the system schemas (its result may hold anything). */
+/* A relation the statement names has a column of a type with a cast that runs a user's function. */
+static bool reads_cast_typed(const gw_mask_cat *cat, const gw_sql_stmt *st)
+{
+	for (size_t k = 0; st && cat->cast_oids.n && k < st->nrelations; k++) {
+		const char *name = st->relations[k], *dot = strchr(name, '.');
+		char schema[128] = "";
+		if (dot && (size_t)(dot - name) < sizeof(schema))
+			memcpy(schema, name, (size_t)(dot - name));
+		for (const struct mrel *r = find_rel((void *)cat, dot ? schema : NULL, dot ? dot + 1 : name); r;
+			r = dot ? NULL : r->same_name)
+			for (size_t i = 0; i < r->ncols; i++)
+				if (gw_map_get(&cat->cast_oids, &r->cols[i].typoid, sizeof(r->cols[i].typoid)))
+					return true;
+	}
+	return false;
+}
+
+/*
+ * The statement runs code defined in the database (its result, or a message it raises, may hold anything): a
+ * function outside the system schemas, an operator or a cast whose function is a user's, or a column of a type
+ * with such a cast (the cast may run where the text does not say, in an assignment or a function's argument).
+ */
 static bool calls_user_function(const gw_mask_cat *cat, const gw_sql_stmt *st)
 {
 	for (size_t i = 0; st && i < st->nfunctions; i++) {
@@ -845,7 +1026,13 @@ static bool calls_user_function(const gw_mask_cat *cat, const gw_sql_stmt *st)
 		if (gw_map_get(&cat->user_fns, name, strlen(name)))
 			return true;
 	}
-	return false;
+	for (size_t i = 0; st && cat->user_ops.n && i < st->noperators; i++)
+		if (gw_map_get(&cat->user_ops, st->operators[i], strlen(st->operators[i])))
+			return true;
+	for (size_t i = 0; st && cat->cast_types.n && i < st->ncasts; i++)
+		if (gw_map_get(&cat->cast_types, st->casts[i], strlen(st->casts[i])))
+			return true;
+	return reads_cast_typed(cat, st);
 }
 
 gw_mask_plan *gw_mask_plan_new(gw_masker *mk, gw_mask_cat *cat, const uint8_t *b, size_t n, const char *stmt,
@@ -904,10 +1091,10 @@ gw_mask_plan *gw_mask_plan_new(gw_masker *mk, gw_mask_cat *cat, const uint8_t *b
 					snprintf(why, sizeof(why), "%s", !cat ? "the catalog is not loaded" : "the statement is not known");
 				} else if (calls_user_function(cat, st)) {
 					nverdict = -1;
-					snprintf(why, sizeof(why), "the statement calls a user-defined function, whose result may come "
-						"from masked columns");
+					snprintf(why, sizeof(why), "the statement runs code defined in the database (a function, "
+						"operator or cast), whose result may come from masked columns");
 				} else {
-					gw_sql_catalog cb = {.ud = cat, .columns = cb_columns, .masked = cb_masked};
+					gw_sql_catalog cb = {.ud = cat, .columns = cb_columns, .masked = cb_masked, .user_code = cb_user_code};
 					nverdict = gw_sql_mask_columns(stmt, len, &cb, verdict, (size_t)k, why, sizeof(why));
 				}
 			}
@@ -1682,12 +1869,12 @@ gw_mask_plan *gw_mask_copy_plan(gw_masker *mk, gw_mask_cat *cat, const char *stm
 		snprintf(why, sizeof(why), "the statement is not known");
 	} else if (calls_user_function(cat, st)) {
 		all = true;
-		snprintf(why, sizeof(why), "the statement calls a user-defined function, whose result may come from masked "
-			"columns");
+		snprintf(why, sizeof(why), "the statement runs code defined in the database (a function, operator or cast), "
+			"whose result may come from masked columns");
 	} else {
 		/* the query's columns, of types COPY does not say (typoid 0): a masked one can only be NULL */
 		uint8_t *v = gw_xcalloc(ncols ? (size_t)ncols : 1, 1);
-		gw_sql_catalog cb = {.ud = cat, .columns = cb_columns, .masked = cb_masked};
+		gw_sql_catalog cb = {.ud = cat, .columns = cb_columns, .masked = cb_masked, .user_code = cb_user_code};
 		int k = gw_sql_mask_columns_inner(stmt, len, &cb, v, (size_t)ncols, why, sizeof(why));
 		if (k != ncols) {
 			all = true;

@@ -60,6 +60,14 @@ bool gw_mask_cat_rel_masked(gw_mask_cat *cat, const char *name);
  * a user-defined function, DO/CALL/EXECUTE whose reads are not in the text).
  */
 bool gw_mask_cat_stmt_tainted(gw_mask_cat *cat, const gw_sql_stmt *st);
+/*
+ * Writes under masking (for an identity that is not exempt): 1 when statement stmt[0..len) (classified as st) would
+ * put a masked value where no rule masks it as strongly — another table's column, a new table, a file — or rename
+ * what rules name, or when that cannot be decided and the snapshot has masked columns (cat NULL: none loaded, every
+ * read column undecided). why gets a one-line reason. 0: it may run. See gw_sql_mask_writes.
+ */
+int gw_mask_check_write(gw_mask_cat *cat, const char *stmt, size_t len, const gw_sql_stmt *st, char *why,
+	size_t whylen);
 /* True when conn has no snapshot or it is older than its refresh time or marked stale. */
 bool gw_masker_cat_wanted(gw_masker *mk, const char *conn);
 /* DDL ran, or a result named a relation the snapshot does not know: load it again before the next statement. */

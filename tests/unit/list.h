@@ -74,6 +74,7 @@
 	X(mask_copy_plans) \
 	X(mask_binary_numeric_scanned) \
 	X(mask_copy_hostile) \
+	X(mask_writes_and_user_code) \
 	X(sql_mask_columns) \
 	X(sql_mask_columns_bounded) \
 	X(sql_mask_writes) \
