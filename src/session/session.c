@@ -201,6 +201,7 @@ struct gw_session {
 	 */
 	gw_masker *mk;
 	gw_mask_cat *mcat_new; /* a catalog snapshot being read (OWN query) */
+	bool mask_wait;        /* a write waits for that snapshot before it is decided (client input waits) */
 	struct mdesc {         /* Describes sent, in order: their RowDescription / NoData answers them */
 		uint8_t kind;      /* 'S' or 'P' */
 		char *name;
@@ -2127,6 +2128,64 @@ static void note_names(gw_session *s, gw_sqlc *q)
 	}
 }
 
+/*
+ * Masking (an identity not exempt): a statement that would carry masked values out of the rules' reach — into
+ * another table's column, a new table, a file — or rename what the rules name, is refused before it reaches the
+ * database; so is one whose flow cannot be decided (gw_mask_check_write). True with d filled when q is refused.
+ */
+static bool mask_refuses(gw_session *s, const gw_sqlc *q, gw_decision *d)
+{
+	if (!s->mk || q->rc != 0)
+		return false; /* a text the gateway cannot parse: the server does not run it either */
+	gw_mask_cat *cat = gw_masker_cat(s->mk, gw_pool_cfg(s->pool)->name);
+	char why[256] = "";
+	bool refused = false;
+	for (size_t i = 0; i < q->sql.nstmts && !refused; i++) {
+		size_t len;
+		const char *text = stmt_text(q, (uint32_t)i, &len);
+		refused = gw_mask_check_write(cat, text, len, &q->sql.stmts[i], why, sizeof(why)) != 0;
+	}
+	gw_mask_cat_unref(cat);
+	if (!refused)
+		return false;
+	refusal(d, "42501", "masking", "pgmoat: refused by masking: %s", why[0] ? why : "its effect cannot be decided");
+	d->cls = (int)gw_sql_max_class(&q->sql);
+	snprintf(d->detail, sizeof(d->detail), "rule: masking. A statement may not put masked values where no rule masks "
+		"them as strongly (another table's column, a new table, a file on the server), nor rename the relations, "
+		"columns or schemas the rules name; when that cannot be decided (a DO block, code it cannot see), it is "
+		"refused.");
+	snprintf(d->hint, sizeof(d->hint), "Write masked values only into columns whose rule hides them whole (redact, "
+		"null), or as they are into a column of the same type masked by the same action; or have an identity in "
+		"masking.exempt run it.");
+	return true;
+}
+
+/*
+ * Before the policy decides a message that writes: the masking refusal. MSG_WAIT when the catalog snapshot is
+ * being read (the message waits for it, unread), MSG_DONE with *refused when a denial took its place, MSG_ENDED.
+ */
+static int mask_gate(gw_session *s, gw_sqlc *q, bool ext, bool *refused)
+{
+	*refused = false;
+	if (!s->mk || q->rc != 0)
+		return MSG_DONE;
+	bool writes = false;
+	for (size_t i = 0; i < q->sql.nstmts; i++)
+		writes |= q->sql.stmts[i].cls >= GW_SQL_WRITE || (q->sql.stmts[i].flags & GW_SQL_F_UNKNOWN);
+	if (!writes)
+		return MSG_DONE;
+	if (s->mcat_new) {
+		s->mask_wait = true; /* decided on the snapshot being read, not on the one it replaces */
+		return MSG_WAIT;
+	}
+	s->mask_wait = false;
+	gw_decision d;
+	if (!mask_refuses(s, q, &d))
+		return MSG_DONE;
+	*refused = true;
+	return deny(s, &d, ext) ? MSG_DONE : MSG_ENDED;
+}
+
 /* A simple Query: decided (under policy), recorded statement by statement, then forwarded. */
 static int handle_query(gw_session *s, const uint8_t *msg, size_t m)
 {
@@ -2144,13 +2203,15 @@ static int handle_query(gw_session *s, const uint8_t *msg, size_t m)
 	mask_cat_load(s);
 	gw_sqlc *q = gw_sqlcache_get(s->wk->sqlcache, (const char *)body, n - 1);
 	cur_begin(s, q, "simple", NULL);
-	bool allow = false;
+	bool allow = false, refused = false;
 	int r = MSG_DONE;
 	if (q->rc == 0 && !query_names_ok(s, q)) {
 		if (s->ended || s->closing)
 			r = MSG_ENDED;
 	} else {
-		r = policy_gate(s, q, body, n - 1, false, &allow);
+		r = mask_gate(s, q, false, &refused);
+		if (r == MSG_DONE && !refused)
+			r = policy_gate(s, q, body, n - 1, false, &allow);
 	}
 	if (r == MSG_DONE) {
 		if (allow) {
@@ -2197,9 +2258,11 @@ static int handle_parse(gw_session *s, const uint8_t *msg, size_t m)
 	}
 	gw_sqlc *q = gw_sqlcache_get(s->wk->sqlcache, text, strlen(text));
 	s->cur_q = q;
-	bool allow;
+	bool allow = false, refused = false;
 	/* (still "in sync" here at a group's first Parse: a catalog lookup may go out before it) */
-	int r = policy_gate(s, q, (const uint8_t *)text, strlen(text), true, &allow);
+	int r = mask_gate(s, q, true, &refused);
+	if (r == MSG_DONE && !refused)
+		r = policy_gate(s, q, (const uint8_t *)text, strlen(text), true, &allow);
 	if (r == MSG_DONE) {
 		s->unsynced = true;
 		/*
@@ -2286,6 +2349,8 @@ static int handle_bind(gw_session *s, const uint8_t *msg, size_t m)
 		s->cur_params = params;
 		reset = q->rc == 0 && q->sql.nstmts && (q->sql.stmts[q->sql.nstmts - 1].flags & GW_SQL_F_SESSION_RESET);
 		allow = bind_allowed(s, q, name, reset, &d);
+		if (allow && mask_refuses(s, q, &d))
+			allow = false; /* the snapshot may have changed since its Parse */
 		if (allow && *portal && !gw_map_get(&s->portals, portal, strlen(portal)) && s->portals.n >= MAX_PORTALS) {
 			allow = false;
 			refusal(&d, "54000", "limit", "pgmoat: too many open portals on this session (%d); close some first",
@@ -2482,7 +2547,8 @@ static int process_client(gw_session *s)
 	}
 	int moved = 0;
 	size_t max = s->gw->cfg->max_message_size;
-	while (gw_buf_len(rx) && gw_buf_len(&s->up->tx) < HIGH_WATER && !s->lookup_q && !s->copy_wait && !s->aud_wait) {
+	while (gw_buf_len(rx) && gw_buf_len(&s->up->tx) < HIGH_WATER && !s->lookup_q && !s->copy_wait && !s->aud_wait &&
+		!(s->mask_wait && s->mcat_new)) {
 		moved = 1;
 		if (s->cf.streaming) {
 			stream_on(&s->cf, rx, &s->up->tx);

@@ -42,7 +42,8 @@ ALL_PII = [v for vs in PII.values() for v in vs]
 CLEAR = ["Alice Jones", "Bob Smith"]  # names are not sensitive: they must arrive as they are
 
 FIXTURE = """
-DROP TABLE IF EXISTS customers CASCADE;
+DROP TABLE IF EXISTS customers, sink, leaky_tab CASCADE;
+DROP OPERATOR IF EXISTS <<~>> (text, text);
 CREATE TABLE customers (id int PRIMARY KEY, name text, email text UNIQUE, ssn text, card_number text, phone text,
   notes text, secret_note text, salary int, ref uuid, created date DEFAULT '2026-01-02');
 INSERT INTO customers VALUES
@@ -60,6 +61,21 @@ CREATE VIEW v_orders AS SELECT o.id, c.name, o.total FROM orders o JOIN customer
 CREATE FUNCTION customer_secret(i int) RETURNS text LANGUAGE sql STABLE AS
   'SELECT secret_note FROM customers WHERE id = i';
 CREATE FUNCTION say(t text) RETURNS int LANGUAGE plpgsql AS 'BEGIN RAISE NOTICE ''%'', t; RETURN 1; END';
+CREATE TABLE sink (id int PRIMARY KEY, note text);
+CREATE FUNCTION leak_op(a text, b text) RETURNS text LANGUAGE plpgsql AS $f$
+BEGIN
+  RAISE NOTICE 'op: %', (SELECT secret_note FROM customers WHERE id = 2);
+  RETURN a || (SELECT secret_note FROM customers WHERE id = 1);
+END $f$;
+CREATE OPERATOR <<~>> (LEFTARG = text, RIGHTARG = text, FUNCTION = leak_op);
+DROP TYPE IF EXISTS leaky CASCADE;
+CREATE TYPE leaky AS (v text);
+CREATE FUNCTION leaky_text(leaky) RETURNS text LANGUAGE sql AS 'SELECT secret_note FROM customers WHERE id = 2';
+CREATE CAST (leaky AS text) WITH FUNCTION leaky_text(leaky);
+CREATE TABLE leaky_tab (id int, v leaky);
+INSERT INTO leaky_tab VALUES (1, ROW('plain'));
+ALTER TABLE sink OWNER TO gw_scram;
+ALTER TABLE leaky_tab OWNER TO gw_scram;
 ALTER TABLE customers OWNER TO gw_scram;
 ALTER TABLE orders OWNER TO gw_scram;
 ALTER VIEW v_customers OWNER TO gw_scram;
@@ -806,6 +822,156 @@ def test_catalog_follows_ddl():
     assert rows == [("****1-PP", "plain label")] and not notices, (rows, notices)
     S["pg"].sql("DROP TABLE behind", db="app")
 
+
+
+# ---- writes that would carry masked values out of the rules' reach, and renames of what rules name ----
+
+REFUSED = [
+    ("insert select", "INSERT INTO sink SELECT id, ssn FROM customers"),
+    ("insert values subquery", "INSERT INTO sink VALUES (5, (SELECT secret_note FROM customers WHERE id = 1))"),
+    ("update from", "UPDATE sink SET note = c.ssn FROM customers c WHERE c.id = sink.id"),
+    ("update subquery", "UPDATE sink SET note = (SELECT email FROM customers WHERE id = 1)"),
+    ("update same table", "UPDATE customers SET notes = secret_note WHERE id = 1"),
+    ("update derived into partial", "UPDATE customers SET email = substr(email, 1, 8) WHERE id = 1"),
+    ("on conflict", "INSERT INTO sink VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET note = "
+                    "(SELECT phone FROM customers WHERE id = 1)"),
+    ("create table as", "CREATE TABLE cust_copy AS SELECT id, ssn FROM customers"),
+    ("select into", "SELECT id, card_number INTO cust_copy FROM customers"),
+    ("materialized view", "CREATE MATERIALIZED VIEW cust_copy AS SELECT id, upper(email) AS e FROM customers"),
+    ("merge", "MERGE INTO sink s USING customers c ON s.id = c.id WHEN MATCHED THEN UPDATE SET note = c.phone "
+              "WHEN NOT MATCHED THEN INSERT VALUES (c.id, c.secret_note)"),
+    ("cte", "WITH x AS (SELECT id, ssn FROM customers) INSERT INTO sink SELECT * FROM x"),
+    ("data-modifying cte", "WITH w AS (INSERT INTO sink SELECT id, email FROM customers RETURNING id) "
+                           "SELECT count(*) FROM w"),
+    ("user operator", "INSERT INTO sink SELECT id, name <<~>> 'x' FROM customers"),
+    ("user cast", "INSERT INTO sink SELECT id, v::text FROM leaky_tab"),
+    ("copy to file", "COPY (SELECT ssn FROM customers) TO '/tmp/pgmoat-mask-leak.txt'"),
+    ("copy table to program", "COPY customers TO PROGRAM 'cat > /tmp/pgmoat-mask-leak.txt'"),
+    ("explain analyze", "EXPLAIN ANALYZE INSERT INTO sink SELECT id, ssn FROM customers"),
+    ("prepare", "PREPARE pw AS INSERT INTO sink SELECT id, ssn FROM customers"),
+    ("do block", "DO $$ BEGIN INSERT INTO sink SELECT id, ssn FROM customers; END $$"),
+    ("rule", "CREATE RULE leak_rule AS ON UPDATE TO customers DO ALSO INSERT INTO sink VALUES (new.id, new.ssn)"),
+    ("trigger", "CREATE TRIGGER leak_trg BEFORE UPDATE ON customers FOR EACH ROW "
+                "EXECUTE FUNCTION suppress_redundant_updates_trigger()"),
+    ("rename table", "ALTER TABLE customers RENAME TO customers_x"),
+    ("rename column", "ALTER TABLE customers RENAME COLUMN ssn TO ssn_x"),
+    ("rename view", "ALTER VIEW v_customers RENAME TO v_customers_x"),
+    ("set schema", "ALTER TABLE customers SET SCHEMA pg_temp"),
+    ("rename schema", "ALTER SCHEMA public RENAME TO public_x"),
+]
+
+
+def _state():
+    """What a refused statement must not have changed (read directly, not through the gateway)."""
+    return S["pg"].sql("SELECT (SELECT count(*) FROM sink), (SELECT string_agg(relname, ',' ORDER BY relname) "
+                       "FROM pg_class WHERE relname IN ('customers', 'cust_copy', 'v_customers') "
+                       "AND relnamespace = 'public'::regnamespace), (SELECT string_agg(attname, ',' ORDER BY attnum) "
+                       "FROM pg_attribute WHERE attrelid = 'customers'::regclass AND attnum > 0), "
+                       "(SELECT count(*) FROM pg_rewrite WHERE rulename = 'leak_rule'), "
+                       "(SELECT count(*) FROM pg_trigger WHERE tgname = 'leak_trg'), "
+                       "(SELECT md5(string_agg(c::text, ',' ORDER BY id)) FROM customers c)", db="app")
+
+
+def test_writes_copying_masked_values_refused():
+    before = _state()
+    assert before.startswith("0|customers,v_customers|"), before
+    for name, sql in REFUSED:
+        # simple protocol (psql), then the extended protocol (psycopg: Parse/Bind/Execute)
+        r, data = run_psql(sql)
+        assert r.returncode != 0 and "pgmoat: refused by masking" in r.stderr, (name, r.stderr)
+        assert "rule: masking" in r.stderr and "HINT" in r.stderr, (name, r.stderr)
+        _check("refused " + name, data, [])
+        _, err, _, data = run_psycopg(sql)
+        assert err is not None and err.sqlstate == "42501", (name, err)
+        assert err.diag.message_primary.startswith("pgmoat: refused by masking"), (name, err.diag.message_primary)
+        _check("refused ext " + name, data, [])
+        assert _state() == before, (name, _state(), before)
+    # one refusal refuses the whole message; the session stays usable, a transaction is aborted as by any error
+    r, data = run_psql("SELECT 'first'; INSERT INTO sink SELECT id, ssn FROM customers; SELECT name FROM customers;")
+    assert "refused by masking" in r.stderr and "first" not in r.stdout, (r.stdout, r.stderr)
+    with psycopg.connect(dsn(S["agent"])) as c:
+        c.execute("INSERT INTO sink VALUES (7, 'kept?')")
+        try:
+            c.execute("UPDATE sink SET note = (SELECT ssn FROM customers WHERE id = 2)")
+            raise AssertionError("not refused")
+        except psycopg.errors.InsufficientPrivilege:
+            c.rollback()
+        assert c.execute("SELECT name FROM customers ORDER BY id").fetchall() == [("Alice Jones",), ("Bob Smith",)]
+    assert _state() == before
+    # the words say what happened and what to do
+    _, err, _, _ = run_psycopg("INSERT INTO sink SELECT id, ssn FROM customers")
+    assert "customers.ssn" in err.diag.message_primary and "sink" in err.diag.message_primary, err.diag.message_primary
+    assert "masking.exempt" in err.diag.message_hint, err.diag.message_hint
+    _, err, _, _ = run_psycopg("ALTER TABLE customers RENAME COLUMN ssn TO ssn_x")
+    assert "rules' reach" in err.diag.message_primary, err.diag.message_primary
+
+
+def test_writes_that_keep_values_masked_run():
+    # the same column, masked alike: its own value (redact: anything, partial: only its value as it is)
+    for sql in ("UPDATE customers SET ssn = ssn WHERE id = 1", "UPDATE customers SET email = email WHERE id = 1",
+                "UPDATE customers SET secret_note = secret_note || '' WHERE id = 1",
+                "INSERT INTO sink SELECT id, name FROM customers",
+                "CREATE TABLE cust_names AS SELECT id, name FROM customers",
+                "CREATE VIEW v_tmp AS SELECT id, ssn, upper(email) AS e FROM customers",
+                "ALTER TABLE sink RENAME COLUMN note TO note2", "ALTER TABLE sink RENAME COLUMN note2 TO note"):
+        r, data = run_psql(sql)
+        assert r.returncode == 0, (sql, r.stderr)
+        _check(sql, data, [])
+    assert S["pg"].sql("SELECT string_agg(note, ',' ORDER BY id) FROM sink", db="app") == "Alice Jones,Bob Smith"
+    # a view stores nothing: read through it, its columns are masked by its definition
+    rows, err, _, data = run_psycopg("SELECT id, ssn, e FROM v_tmp ORDER BY id")
+    assert err is None and rows == [(1, "[redacted]", "[redacted]"), (2, "[redacted]", "[redacted]")], (err, rows)
+    _check("view over masked", data, [])
+    run_psql("DROP VIEW v_tmp; DROP TABLE cust_names; DELETE FROM sink;")
+    assert S["pg"].sql("SELECT md5(string_agg(c::text, ',' ORDER BY id)) FROM customers c", db="app") == \
+        _state().split("|")[-1]
+
+
+def test_exempt_identity_may_copy():
+    S["tap"].take()
+    with psycopg.connect(dsn(S["dpo"], "dpo-1"), autocommit=True) as c:
+        c.execute("INSERT INTO sink SELECT id, ssn FROM customers")
+        rows = c.execute("SELECT note FROM sink ORDER BY id").fetchall()
+        c.execute("DELETE FROM sink")
+    assert rows == [("536-22-1847",), ("412-87-3321",)], rows
+
+
+def test_write_refusal_recorded():
+    tok = S["gw"].agent("agent-write")[1]
+    with psycopg.connect(dsn(tok, "agent-write"), autocommit=True) as c:
+        try:
+            c.execute("UPDATE sink SET note = (SELECT email FROM customers WHERE id = 1)")
+            raise AssertionError("not refused")
+        except psycopg.errors.InsufficientPrivilege:
+            pass
+    import json
+    deadline = time.time() + 5
+    while True:
+        r = S["gw"].cli("audit", "--identity", "agent-write", "--json")
+        outs = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
+        mine = [o for o in outs if (o.get("statement") or "").startswith("UPDATE sink")]
+        if mine or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert mine and mine[-1]["decision"] == "deny" and mine[-1]["rule"] == "masking", outs[-3:]
+    assert mine[-1]["sqlstate"] == "42501" and "refused by masking" in mine[-1]["message"], mine[-1]
+
+
+def test_user_operators_and_casts_opaque():
+    """An operator or a cast whose function is a user's (it may read anything, RAISE anything): its result is
+    masked whole, and what the statement's code raises is withheld."""
+    for sql in ("SELECT name <<~>> 'x' FROM customers", "SELECT 'a' <<~>> 'b'", "SELECT ROW('x')::leaky::text",
+                "SELECT id, v::text FROM leaky_tab"):
+        r, data = run_psql(sql)
+        assert r.returncode == 0, (sql, r.stderr)
+        _check("psql " + sql, data, [])
+        rows, err, notices, data = run_psycopg(sql)
+        assert err is None, (sql, err)
+        _check("ext " + sql, data, [])
+        assert any("origin could not be decided" in n for n in notices), (sql, notices)
+    rows, _, notices, _ = run_psycopg("SELECT 'a' <<~>> 'b' AS x")
+    assert rows == [("[redacted]",)], rows
+    assert any("withheld" in n for n in notices), notices  # the operator's RAISE NOTICE
 
 
 if __name__ == "__main__":
