@@ -41,7 +41,7 @@
 /* Type OIDs (pg_type.dat) the rewriter knows. */
 enum {
 	T_CHAR = 18, T_NAME = 19, T_INT8 = 20, T_INT2 = 21, T_INT4 = 23, T_TEXT = 25, T_JSON = 114, T_UNKNOWN = 705,
-	T_BPCHAR = 1042, T_VARCHAR = 1043, T_UUID = 2950, T_JSONB = 3802, T_NUMERIC = 1700
+	T_BPCHAR = 1042, T_VARCHAR = 1043, T_UUID = 2950, T_JSONB = 3802, T_NUMERIC = 1700, T_FLOAT8 = 701
 };
 
 struct rule {
@@ -130,12 +130,18 @@ static bool json_type(uint32_t t)
 	return t == T_JSON || t == T_JSONB;
 }
 
-/* Values of these types are scanned when no rule masks them (user types: their text may hold anything). */
+/*
+ * Values of these types are scanned when no rule masks them (user types: their text may hold anything). Numbers:
+ * integer and bigint, numeric and double precision hold an SSN (9 digits), a phone number (10 or more) or, from
+ * bigint up, a card number as digits; smallint (5 digits), real (7 significant digits) and money (written with a
+ * currency sign and separators) cannot hold one that a detector would know.
+ */
 static bool scan_type(uint32_t t)
 {
-	/* text, json, bigint/numeric digits; arrays of text and json, records, xml: a find there NULLs the value */
-	return text_type(t) || json_type(t) || t == T_INT8 || t == T_NUMERIC || t >= 16384 || t == 1009 || t == 1015 ||
-		t == 1014 || t == 1003 || t == 199 || t == 3807 || t == 2249 || t == 142;
+	/* text, json, numbers; arrays of text and json, records, xml: a find there NULLs the value */
+	return text_type(t) || json_type(t) || t == T_INT8 || t == T_INT4 || t == T_NUMERIC || t == T_FLOAT8 ||
+		t >= 16384 || t == 1009 || t == 1015 || t == 1014 || t == 1003 || t == 199 || t == 3807 || t == 2249 ||
+		t == 142;
 }
 
 static void rel_free(struct mrel *r)
@@ -1299,6 +1305,34 @@ static bool masked_into(gw_masker *mk, const struct pcol *c, const uint8_t *v, s
 #define NUM_TEXT_MAX 1200
 
 /*
+ * A double precision value's digits when it is integral (up to 9 * 10^18): PostgreSQL writes 4111111111111111 as
+ * 4.111111111111111e+15, where no detector would see a card number. 0 when it is not integral (its text is
+ * scanned as it is).
+ */
+static size_t float8_digits(const uint8_t *v, size_t n, bool binary, char *t, size_t cap)
+{
+	double d;
+	if (binary) {
+		uint64_t x = 0;
+		for (size_t i = 0; i < 8; i++)
+			x = x << 8 | v[i];
+		memcpy(&d, &x, sizeof(d));
+	} else {
+		char buf[64];
+		memcpy(buf, v, n);
+		buf[n] = 0;
+		char *end;
+		d = strtod(buf, &end);
+		if (*end)
+			return 0;
+	}
+	if (!(d == d) || d > 9e18 || d < -9e18 || d != (double)(long long)d)
+		return 0;
+	int k = snprintf(t, cap, "%.0f", d);
+	return k > 0 && (size_t)k < cap ? (size_t)k : 0;
+}
+
+/*
  * numeric's binary form (numeric_send: ndigits, weight, sign, dscale, then
  * base-10000 digits) as decimal text, for the detectors. Returns its length,
  * or SIZE_MAX when v is not a well-formed numeric or its text is longer
@@ -1361,12 +1395,21 @@ static int scan_into(gw_masker *mk, const struct pcol *c, const uint8_t *v, size
 	size_t tn = n;
 	char num[NUM_TEXT_MAX];
 	size_t k;
-	if (c->binary && c->typoid == T_INT8 && n == 8) {
+	if (c->binary && (c->typoid == T_INT8 || c->typoid == T_INT4) && n == (c->typoid == T_INT8 ? 8u : 4u)) {
 		uint64_t x = 0;
-		for (int i = 0; i < 8; i++)
+		for (size_t i = 0; i < n; i++)
 			x = x << 8 | v[i];
-		tn = (size_t)snprintf(num, sizeof(num), "%lld", (long long)(int64_t)x);
+		long long val = n == 8 ? (long long)(int64_t)x : (long long)(int32_t)(uint32_t)x;
+		tn = (size_t)snprintf(num, sizeof(num), "%lld", val);
 		t = (const uint8_t *)num;
+	} else if (c->typoid == T_FLOAT8 && (c->binary ? n == 8 : n > 0 && n < 64)) {
+		tn = float8_digits(v, n, c->binary, num, sizeof(num));
+		if (tn == 0) {
+			t = v; /* not an integral number (or NaN, Infinity): its text as it is */
+			tn = c->binary ? 0 : n;
+		} else {
+			t = (const uint8_t *)num;
+		}
 	} else if (c->binary && c->typoid == T_NUMERIC) {
 		tn = numeric_text(v, n, num, sizeof(num));
 		t = (const uint8_t *)num;

@@ -1075,3 +1075,45 @@ GW_TEST(mask_writes_and_user_code)
 	gw_masker_free(mk);
 	free(cfg);
 }
+
+GW_TEST(mask_int4_float8_scanned)
+{
+	/* an SSN kept as an integer, a card number as a double (written 4.111111111111111e+15): found, NULL */
+	gw_config *cfg = cfg_with_rules();
+	gw_masker *mk = masker_with_catalog(cfg);
+	gw_mask_cat *cat = gw_masker_cat(mk, "main");
+	struct fdesc f[] = {{"a", 16400, 6, 23, 0}, {"b", 16400, 6, 23, 1}, {"c", 16400, 6, 701, 0},
+		{"d", 16400, 6, 701, 1}, {"e", 16400, 6, 701, 0}, {"f", 16400, 6, 23, 0}, {"g", 16400, 6, 21, 0}};
+	gw_buf rd = rowdesc(f, 7);
+	char notice[300];
+	gw_mask_plan *p = gw_mask_plan_new(mk, cat, gw_buf_rd(&rd), gw_buf_len(&rd), NULL, 0, NULL, notice, sizeof(notice));
+	CHECK(p);
+	uint8_t ssn[4] = {0x1f, 0xf6, 0xa5, 0x97}; /* 536221847 */
+	double card = 4111111111111111.0;
+	uint64_t x;
+	memcpy(&x, &card, 8);
+	uint8_t cardb[8];
+	for (int i = 0; i < 8; i++)
+		cardb[i] = (uint8_t)(x >> (56 - 8 * i));
+	const char *v[] = {"536221847", (const char *)ssn, "4.111111111111111e+15", (const char *)cardb, "12.5", "42",
+		"31234"};
+	int lens[] = {9, 4, 21, 8, 4, 2, 5};
+	gw_buf row = datarow(v, lens, 7), out = {0};
+	uint64_t k = 0;
+	CHECK(gw_mask_row(mk, p, gw_buf_rd(&row), gw_buf_len(&row), &out, &k) == 0);
+	CHECK(value_is(&out, 0, NULL));
+	CHECK(value_is(&out, 1, NULL));
+	CHECK(value_is(&out, 2, NULL));
+	CHECK(value_is(&out, 3, NULL));
+	CHECK(value_is(&out, 4, "12.5"));
+	CHECK(value_is(&out, 5, "42"));
+	CHECK(value_is(&out, 6, "31234"));
+	CHECK(k == 4);
+	gw_buf_free(&rd);
+	gw_buf_free(&row);
+	gw_buf_free(&out);
+	gw_mask_plan_free(p);
+	gw_mask_cat_unref(cat);
+	gw_masker_free(mk);
+	free(cfg);
+}

@@ -974,6 +974,24 @@ def test_user_operators_and_casts_opaque():
     assert any("withheld" in n for n in notices), notices  # the operator's RAISE NOTICE
 
 
+def test_numbers_scanned():
+    """integer and double precision values are scanned like bigint and numeric: an SSN kept as a number, a card
+    number in a double (which PostgreSQL writes as 4.111111111111111e+15) become NULL; other numbers pass."""
+    S["pg"].sql("CREATE TABLE nums (id int, tax_no int, card_f float8, amount float8, small smallint); "
+                "INSERT INTO nums VALUES (1, 536221847, 4111111111111111, 12.5, 31234); "
+                "GRANT SELECT ON nums TO gw_scram", db="app")
+    try:
+        run_psycopg("SELECT id FROM nums")  # (a table made behind the gateway: its catalog is read again after this)
+        for binary in (False, True):
+            rows, err, _, data = run_psycopg("SELECT id, tax_no, card_f, amount, small FROM nums", binary=binary)
+            assert err is None and rows == [(1, None, None, 12.5, 31234)], (binary, err, rows)
+            assert b"536221847" not in data and b"4.111111111111111e+15" not in data, data
+        r, data = run_psql("COPY nums TO STDOUT")
+        assert r.stdout == "1\t\\N\t\\N\t12.5\t31234\n", r.stdout
+    finally:
+        S["pg"].sql("DROP TABLE nums", db="app")
+
+
 if __name__ == "__main__":
     main(globals())
 

@@ -75,6 +75,7 @@
 	X(mask_binary_numeric_scanned) \
 	X(mask_copy_hostile) \
 	X(mask_writes_and_user_code) \
+	X(mask_int4_float8_scanned) \
 	X(sql_mask_columns) \
 	X(sql_mask_columns_bounded) \
 	X(sql_mask_writes) \
