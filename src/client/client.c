@@ -316,10 +316,13 @@ static void client_io(gw_io *io, uint32_t events)
 		return;
 	/* TLS may hold a whole record already decrypted. */
 	while (gw_conn_has_pending(&c->conn) && gw_buf_len(&c->conn.rx) < 65536) {
-		if (gw_conn_recv(&c->conn, 32768) < 0) {
+		ssize_t rr = gw_conn_recv(&c->conn, 32768);
+		if (rr < 0) {
 			client_close(c);
 			return;
 		}
+		if (rr == 0)
+			break; /* only part of a record is buffered: the socket says when the rest comes */
 		if (client_process(c) < 0)
 			return;
 	}

@@ -49,6 +49,8 @@ static SSL_CTX *ctx_new(const SSL_METHOD *method, char *err, size_t errlen)
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* Read whole records (and what follows) in one read(2), not a 5-byte header and then the body. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 		SSL_MODE_ENABLE_PARTIAL_WRITE);
 	return ctx;
@@ -207,7 +209,12 @@ ssize_t gw_tls_write(gw_tls *t, const void *buf, size_t n)
 	return m == 0 ? GW_TLS_ERR : m;
 }
 
-size_t gw_tls_pending(const gw_tls *t) { return (size_t)SSL_pending(t->ssl); }
+/* Decrypted bytes, or (read ahead) raw bytes not yet processed: either way epoll will not say so. */
+size_t gw_tls_pending(const gw_tls *t)
+{
+	int n = SSL_pending(t->ssl);
+	return n > 0 ? (size_t)n : SSL_has_pending(t->ssl) ? 1 : 0;
+}
 const char *gw_tls_version(const gw_tls *t) { return SSL_get_version(t->ssl); }
 const char *gw_tls_error(const gw_tls *t) { return t->err[0] ? t->err : "TLS failure"; }
 

@@ -72,6 +72,16 @@ typedef struct pend {
 	struct pend *next, *prev;
 } pend;
 
+/* A pool waiting for a tunnel of a relay whose processes are connected but have none ready yet. */
+typedef struct hwait {
+	char name[128];
+	gw_loop *loop;
+	gw_task_fn fn;
+	void *arg;
+	uint64_t deadline;
+	struct hwait *next;
+} hwait;
+
 struct gw_hub {
 	const gw_config *cfg;
 	gw_tls_ctx *tls;
@@ -83,9 +93,31 @@ struct gw_hub {
 	gw_io lio;
 	pend *pending;
 	uint64_t last_sweep;
-	pthread_mutex_t lock;    /* insts and their tunnels */
+	pthread_mutex_t lock;    /* insts and their tunnels, waits */
 	rinst *insts;
+	hwait *waits, **waits_tail;
 };
+
+/* With the lock held: the first wait for name, unlinked. */
+static hwait *wait_pop_locked(gw_hub *h, const char *name, uint64_t expired_before)
+{
+	for (hwait **pp = &h->waits; *pp; pp = &(*pp)->next) {
+		hwait *w = *pp;
+		if ((name && !strcmp(w->name, name)) || (!name && w->deadline <= expired_before)) {
+			*pp = w->next;
+			if (!*pp)
+				h->waits_tail = pp;
+			return w;
+		}
+	}
+	return NULL;
+}
+
+static void wait_wake(hwait *w)
+{
+	gw_loop_post(w->loop, w->fn, w->arg);
+	free(w);
+}
 
 /* ---- parked tunnels ---- */
 
@@ -162,7 +194,10 @@ static void park(gw_hub *h, pend *p)
 		in->tunnels->prev = t;
 	in->tunnels = t;
 	in->info.idle++;
+	hwait *w = wait_pop_locked(h, in->info.name, 0);
 	pthread_mutex_unlock(&h->lock);
+	if (w)
+		wait_wake(w); /* its take may lose to another; it then waits again, until its deadline */
 }
 
 static void sweep(gw_hub *h)
@@ -193,8 +228,10 @@ static void sweep(gw_hub *h)
 	pthread_mutex_unlock(&h->lock);
 }
 
-gw_tunnel *gw_hub_take(gw_hub *h, const char *name, int *fd, gw_tls **tls, char *err, size_t errlen)
+static gw_tunnel *take(gw_hub *h, const char *name, int *fd, gw_tls **tls, gw_loop *loop, gw_task_fn fn,
+	void *arg, uint64_t deadline, bool *waiting, char *err, size_t errlen)
 {
+	*waiting = false;
 	if (!h) {
 		snprintf(err, errlen, "relay \"%s\": this gateway has no listen.relay", name);
 		return NULL;
@@ -226,10 +263,43 @@ gw_tunnel *gw_hub_take(gw_hub *h, const char *name, int *fd, gw_tls **tls, char 
 		pthread_mutex_unlock(&h->lock);
 		return t;
 	}
+	/* Connected but all busy: the relay is opening more (it keeps some ready); wait for one. */
+	bool connected = false;
+	for (rinst *in = h->insts; in && !connected; in = in->next)
+		connected = !strcmp(in->info.name, name);
+	if (connected && fn && gw_mono_us() < deadline) {
+		hwait *w = gw_xcalloc(1, sizeof(*w));
+		snprintf(w->name, sizeof(w->name), "%s", name);
+		w->loop = loop;
+		w->fn = fn;
+		w->arg = arg;
+		w->deadline = deadline;
+		*h->waits_tail = w;
+		h->waits_tail = &w->next;
+		*waiting = true;
+		pthread_mutex_unlock(&h->lock);
+		return NULL;
+	}
 	pthread_mutex_unlock(&h->lock);
-	snprintf(err, errlen, "relay \"%s\" has no tunnel open to this gateway (is `pgmoat relay --name %s` running, "
-		"and can it reach listen.relay?)", name, name);
+	if (connected)
+		snprintf(err, errlen, "relay \"%s\" had no tunnel ready in time (every one is in use; raise the relay's "
+			"tunnels:, or the connection's pool.size is above what it can open)", name);
+	else
+		snprintf(err, errlen, "relay \"%s\" has no tunnel open to this gateway (is `pgmoat relay --name %s` "
+			"running, and can it reach listen.relay?)", name, name);
 	return NULL;
+}
+
+gw_tunnel *gw_hub_take(gw_hub *h, const char *name, int *fd, gw_tls **tls, char *err, size_t errlen)
+{
+	bool waiting;
+	return take(h, name, fd, tls, NULL, NULL, NULL, 0, &waiting, err, errlen);
+}
+
+gw_tunnel *gw_hub_take_or_wait(gw_hub *h, const char *name, gw_loop *loop, gw_task_fn fn, void *arg,
+	uint64_t deadline, int *fd, gw_tls **tls, bool *waiting, char *err, size_t errlen)
+{
+	return take(h, name, fd, tls, loop, fn, arg, deadline, waiting, err, errlen);
 }
 
 void gw_hub_gone(gw_hub *h, gw_tunnel *t)
@@ -598,6 +668,14 @@ static void on_tick(void *arg)
 		h->last_sweep = now;
 		sweep(h);
 	}
+	for (;;) {
+		pthread_mutex_lock(&h->lock);
+		hwait *w = wait_pop_locked(h, NULL, now);
+		pthread_mutex_unlock(&h->lock);
+		if (!w)
+			break;
+		wait_wake(w); /* past its deadline: its take fails with the reason */
+	}
 }
 
 static void *hub_main(void *arg)
@@ -638,6 +716,7 @@ gw_hub *gw_hub_start(const gw_config *cfg, gw_tls_ctx *ctx, gw_store *store, gw_
 	h->store = store;
 	h->rl = rl;
 	pthread_mutex_init(&h->lock, NULL);
+	h->waits_tail = &h->waits;
 	h->loop = gw_loop_new(-1);
 	h->lio.fd = fd;
 	h->lio.cb = on_accept;
@@ -682,6 +761,11 @@ void gw_hub_stop(gw_hub *h)
 			continue;
 		}
 		tunnel_close_parked_locked(h, t);
+	}
+	while (h->waits) {
+		hwait *w = h->waits;
+		h->waits = w->next;
+		free(w);
 	}
 	pthread_mutex_unlock(&h->lock);
 	pthread_mutex_destroy(&h->lock);

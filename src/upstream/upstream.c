@@ -41,6 +41,7 @@ typedef struct kv {
 
 struct gw_pool_wait {
 	gw_loop *loop;
+	uint64_t tunnel_deadline; /* through a relay: when waiting for a tunnel gives up */
 	gw_server_ready_fn fn;
 	void *arg;
 	gw_pool *pool;
@@ -550,13 +551,33 @@ static void send_startup(gw_server *srv)
 	srv->state = S_AUTH;
 }
 
+static void start_tunnel(gw_pool *p, gw_loop *loop, gw_pool_wait *w);
+
+/* A tunnel was parked (or the wait timed out): try again, unless the wait was withdrawn meanwhile. */
+static void task_tunnel_retry(void *arg)
+{
+	gw_pool_wait *w = arg;
+	if (w->cancelled) {
+		pool_slot_freed(w->pool);
+		free(w);
+		return;
+	}
+	start_tunnel(w->pool, w->loop, w);
+}
+
 /* Through a relay: a ready tunnel instead of a socket, and an Open instead of a StartupMessage. */
 static void start_tunnel(gw_pool *p, gw_loop *loop, gw_pool_wait *w)
 {
 	char err[300] = "";
 	int fd = -1;
 	gw_tls *tls = NULL;
-	gw_tunnel *t = gw_hub_take(p->hub, p->cfg->relay, &fd, &tls, err, sizeof(err));
+	bool waiting = false;
+	if (!w->tunnel_deadline)
+		w->tunnel_deadline = gw_mono_us() + p->connect_timeout_us;
+	gw_tunnel *t = gw_hub_take_or_wait(p->hub, p->cfg->relay, loop, task_tunnel_retry, w, w->tunnel_deadline,
+		&fd, &tls, &waiting, err, sizeof(err));
+	if (!t && waiting)
+		return;
 	if (!t) {
 		gw_warn("connection %s: %s", p->cfg->name, err);
 		pool_slot_freed(p);

@@ -360,7 +360,8 @@ class Relay:
                  % (gw.relay_port, ca or gw.certs.ca, server_name),
                  "name: %s" % name, "token: file:%s" % self.token_file, "tunnels: %d" % tunnels, "targets:"]
         for t in targets:
-            lines.append("  - {%s}" % ", ".join("%s: %s" % (k, json.dumps(v) if isinstance(v, str) and ":" not in v
+            lines.append("  - {%s}" % ", ".join("%s: %s" % (k, "{size: %d}" % v if k == "pool" else
+                                                            json.dumps(v) if isinstance(v, str) and ":" not in v
                                                             else v) for k, v in t.items()))
         self.config = os.path.join(self.dir, "relay.yaml")
         with open(self.config, "w") as f:
