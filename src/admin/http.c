@@ -293,6 +293,38 @@ static reply relays_get(gw_gateway *gw)
 	return jok(200, a);
 }
 
+/*
+ * POST /v1/relays/doctor {"connection": NAME, "needs": {...}}: the doctor's
+ * database-side checks for a connection through a relay, run by the relay
+ * with its own credentials (pgmoat doctor calls this; see doctor/doctor.h).
+ */
+static reply relays_doctor(gw_gateway *gw, json_t *in)
+{
+	const char *name = json_string_value(json_object_get(in, "connection"));
+	json_t *needs = json_object_get(in, "needs");
+	if (!name || !json_is_object(needs))
+		return jerr(400, "expected {\"connection\": NAME, \"needs\": {...}}");
+	const gw_conn_cfg *cc = gw_config_conn(gw->cfg, name);
+	if (!cc)
+		return jerr(404, "connection '%s' does not exist", name);
+	if (!cc->relay)
+		return jerr(400, "connection '%s' does not go through a relay; pgmoat doctor checks it directly", name);
+	char *nj = json_dumps(needs, JSON_COMPACT), *out = NULL, err[400];
+	int rc = gw_hub_doctor(gw->hub, cc->relay, cc->target, nj, &out, err, sizeof(err));
+	free(nj);
+	if (rc < 0)
+		return jerr(502, "%s", err);
+	json_error_t je;
+	json_t *f = json_loads(out, 0, &je);
+	free(out);
+	if (!json_is_array(f)) {
+		json_decref(f);
+		return jerr(502, "relay \"%s\" sent findings that are not a JSON array", cc->relay);
+	}
+	return jok(200, json_pack("{s:s,s:s,s:s,s:o}", "connection", name, "relay", cc->relay, "target", cc->target,
+		"findings", f));
+}
+
 static reply metrics(gw_gateway *gw)
 {
 	gw_buf b = {0};
@@ -1066,6 +1098,8 @@ static reply route(gw_gateway *gw, struct MHD_Connection *conn, const char *meth
 		r = sessions_get(gw);
 	} else if (!strcmp(url, "/v1/relays") && get) {
 		r = relays_get(gw);
+	} else if (!strcmp(url, "/v1/relays/doctor") && post) {
+		r = relays_doctor(gw, in);
 	} else if (!strncmp(url, "/v1/sessions/", 13) && del) {
 		rest = url + 13;
 		if (gw_session_kill(gw, rest) != 0) {

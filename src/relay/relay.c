@@ -15,6 +15,7 @@
  */
 #include "relay/relay.h"
 #include "core/buf.h"
+#include "doctor/doctor.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "net/conn.h"
@@ -46,7 +47,7 @@ typedef struct relay relay;
 typedef struct rtun {
 	relay *r;
 	gw_conn gw;              /* TLS to the gateway */
-	enum { T_CONNECTING, T_HANDSHAKE, T_HELLO, T_IDLE, T_OPENING, T_PIPE, T_DRAIN } st;
+	enum { T_CONNECTING, T_HANDSHAKE, T_HELLO, T_IDLE, T_OPENING, T_PIPE, T_DRAIN, T_DOCTOR } st;
 	const gw_conn_cfg *target;
 	gw_pool *pool;
 	gw_server *srv;
@@ -178,7 +179,9 @@ static int connect_gateway(relay *r, char *err, size_t errlen)
 static void tun_watch(rtun *t)
 {
 	uint32_t ev = 0;
-	if (t->st == T_CONNECTING)
+	if (t->st == T_DOCTOR)
+		ev = 0; /* the checks' thread answers; the tunnel waits */
+	else if (t->st == T_CONNECTING)
 		ev = EPOLLOUT;
 	else {
 		if (t->st != T_DRAIN && (!t->db || gw_buf_len(&t->db->tx) < PIPE_HIGH))
@@ -281,6 +284,108 @@ static void on_db(void *arg, gw_server *srv, const char *err)
 	tun_io(&t->gw.io, EPOLLOUT);
 }
 
+/* ---- doctor checks for the gateway, on a thread (they take a login and a few catalog queries) ---- */
+
+typedef struct doc_job {
+	rtun *t;
+	const gw_conn_cfg *target;
+	char *needs;
+	char *out;               /* JSON findings, or NULL */
+	char err[300];
+} doc_job;
+
+/* libpq connection to a target, with the relay's own credentials. */
+PGconn *gw_relay_target_connect(const gw_conn_cfg *tc)
+{
+	char port[16];
+	snprintf(port, sizeof(port), "%d", tc->port);
+	const char *keys[12], *vals[12];
+	int n = 0;
+#define KV(k, v) (keys[n] = (k), vals[n] = (v), n++)
+	KV("host", tc->host);
+	KV("port", port);
+	KV("dbname", tc->database);
+	KV("user", tc->user);
+	if (tc->password)
+		KV("password", tc->password);
+	KV("sslmode", gw_sslmode_str(tc->sslmode));
+	if (tc->sslrootcert)
+		KV("sslrootcert", tc->sslrootcert);
+	KV("application_name", "pgmoat doctor");
+	KV("connect_timeout", "10");
+#undef KV
+	keys[n] = vals[n] = NULL;
+	return PQconnectdbParams(keys, vals, 0);
+}
+
+static void doctor_done(void *arg)
+{
+	doc_job *j = arg;
+	rtun *t = j->t;
+	if (j->out) {
+		size_t m = gw_buf_msg_begin(&t->gw.tx, 'd');
+		gw_buf_put_str(&t->gw.tx, j->out);
+		gw_buf_msg_end(&t->gw.tx, m);
+	} else {
+		gw_pg_error(&t->gw.tx, "ERROR", "58000", j->err, NULL, NULL);
+	}
+	t->db_eof = true;
+	tun_set(t, T_DRAIN);
+	free(j->needs);
+	free(j->out);
+	free(j);
+	tun_io(&t->gw.io, EPOLLOUT);
+}
+
+static void *doctor_thread(void *arg)
+{
+	doc_job *j = arg;
+	json_error_t je;
+	json_t *needs = json_loads(j->needs, 0, &je);
+	if (!needs || !json_is_object(needs)) {
+		snprintf(j->err, sizeof(j->err), "the doctor's needs are not a JSON object");
+	} else {
+		/* What the relay knows better than the gateway: how it reaches the target. */
+		json_object_set_new(needs, "upstream", json_pack("{s:s,s:i,s:s}", "host", j->target->host, "port",
+			j->target->port, "sslmode", gw_sslmode_str(j->target->sslmode)));
+		PGconn *c = gw_relay_target_connect(j->target);
+		if (PQstatus(c) != CONNECTION_OK) {
+			snprintf(j->err, sizeof(j->err), "cannot log in to target %s: %s", j->target->name, PQerrorMessage(c));
+			j->err[strcspn(j->err, "\n")] = 0;
+		} else {
+			json_t *f = gw_doctor_check(c, needs, j->err, sizeof(j->err));
+			if (f) {
+				j->out = json_dumps(f, JSON_COMPACT);
+				json_decref(f);
+			}
+		}
+		PQfinish(c);
+	}
+	json_decref(needs);
+	gw_loop_post(j->t->r->loop, doctor_done, j);
+	return NULL;
+}
+
+static void doctor_start(rtun *t, const gw_conn_cfg *tc, const char *needs)
+{
+	doc_job *j = gw_xcalloc(1, sizeof(*j));
+	j->t = t;
+	j->target = tc;
+	j->needs = gw_xstrdup(needs);
+	tun_set(t, T_DOCTOR);
+	gw_loop_unwatch(&t->gw.io);
+	gw_info("relay %s: running the doctor's checks on target %s for the gateway", t->r->cfg->name, tc->name);
+	pthread_t th;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, doctor_thread, j) != 0) {
+		snprintf(j->err, sizeof(j->err), "the relay cannot start a thread for the checks");
+		gw_loop_post(t->r->loop, doctor_done, j);
+	}
+	pthread_attr_destroy(&attr);
+}
+
 /* One control message on an idle tunnel. Returns -1 when t is gone. */
 static int on_control(rtun *t, uint8_t type, const uint8_t *body, size_t n)
 {
@@ -316,9 +421,12 @@ static int on_control(rtun *t, uint8_t type, const uint8_t *body, size_t n)
 		return -1;
 	}
 	if (type == 'D') {
-		gw_pg_error(&t->gw.tx, "FATAL", "0A000", "this relay does not run doctor checks", NULL, NULL);
-		tun_set(t, T_DRAIN);
-		t->db_eof = true;
+		size_t off = (size_t)(z + 1 - body);
+		if (!memchr(body + off, 0, n - off)) {
+			tun_close(t);
+			return -1;
+		}
+		doctor_start(t, tc, (const char *)body + off);
 		return 0;
 	}
 	t->target = tc;

@@ -34,6 +34,7 @@
 #define GW_RELAY_RELAY_H
 
 #include "core/config.h"
+#include "net/loop.h"
 #include "net/tls.h"
 
 #include <stdbool.h>
@@ -60,6 +61,13 @@ void gw_hub_stop(gw_hub *h);
  * the relay has no live idle tunnel.
  */
 gw_tunnel *gw_hub_take(gw_hub *h, const char *name, int *fd, gw_tls **tls, char *err, size_t errlen);
+/*
+ * The same, but when the relay is connected and only has no tunnel ready yet
+ * (all in use; it opens more), register fn(arg) to run on loop when one is
+ * parked or at deadline (then try again), set *waiting and return NULL.
+ */
+gw_tunnel *gw_hub_take_or_wait(gw_hub *h, const char *name, gw_loop *loop, gw_task_fn fn, void *arg,
+	uint64_t deadline, int *fd, gw_tls **tls, bool *waiting, char *err, size_t errlen);
 /* The owner of a taken tunnel is about to close its fd. */
 void gw_hub_gone(gw_hub *h, gw_tunnel *t);
 /* Close every tunnel of identity (NULL: any) logged in with token_id (NULL: any). Returns how many. */
@@ -84,6 +92,9 @@ typedef struct gw_relay_info {
 int gw_hub_list(gw_hub *h, gw_relay_info **out);
 
 /* ---- the relay process ---- */
+
+/* A libpq connection to a relay target with the relay's credentials (doctor checks). */
+struct pg_conn *gw_relay_target_connect(const gw_conn_cfg *tc);
 
 /* `pgmoat relay ...`: returns the process exit code. */
 int gw_relay_main(int argc, char **argv);
