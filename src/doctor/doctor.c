@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/util.h"
 
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,9 @@
 static const char doctor_usage[] =
 	"usage: pgmoat doctor -c pgmoat.yaml [--json]\n"
 	"\n"
-	"Connects to each registered connection as the gateway does and reports risks under it: an\n"
+	"Connects to each registered connection as the gateway does and reports risks under it (a\n"
+	"connection through a relay is checked by that relay, with its credentials, asked through the\n"
+	"running gateway's HTTP API with the config's admin_token or PGMOAT_TOKEN): an\n"
 	"over-privileged upstream role (superuser, CREATEROLE, CREATEDB, REPLICATION, BYPASSRLS, membership in\n"
 	"pg_read_server_files, pg_write_server_files, pg_execute_server_program, pg_signal_backend,\n"
 	"pg_read_all_data, pg_write_all_data, owned objects, privileges above what any policy can grant),\n"
@@ -155,18 +158,13 @@ static void print_wrapped(const char *label, const char *text)
 	putchar('\n');
 }
 
-static void print_connection(const gw_conn_cfg *cc, const json_t *entry)
+static void print_entry(const json_t *entry)
 {
+	printf("%s\n", json_string_value(json_object_get(entry, "header")));
 	const char *skipped = json_string_value(json_object_get(entry, "not_checked"));
-	if (skipped) {
-		printf("connection %s\n  not checked: %s\n\n", cc->name, skipped);
-		return;
-	}
-	printf("connection %s (%s@%s:%d/%s, sslmode %s)\n", cc->name, cc->user, cc->host, cc->port, cc->database,
-		gw_sslmode_str(cc->sslmode));
 	const char *error = json_string_value(json_object_get(entry, "error"));
-	if (error) {
-		printf("  not checked: %s\n\n", error);
+	if (skipped || error) {
+		printf("  not checked: %s\n\n", skipped ? skipped : error);
 		return;
 	}
 	const json_t *findings = json_object_get(entry, "findings");
@@ -191,6 +189,144 @@ static void print_connection(const gw_conn_cfg *cc, const json_t *entry)
 			print_wrapped("fix: ", json_string_value(json_object_get(f, "fix")));
 	}
 	putchar('\n');
+}
+
+/* Sort an entry's findings (high first) and count them; an entry with "error" makes the run broken. */
+static void tally(json_t *entry, int counts[4], bool *broken)
+{
+	if (json_object_get(entry, "error"))
+		*broken = true;
+	json_t *s = sorted(json_object_get(entry, "findings"));
+	size_t k;
+	json_t *f;
+	json_array_foreach(s, k, f) {
+		int rank = gw_doctor_severity_rank(json_string_value(json_object_get(f, "severity")));
+		if (rank >= 0)
+			counts[rank]++;
+	}
+	json_object_set_new(entry, "findings", s);
+}
+
+int gw_doctor_report(json_t *entries, bool as_json)
+{
+	int counts[4] = {0};
+	bool broken = false;
+	size_t i;
+	json_t *e;
+	json_array_foreach(entries, i, e) {
+		if (!json_object_get(e, "findings"))
+			json_object_set_new(e, "findings", json_array());
+		tally(e, counts, &broken);
+	}
+	int rc = broken ? 2 : counts[3] ? 1 : 0;
+	if (as_json) {
+		json_array_foreach(entries, i, e)
+			json_object_del(e, "header");
+		json_t *out = json_pack("{s:O,s:{s:i,s:i,s:i,s:i},s:i}", "connections", entries, "summary", "high",
+			counts[3], "medium", counts[2], "low", counts[1], "info", counts[0], "exit", rc);
+		char *str = json_dumps(out, JSON_INDENT(2));
+		puts(str);
+		free(str);
+		json_decref(out);
+	} else {
+		json_array_foreach(entries, i, e)
+			print_entry(e);
+		printf("%d high, %d medium, %d low, %d info%s\n", counts[3], counts[2], counts[1], counts[0],
+			broken ? "; some connections could not be checked" : "");
+	}
+	return rc;
+}
+
+/* Run the core over a libpq connection made by connect; the findings, or NULL with err. */
+json_t *gw_doctor_run(PGconn *pc, const json_t *needs, const char *what, char *err, size_t errlen)
+{
+	if (PQstatus(pc) != CONNECTION_OK) {
+		const char *m = PQerrorMessage(pc);
+		size_t len = strlen(m);
+		while (len && (m[len - 1] == '\n' || m[len - 1] == ' '))
+			len--;
+		snprintf(err, errlen, "cannot connect to %s: %.*s", what, (int)len, m);
+		return NULL;
+	}
+	return gw_doctor_check(pc, needs, err, errlen);
+}
+
+typedef struct strbuf {
+	char *s;
+	size_t len;
+} strbuf;
+
+static size_t curl_body(char *p, size_t sz, size_t n, void *ud)
+{
+	strbuf *b = ud;
+	size_t len = sz * n;
+	if (b->len + len > (4u << 20))
+		return 0;
+	b->s = gw_xrealloc(b->s, b->len + len + 1);
+	memcpy(b->s + b->len, p, len);
+	b->len += len;
+	b->s[b->len] = 0;
+	return len;
+}
+
+/*
+ * A connection through a relay: the running gateway asks the relay to run the
+ * core with its own credentials (POST /v1/relays/doctor). Findings, or NULL and err.
+ */
+static json_t *through_relay(const gw_config *cfg, const gw_conn_cfg *cc, const json_t *needs, char *err, size_t errlen)
+{
+	const char *token = getenv("PGMOAT_TOKEN");
+	if (!token || !*token)
+		token = cfg->admin_token;
+	if (!cfg->http_port || !token) {
+		snprintf(err, errlen, "through relay %s: the checks run on the relay, asked through the gateway's HTTP API, "
+			"which needs listen.http and an admin token (admin_token in the config, or PGMOAT_TOKEN)", cc->relay);
+		return NULL;
+	}
+	char url[400];
+	snprintf(url, sizeof(url), "http://%s:%d/v1/relays/doctor", strcmp(cfg->http_host, "0.0.0.0") ? cfg->http_host
+		: "127.0.0.1", cfg->http_port);
+	json_t *body = json_pack("{s:s,s:O}", "connection", cc->name, "needs", needs);
+	char *bs = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	char *auth = gw_xasprintf("Authorization: Bearer %s", token);
+	struct curl_slist *h = curl_slist_append(NULL, auth);
+	h = curl_slist_append(h, "Content-Type: application/json");
+	strbuf resp = {0};
+	CURL *c = curl_easy_init();
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, bs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	CURLcode cr = curl_easy_perform(c);
+	long status = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(h);
+	explicit_bzero(auth, strlen(auth));
+	free(auth);
+	free(bs);
+	json_t *out = NULL;
+	if (cr != CURLE_OK) {
+		snprintf(err, errlen, "through relay %s: the gateway at %s does not answer (%s); the relay's checks are asked "
+			"through the running gateway", cc->relay, url, curl_easy_strerror(cr));
+	} else {
+		json_error_t je;
+		json_t *j = resp.s ? json_loads(resp.s, 0, &je) : NULL;
+		if (status == 200 && json_is_array(json_object_get(j, "findings"))) {
+			out = json_incref(json_object_get(j, "findings"));
+		} else {
+			const char *e = json_string_value(json_object_get(j, "error"));
+			snprintf(err, errlen, "through relay %s: the gateway answered %ld: %s", cc->relay, status,
+				e ? e : "no reason given");
+		}
+		json_decref(j);
+	}
+	free(resp.s);
+	return out;
 }
 
 int gw_doctor_main(int argc, char **argv)
@@ -226,74 +362,39 @@ int gw_doctor_main(int argc, char **argv)
 		gw_config_free(cfg);
 		return 2;
 	}
-	json_t *conns = json_array();
-	int counts[4] = {0}, unchecked = 0;
-	bool broken = false;
+	json_t *entries = json_array();
 	for (size_t i = 0; i < cfg->n_conns; i++) {
 		const gw_conn_cfg *cc = &cfg->conns[i];
-		json_t *entry = json_pack("{s:s}", "name", cc->name);
-		if (cc->relay) {
-			/* the gateway holds no password for it: the relay must run the core with its own */
-			char *why = gw_xasprintf("through relay %s (target %s): the relay holds its credentials; run "
-				"`pgmoat relay doctor` beside the database", cc->relay, cc->target ? cc->target : cc->name);
-			json_object_set_new(entry, "not_checked", json_string(why));
-			json_object_set_new(entry, "findings", json_array());
-			json_array_append_new(conns, entry);
-			free(why);
-			unchecked++;
-			continue;
-		}
 		json_t *needs = gw_doctor_needs(cfg, cc);
-		PGconn *pc = connect_upstream(cc);
-		char err[1024];
-		json_t *findings = NULL;
-		if (PQstatus(pc) != CONNECTION_OK) {
-			char *m = PQerrorMessage(pc);
-			size_t len = strlen(m);
-			while (len && (m[len - 1] == '\n' || m[len - 1] == ' '))
-				len--;
-			snprintf(err, sizeof(err), "cannot connect to %s:%d as %s: %.*s", cc->host, cc->port, cc->user,
-				(int)len, m);
+		char err[1024], header[600];
+		json_t *findings;
+		if (cc->relay) {
+			snprintf(header, sizeof(header), "connection %s (through relay %s, target %s: checked by the relay)",
+				cc->name, cc->relay, cc->target);
+			findings = through_relay(cfg, cc, needs, err, sizeof(err));
 		} else {
-			findings = gw_doctor_check(pc, needs, err, sizeof(err));
+			snprintf(header, sizeof(header), "connection %s (%s@%s:%d/%s, sslmode %s)", cc->name, cc->user, cc->host,
+				cc->port, cc->database, gw_sslmode_str(cc->sslmode));
+			PGconn *pc = connect_upstream(cc);
+			char what[400];
+			snprintf(what, sizeof(what), "%s:%d as %s", cc->host, cc->port, cc->user);
+			findings = gw_doctor_run(pc, needs, what, err, sizeof(err));
+			PQfinish(pc);
 		}
-		PQfinish(pc);
 		json_decref(needs);
+		json_t *entry = json_pack("{s:s,s:s}", "name", cc->name, "header", header);
+		if (cc->relay)
+			json_object_set_new(entry, "relay", json_string(cc->relay));
 		if (!findings) {
-			broken = true;
 			fprintf(stderr, "pgmoat doctor: connection %s: %s\n", cc->name, err);
 			json_object_set_new(entry, "error", json_string(err));
-			json_object_set_new(entry, "findings", json_array());
 		} else {
-			json_t *s = sorted(findings);
-			json_decref(findings);
-			size_t k;
-			json_t *f;
-			json_array_foreach(s, k, f) {
-				int rank = gw_doctor_severity_rank(json_string_value(json_object_get(f, "severity")));
-				if (rank >= 0)
-					counts[rank]++;
-			}
-			json_object_set_new(entry, "findings", s);
+			json_object_set_new(entry, "findings", findings);
 		}
-		json_array_append_new(conns, entry);
+		json_array_append_new(entries, entry);
 	}
-	int rc = broken ? 2 : counts[3] ? 1 : 0;
-	if (json) {
-		json_t *out = json_pack("{s:o,s:{s:i,s:i,s:i,s:i},s:i}", "connections", conns, "summary", "high", counts[3],
-			"medium", counts[2], "low", counts[1], "info", counts[0], "exit", rc);
-		char *s = json_dumps(out, JSON_INDENT(2));
-		puts(s);
-		free(s);
-		json_decref(out);
-	} else {
-		for (size_t i = 0; i < cfg->n_conns; i++)
-			print_connection(&cfg->conns[i], json_array_get(conns, i));
-		printf("%d high, %d medium, %d low, %d info%s%s\n", counts[3], counts[2], counts[1], counts[0],
-			broken ? "; some connections could not be checked" : "",
-			unchecked ? "; connections through a relay were not checked" : "");
-		json_decref(conns);
-	}
+	int rc = gw_doctor_report(entries, json);
+	json_decref(entries);
 	gw_config_free(cfg);
 	return rc;
 }

@@ -117,6 +117,15 @@ int gw_doctor_severity_rank(const char *severity);
 /* The needs (see above) of one registered connection, from the config. Caller decrefs. */
 json_t *gw_doctor_needs(const gw_config *cfg, const gw_conn_cfg *cc);
 
+/* The core over pc (or the reason it cannot run: what names where pc was to connect). */
+json_t *gw_doctor_run(PGconn *pc, const json_t *needs, const char *what, char *err, size_t errlen);
+/*
+ * Print a report over entries [{"name", "header", "error"? | "findings"}] (or
+ * JSON with --json; "header" is dropped there). Sorts each entry's findings.
+ * Returns the exit code: 0 no high finding, 1 a high one, 2 an entry with an error.
+ */
+int gw_doctor_report(json_t *entries, bool as_json);
+
 /* `pgmoat doctor -c FILE [--json]`: argv[0] is "doctor". Exit 0 clean, 1 a high finding, 2 usage/config/connect. */
 int gw_doctor_main(int argc, char **argv);
 

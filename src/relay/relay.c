@@ -313,6 +313,7 @@ PGconn *gw_relay_target_connect(const gw_conn_cfg *tc)
 		KV("sslrootcert", tc->sslrootcert);
 	KV("application_name", "pgmoat doctor");
 	KV("connect_timeout", "10");
+	KV("options", "-c default_transaction_read_only=on");
 #undef KV
 	keys[n] = vals[n] = NULL;
 	return PQconnectdbParams(keys, vals, 0);
@@ -666,6 +667,7 @@ static void *loop_main(void *arg)
 static const char relay_usage[] =
 	"usage: pgmoat relay -c relay.yaml\n"
 	"       pgmoat relay --gateway HOST:PORT --name NAME --token-file FILE --ca FILE\n"
+	"       pgmoat relay doctor -c relay.yaml [--json]   (the database-side checks alone)\n"
 	"                    [--server-name NAME] --target 'name=T host=H port=P dbname=D user=U [password=env:V]' ...\n"
 	"\n"
 	"Run beside the database: dial out to the gateway's listen.relay over TLS (the gateway's\n"
@@ -684,8 +686,81 @@ static const char relay_usage[] =
 	"  --target WORDS         a target, in libpq keyword=value words (repeatable)\n"
 	"  --tunnels N            idle tunnels kept ready (default 4)\n";
 
+static const char relay_doctor_usage[] =
+	"usage: pgmoat relay doctor -c relay.yaml [--json]\n"
+	"\n"
+	"The doctor's database-side checks, run beside the database with the relay's own credentials,\n"
+	"before any gateway exists: for each target, its role's attributes and memberships, what it owns,\n"
+	"listen_addresses and pg_hba.conf routes beside the relay (where readable), and the relay's own\n"
+	"transport to it. Without the gateway's policies every privilege counts as needed; `pgmoat doctor`\n"
+	"on the gateway adds that comparison. Exit 0 no high finding, 1 a high one, 2 a target not checked.\n";
+
+/* `pgmoat relay doctor`: the checks of doctor/ for each target, no gateway involved. */
+static int relay_doctor(int argc, char **argv)
+{
+	const char *path = NULL;
+	bool json = false;
+	for (int i = 1; i < argc; i++) {
+		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
+			path = argv[++i];
+		else if (!strcmp(argv[i], "--json"))
+			json = true;
+		else {
+			bool help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+			if (!help)
+				fprintf(stderr, "pgmoat relay doctor: unknown argument '%s'\n", argv[i]);
+			fputs(relay_doctor_usage, help ? stdout : stderr);
+			return help ? 0 : 2;
+		}
+	}
+	if (!path) {
+		fprintf(stderr, "pgmoat relay doctor: -c relay.yaml is required\n%s", relay_doctor_usage);
+		return 2;
+	}
+	char *errors = NULL;
+	gw_relay_config *cfg = gw_relay_config_load(path, &errors);
+	if (!cfg) {
+		fputs(errors, stderr);
+		free(errors);
+		return 2;
+	}
+	if (!cfg->n_targets) {
+		fprintf(stderr, "pgmoat relay doctor: %s lists no targets: nothing to check\n", path);
+		gw_relay_config_free(cfg);
+		return 2;
+	}
+	json_t *entries = json_array();
+	for (size_t i = 0; i < cfg->n_targets; i++) {
+		const gw_conn_cfg *tc = &cfg->targets[i];
+		json_t *needs = json_pack("{s:s,s:s,s:{s:s,s:i,s:s}}", "connection", tc->name, "role", tc->user, "upstream",
+			"host", tc->host, "port", tc->port, "sslmode", gw_sslmode_str(tc->sslmode));
+		char err[1024], header[600], what[400];
+		snprintf(header, sizeof(header), "target %s (%s@%s:%d/%s, sslmode %s)", tc->name, tc->user, tc->host, tc->port,
+			tc->database, gw_sslmode_str(tc->sslmode));
+		snprintf(what, sizeof(what), "%s:%d as %s", tc->host, tc->port, tc->user);
+		PGconn *pc = gw_relay_target_connect(tc);
+		json_t *findings = gw_doctor_run(pc, needs, what, err, sizeof(err));
+		PQfinish(pc);
+		json_decref(needs);
+		json_t *entry = json_pack("{s:s,s:s}", "name", tc->name, "header", header);
+		if (findings)
+			json_object_set_new(entry, "findings", findings);
+		else {
+			fprintf(stderr, "pgmoat relay doctor: target %s: %s\n", tc->name, err);
+			json_object_set_new(entry, "error", json_string(err));
+		}
+		json_array_append_new(entries, entry);
+	}
+	int rc = gw_doctor_report(entries, json);
+	json_decref(entries);
+	gw_relay_config_free(cfg);
+	return rc;
+}
+
 int gw_relay_main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "doctor"))
+		return relay_doctor(argc - 1, argv + 1);
 	const char *cfg_path = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

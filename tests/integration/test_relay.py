@@ -175,6 +175,48 @@ def test_relays_listed():
     assert json.loads(r.stdout)
 
 
+def _doctor(args):
+    env = dict(os.environ, PGMOAT_ADMIN_TOKEN=S["gw"].admin_token, RELAY_DB_PW=DB_PW)
+    env.pop("PGMOAT_TOKEN", None)
+    return subprocess.run([os.path.join(BUILD, "pgmoat")] + args, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_doctor_through_the_relay():
+    """pgmoat doctor on the gateway: a relay connection is checked by the relay, with its credentials."""
+    r = _doctor(["doctor", "-c", S["gw"].config, "--json"])
+    out = json.loads(r.stdout)
+    by = {c["name"]: c for c in out["connections"]}
+    assert "error" not in by["main"], by["main"]
+    ids = {f["id"] for f in by["main"]["findings"]}
+    assert "role_superuser" not in ids and "listen_network" not in ids, ids  # Unix socket only, no superuser
+    assert all(f["role"] == "gw_scram" for f in by["main"]["findings"] if f.get("role")), by["main"]
+    assert 'no target "nosuch"' in by["elsewhere"]["error"], by["elsewhere"]
+    assert 'relay "dc9" has no tunnel' in by["nowhere"]["error"], by["nowhere"]
+    assert r.returncode == 2 and out["exit"] == 2  # two connections could not be checked
+    assert "running the doctor's checks on target app" in S["relay"].read_log()
+    # a high finding travels back through the relay, and the text report names the relay
+    S["pg"].sql("ALTER ROLE gw_scram SUPERUSER")
+    try:
+        r = _doctor(["doctor", "-c", S["gw"].config])
+        assert "connection main (through relay dc1, target app: checked by the relay)" in r.stdout, r.stdout
+        assert "HIGH    role_superuser" in r.stdout, r.stdout
+        r = _doctor(["relay", "doctor", "-c", S["relay"].config, "--json"])
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "role_superuser" in {f["id"] for f in json.loads(r.stdout)["connections"][0]["findings"]}
+    finally:
+        S["pg"].sql("ALTER ROLE gw_scram NOSUPERUSER")
+
+
+def test_relay_doctor_alone():
+    """pgmoat relay doctor: the database side alone, before any gateway (this one needs none)."""
+    r = _doctor(["relay", "doctor", "-c", S["relay"].config])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "target app (gw_scram@%s:%d/app" % (S["pg"].sock, S["pg"].port) in r.stdout, r.stdout
+    assert "0 high" in r.stdout, r.stdout
+    r = _doctor(["relay", "doctor", "--help"])
+    assert r.returncode == 0 and "before any gateway exists" in r.stdout
+
+
 def test_wrong_ca_sends_nothing():
     """A relay that cannot verify the gateway's certificate aborts the handshake: no hello, no token."""
     other = Certs()
