@@ -550,6 +550,18 @@ int gw_demo_main(int argc, char **argv)
 	char agent_pw[64], token[256];
 	if (start_postgres(agent_pw) || start_gateway(agent_pw) || make_agent(token, sizeof(token)) || start_relay())
 		return 1;
+	/* The floor under the gateway, checked by the relay with its own credentials. */
+	say("\npgmoat doctor (is the role under the gateway least-privilege, and is there a route around it?):\n\n");
+	{
+		char cfg[512], report[16384] = "";
+		snprintf(cfg, sizeof(cfg), "%s/pgmoat.yaml", D.dir);
+		char *doc[] = {D.self, "doctor", "-c", cfg, NULL};
+		int drc = run(doc, false, NULL, 0, report, sizeof(report));
+		for (char *line = strtok(report, "\n"); line; line = strtok(NULL, "\n"))
+			printf("  | %s\n", line);
+		printf("  doctor exit code %d (%s)\n", drc, drc == 0 ? "no high finding" : drc == 1 ? "a HIGH finding: fix it"
+			: "something could not be checked");
+	}
 	if (got_signal)
 		return fail("interrupted");
 

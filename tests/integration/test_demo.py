@@ -72,6 +72,9 @@ def test_topology_database_behind_a_relay():
     r = psql(demo_psql_line(), "SELECT inet_server_addr() IS NULL", args=["-At"])
     assert r.returncode == 0 and r.stdout.strip() == "t", (r.stdout, r.stderr)  # a Unix-socket backend
     assert subprocess.run(["pgrep", "-f", d + "/relay/relay.yaml"], capture_output=True).returncode == 0
+    # pgmoat doctor ran at start, through the relay, and its result was printed
+    assert "| connection shop (through relay dc1, target shop: checked by the relay)" in state["text"], state["text"]
+    assert "doctor exit code 0 (no high finding)" in state["text"], state["text"]
 
 
 def test_wrong_token_refused():
