@@ -303,6 +303,8 @@ def main():
     a = ap.parse_args()
     if a.quick:
         a.time, a.rounds, a.idle = 2, 1, 1000
+    if a.only_relay:
+        a.skip_recorder = a.skip_masking = True
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, 65536)
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
