@@ -390,6 +390,7 @@ static const cfg_kw conn_kws[] = {
 	{"sslmode", kw_sslmode, offsetof(gw_conn_cfg, sslmode)},
 	{"sslrootcert", kw_path, offsetof(gw_conn_cfg, sslrootcert)},
 	{"pool", kw_pool, 0},
+	/* these two last: a relay's targets take every key above them, not these */
 	{"relay", kw_str, offsetof(gw_conn_cfg, relay)},
 	{"target", kw_str, offsetof(gw_conn_cfg, target)},
 };
@@ -1241,19 +1242,6 @@ static void kw_relay_gateway(cfg_ctx *c, yaml_node_t *n, void *dst, const char *
 	walk(c, n, relay_gw_kws, GW_ARRAY_LEN(relay_gw_kws), dst, key);
 }
 
-/* A target takes the keys of a direct connection, nothing about relays. */
-static const cfg_kw target_kws[] = {
-	{"name", kw_str, offsetof(gw_conn_cfg, name)},
-	{"host", kw_str, offsetof(gw_conn_cfg, host)},
-	{"port", kw_int, offsetof(gw_conn_cfg, port)},
-	{"database", kw_str, offsetof(gw_conn_cfg, database)},
-	{"user", kw_str, offsetof(gw_conn_cfg, user)},
-	{"password", kw_secret, offsetof(gw_conn_cfg, password)},
-	{"sslmode", kw_sslmode, offsetof(gw_conn_cfg, sslmode)},
-	{"sslrootcert", kw_path, offsetof(gw_conn_cfg, sslrootcert)},
-	{"pool", kw_pool, 0},
-};
-
 static void target_check_name(cfg_ctx *c, yaml_node_t *v, gw_relay_config *rc, const char *key)
 {
 	gw_conn_cfg *t = &rc->targets[rc->n_targets - 1];
@@ -1278,7 +1266,8 @@ static void kw_targets(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
 		gw_conn_cfg *t = &rc->targets[rc->n_targets++];
 		conn_defaults(t, v);
 		t->pool_size = 100;
-		walk(c, v, target_kws, GW_ARRAY_LEN(target_kws), t, key);
+		/* a target takes the keys of a direct connection: conn_kws without its last two (relay, target) */
+		walk(c, v, conn_kws, GW_ARRAY_LEN(conn_kws) - 2, t, key);
 		target_check_name(c, v, rc, key);
 		conn_check_direct(c, v, t, key);
 	}

@@ -329,27 +329,37 @@ static json_t *through_relay(const gw_config *cfg, const gw_conn_cfg *cc, const 
 	return out;
 }
 
-int gw_doctor_main(int argc, char **argv)
+int gw_doctor_args(int argc, char **argv, const char *prog, const char *usage, const char **path, bool *json)
 {
-	const char *path = NULL;
-	bool json = false;
+	*path = NULL;
+	*json = false;
 	for (int i = 1; i < argc; i++) {
 		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
-			path = argv[++i];
+			*path = argv[++i];
 		else if (!strcmp(argv[i], "--json"))
-			json = true;
+			*json = true;
 		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			fputs(doctor_usage, stdout);
+			fputs(usage, stdout);
 			return 0;
 		} else {
-			fprintf(stderr, "pgmoat doctor: unknown argument '%s'\n%s", argv[i], doctor_usage);
+			fprintf(stderr, "%s: unknown argument '%s'\n%s", prog, argv[i], usage);
 			return 2;
 		}
 	}
-	if (!path) {
-		fprintf(stderr, "pgmoat doctor: -c FILE is required\n%s", doctor_usage);
+	if (!*path) {
+		fprintf(stderr, "%s: -c FILE is required\n%s", prog, usage);
 		return 2;
 	}
+	return -1;
+}
+
+int gw_doctor_main(int argc, char **argv)
+{
+	const char *path;
+	bool json;
+	int arc = gw_doctor_args(argc, argv, "pgmoat doctor", doctor_usage, &path, &json);
+	if (arc >= 0)
+		return arc;
 	char *errors = NULL;
 	gw_config *cfg = gw_config_load(path, &errors);
 	if (!cfg) {

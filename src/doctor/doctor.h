@@ -126,6 +126,8 @@ json_t *gw_doctor_run(PGconn *pc, const json_t *needs, const char *what, char *e
  */
 int gw_doctor_report(json_t *entries, bool as_json);
 
+/* -c FILE [--json] [--help]: -1 to go on, else the exit code (usage printed). */
+int gw_doctor_args(int argc, char **argv, const char *prog, const char *usage, const char **path, bool *json);
 /* `pgmoat doctor -c FILE [--json]`: argv[0] is "doctor". Exit 0 clean, 1 a high finding, 2 usage/config/connect. */
 int gw_doctor_main(int argc, char **argv);
 

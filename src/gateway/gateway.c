@@ -11,6 +11,7 @@
 #include "mask/dlp.h"
 #include "mask/mask.h"
 #include "core/clock.h"
+#include "net/conn.h"
 #include "net/tls.h"
 #include "policy/policy.h"
 #include "access/access.h"
@@ -41,32 +42,6 @@ gw_pool *gw_gateway_pool(gw_gateway *gw, const char *name)
 		if (!strcmp(gw->cfg->conns[i].name, name))
 			return gw->pools[i];
 	return NULL;
-}
-
-static int listen_socket(const char *host, int port, char *err, size_t errlen)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
-	char ps[16];
-	snprintf(ps, sizeof(ps), "%d", port);
-	int rc = getaddrinfo(host, ps, &hints, &res);
-	if (rc) {
-		snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(rc));
-		return -1;
-	}
-	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int one = 1;
-	if (fd >= 0) {
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	}
-	if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
-		snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	return fd;
 }
 
 typedef struct handoff {
@@ -239,7 +214,7 @@ int gw_serve(const char *config_path)
 		/* Filling: worker 0 accepts for all. Spreading: each its own SO_REUSEPORT socket. */
 		if (i > 0 && cfg->worker_fill > 0)
 			continue;
-		wk->listen_io.fd = listen_socket(cfg->pg_host, cfg->pg_port, err, sizeof(err));
+		wk->listen_io.fd = gw_tcp_listen(cfg->pg_host, cfg->pg_port, true, 4096, err, sizeof(err));
 		if (wk->listen_io.fd < 0) {
 			gw->nworkers = i + 1;
 			goto out;

@@ -29,6 +29,15 @@ typedef struct gw_conn {
 	char err[160];
 } gw_conn;
 
+/*
+ * A non-blocking TCP socket connecting to host:port (TCP_NODELAY, keepalive);
+ * the connect may still be in progress (wait for EPOLLOUT, then SO_ERROR).
+ * -1 and err when no address could be tried.
+ */
+int gw_tcp_connect(const char *host, int port, char *err, size_t errlen);
+/* A non-blocking listening socket on host:port (SO_REUSEADDR; reuseport: SO_REUSEPORT). -1 and err. */
+int gw_tcp_listen(const char *host, int port, bool reuseport, int backlog, char *err, size_t errlen);
+
 /* Set up c on a connected non-blocking fd (plain transport). */
 void gw_conn_init(gw_conn *c, int fd);
 /* Switch c to TLS (after SSLRequest was answered 'S' / by the server). */

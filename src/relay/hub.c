@@ -690,26 +690,12 @@ static void *hub_main(void *arg)
 gw_hub *gw_hub_start(const gw_config *cfg, gw_tls_ctx *ctx, gw_store *store, gw_ratelimit *rl,
 	char *err, size_t errlen)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
-	char ps[16];
-	snprintf(ps, sizeof(ps), "%d", cfg->relay_port);
-	int rc = getaddrinfo(cfg->relay_host, ps, &hints, &res);
-	if (rc) {
-		snprintf(err, errlen, "listen.relay: cannot resolve %s: %s", cfg->relay_host, gai_strerror(rc));
+	char why[300];
+	int fd = gw_tcp_listen(cfg->relay_host, cfg->relay_port, false, 1024, why, sizeof(why));
+	if (fd < 0) {
+		snprintf(err, errlen, "listen.relay: %s", why);
 		return NULL;
 	}
-	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int one = 1;
-	if (fd >= 0)
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
-		snprintf(err, errlen, "listen.relay: cannot listen on %s:%d: %s", cfg->relay_host, cfg->relay_port, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(res);
-		return NULL;
-	}
-	freeaddrinfo(res);
 	gw_hub *h = gw_xcalloc(1, sizeof(*h));
 	h->cfg = cfg;
 	h->tls = ctx;

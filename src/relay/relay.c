@@ -146,36 +146,6 @@ static void tun_fail(rtun *t, const char *fmt, ...)
 	tun_close(t);
 }
 
-static int connect_gateway(relay *r, char *err, size_t errlen)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-	char port[16];
-	snprintf(port, sizeof(port), "%d", r->cfg->gw_port);
-	int rc = getaddrinfo(r->cfg->gw_host, port, &hints, &res);
-	if (rc) {
-		snprintf(err, errlen, "cannot resolve: %s", gai_strerror(rc));
-		return -1;
-	}
-	int fd = -1;
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
-			break;
-		snprintf(err, errlen, "cannot connect: %s", strerror(errno));
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0 && !*err)
-		snprintf(err, errlen, "cannot connect");
-	return fd;
-}
-
 static void tun_watch(rtun *t)
 {
 	uint32_t ev = 0;
@@ -195,7 +165,7 @@ static void tun_watch(rtun *t)
 static void tun_open_new(relay *r)
 {
 	char err[300] = "";
-	int fd = connect_gateway(r, err, sizeof(err));
+	int fd = gw_tcp_connect(r->cfg->gw_host, r->cfg->gw_port, err, sizeof(err));
 	rtun *t = gw_xcalloc(1, sizeof(*t));
 	t->r = r;
 	t->st = T_CONNECTING;
@@ -698,25 +668,11 @@ static const char relay_doctor_usage[] =
 /* `pgmoat relay doctor`: the checks of doctor/ for each target, no gateway involved. */
 static int relay_doctor(int argc, char **argv)
 {
-	const char *path = NULL;
-	bool json = false;
-	for (int i = 1; i < argc; i++) {
-		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
-			path = argv[++i];
-		else if (!strcmp(argv[i], "--json"))
-			json = true;
-		else {
-			bool help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
-			if (!help)
-				fprintf(stderr, "pgmoat relay doctor: unknown argument '%s'\n", argv[i]);
-			fputs(relay_doctor_usage, help ? stdout : stderr);
-			return help ? 0 : 2;
-		}
-	}
-	if (!path) {
-		fprintf(stderr, "pgmoat relay doctor: -c relay.yaml is required\n%s", relay_doctor_usage);
-		return 2;
-	}
+	const char *path;
+	bool json;
+	int arc = gw_doctor_args(argc, argv, "pgmoat relay doctor", relay_doctor_usage, &path, &json);
+	if (arc >= 0)
+		return arc;
 	char *errors = NULL;
 	gw_relay_config *cfg = gw_relay_config_load(path, &errors);
 	if (!cfg) {

@@ -515,32 +515,7 @@ static int open_socket(const gw_conn_cfg *cfg, char *err, size_t errlen)
 		}
 		return fd;
 	}
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-	char port[16];
-	snprintf(port, sizeof(port), "%d", cfg->port);
-	int rc = getaddrinfo(cfg->host, port, &hints, &res);
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot resolve %s: %s", cfg->host, gai_strerror(rc));
-		return -1;
-	}
-	int fd = -1;
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
-			break;
-		snprintf(err, errlen, "cannot connect to %s:%d: %s", cfg->host, cfg->port, strerror(errno));
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0 && !*err)
-		snprintf(err, errlen, "cannot connect to %s:%d", cfg->host, cfg->port);
-	return fd;
+	return gw_tcp_connect(cfg->host, cfg->port, err, errlen);
 }
 
 static void send_startup(gw_server *srv)
