@@ -1,6 +1,7 @@
 # pgmoat — build, test, demo, bench.
 #   make            build build/pgmoat (installs missing Debian packages when root)
-#   make test       build and run every test (SANITIZE=1: ASan+UBSan build)
+#   make test       build and run every test (SANITIZE=1: ASan+UBSan build); installs the test
+#                   OpenID provider's npm packages (tests/oidc/setup.sh) first
 #   make demo       build and run the one-command demo
 #   make bench      pgbench direct vs pgbouncer vs pgmoat
 
@@ -70,6 +71,7 @@ $(BUILD)/obj/%.o: %.c
 	@$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 test: all $(BUILD)/unit_tests $(LIBPQ_TESTS)
+	@sh tests/oidc/setup.sh
 	@PGMOAT_BUILD=$(BUILD) /usr/bin/python3 tests/run.py $(TESTS)
 
 demo: all

@@ -11,6 +11,11 @@ missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# The tests' OpenID provider (tests/oidc) runs on Node.js 18 or later: Debian's nodejs and npm, unless a
+# node and npm are on PATH already (another build of nodejs may provide npm itself and conflict with it).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing="$missing nodejs npm"
+fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ]; then
   echo "deps: installing:$missing"
