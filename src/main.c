@@ -25,6 +25,7 @@ static const char usage[] =
 	"  demo                        throwaway PostgreSQL + gateway with fake PII; Ctrl-C cleans up\n"
 	"  identity add|list|disable|enable   manage identities\n"
 	"  token issue|list|revoke     API tokens (shown once, stored hashed)\n"
+	"  login [--issuer URL]        a person signs in (OAuth device flow); login --print-env: psql's lines\n"
 	"  relay -c relay.yaml         run a relay beside the database; it dials out to the gateway\n"
 	"  relays                      relays connected to the gateway: tunnels, sessions, last seen\n"
 	"  sessions [--active]         live sessions\n"
@@ -38,7 +39,8 @@ static const char usage[] =
 	"                              read the record; audit verify [-c FILE] checks its hash chain\n"
 	"\n"
 	"Admin verbs talk to a running gateway: --gateway URL (PGMOAT_GATEWAY, default\n"
-	"http://127.0.0.1:8080) with a bearer token (PGMOAT_TOKEN or --token-file F).\n"
+	"http://127.0.0.1:8080) with a bearer token (PGMOAT_TOKEN or --token-file F, else\n"
+	"the one pgmoat login kept).\n"
 	"Exit codes: 0 ok, 1 refused or failed, 2 usage.\n";
 
 static const char *config_arg(int argc, char **argv, const char *cmd, int *rc)
@@ -115,6 +117,8 @@ int main(int argc, char **argv)
 		rc = gw_cli_token(argc - 1, argv + 1);
 	else if (!strcmp(cmd, "sessions"))
 		rc = gw_cli_sessions(argc - 1, argv + 1);
+	else if (!strcmp(cmd, "login"))
+		rc = gw_cli_login(argc - 1, argv + 1);
 	else if (!strcmp(cmd, "relay"))
 		rc = gw_relay_main(argc - 1, argv + 1);
 	else if (!strcmp(cmd, "relays"))

@@ -99,6 +99,8 @@ static int api_init(api *a, int *argc, char **argv)
 			return 1;
 	} else if (getenv("PGMOAT_TOKEN") && *getenv("PGMOAT_TOKEN")) {
 		a->token = gw_xstrdup(getenv("PGMOAT_TOKEN"));
+	} else {
+		a->token = gw_cli_login_token();
 	}
 	return 0;
 }
@@ -205,7 +207,8 @@ static bool wants_help(int argc, char **argv)
 	return false;
 }
 
-#define COMMON_OPTIONS "common options: --gateway URL (PGMOAT_GATEWAY), --token-file F (PGMOAT_TOKEN)\n"
+#define COMMON_OPTIONS "common options: --gateway URL (PGMOAT_GATEWAY), --token-file F (PGMOAT_TOKEN; else the\n" \
+	"token pgmoat login kept)\n"
 
 static const char identity_usage[] =
 	"usage: pgmoat identity add NAME [--kind agent|human|relay] [--group G]...\n"

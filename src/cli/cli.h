@@ -6,7 +6,7 @@
  * (audit/), for when the gateway is down.
  *
  * Owns: option parsing for those verbs, the bearer token lookup
- * (--token-file, PGMOAT_TOKEN), HTTP calls (libcurl) and printing results as
+ * (--token-file, PGMOAT_TOKEN, else the token `pgmoat login` kept), HTTP calls (libcurl) and printing results as
  * tables or JSON. Exit codes: 0 ok, 1 refused/failed, 2 usage.
  */
 #ifndef GW_CLI_CLI_H
@@ -28,5 +28,19 @@ int gw_cli_reviews(int argc, char **argv);
 int gw_cli_review(int argc, char **argv);
 /* The record: `audit` (read it, a session's timeline) and `audit verify` (API, or offline with -c). */
 int gw_cli_audit(int argc, char **argv);
+
+/*
+ * `pgmoat login` (login.c): a person signs in with the OAuth device flow (RFC 8628); the token is
+ * kept with mode 0600 and `--print-env` prints the lines psql needs. Exit 0, 1 refused or failed, 2 usage.
+ */
+int gw_cli_login(int argc, char **argv);
+
+/*
+ * The token `pgmoat login` kept in its default place ($XDG_CONFIG_HOME/pgmoat/token or
+ * ~/.config/pgmoat/token), for the admin verbs when neither --token-file nor PGMOAT_TOKEN is given.
+ * Returns an owned string (the caller wipes and frees it), or NULL when there is none or it has
+ * expired (then a line on stderr says so).
+ */
+char *gw_cli_login_token(void);
 
 #endif
