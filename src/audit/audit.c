@@ -113,7 +113,7 @@ struct gw_audit {
 };
 
 
-static const char *const kind_names[] = {"", "session_open", "session_close", "statement", "outcome"};
+static const char *const kind_names[] = {"", "session_open", "session_close", "statement", "outcome", "auth_failure"};
 
 /* ---- events ---- */
 
@@ -182,6 +182,28 @@ gw_audit_ev *gw_audit_ev_new(uint8_t kind, uint64_t wall_us, const char *session
 	snprintf(e->identity, sizeof(e->identity), "%s", identity ? identity : "");
 	memcpy(e->buf + GW_AUDIT_EV_ROOM, gw_buf_rd(fields), len);
 	return e;
+}
+
+gw_audit_ev *gw_audit_ev_auth_failure(gw_buf *b, uint64_t wall_us, const char *client, const char *user,
+	const char *method, const char *reason, const char *sqlstate, const char *issuer)
+{
+	gw_buf_reset(b);
+	gw_audit_ev_begin(b, wall_us, "auth_failure");
+	gw_json_key(b, "client", false);
+	gw_json_cstr(b, client);
+	gw_json_key(b, "user", false);
+	gw_json_text(b, user ? user : "", user ? strlen(user) : 0);
+	gw_json_key(b, "method", false);
+	gw_json_cstr(b, method);
+	gw_json_key(b, "reason", false);
+	gw_json_text(b, reason, strlen(reason));
+	gw_json_key(b, "sqlstate", false);
+	gw_json_cstr(b, sqlstate);
+	if (issuer && *issuer) {
+		gw_json_key(b, "issuer", false);
+		gw_json_text(b, issuer, strlen(issuer));
+	}
+	return gw_audit_ev_new(GW_AUD_AUTH_FAILURE, wall_us, NULL, NULL, 0, b);
 }
 
 void gw_audit_ev_free(gw_audit_ev *e)

@@ -46,6 +46,7 @@ enum gw_audit_kind {
 	GW_AUD_SESSION_CLOSE = 2,
 	GW_AUD_STATEMENT = 3,
 	GW_AUD_OUTCOME = 4,
+	GW_AUD_AUTH_FAILURE = 5,  /* a refused login: no session, no identity (the user claimed is in the body) */
 };
 
 /*
@@ -90,6 +91,13 @@ void gw_audit_ev_begin(gw_buf *b, uint64_t wall_us, const char *event);
 gw_audit_ev *gw_audit_ev_new(uint8_t kind, uint64_t wall_us, const char *session, const char *identity, uint32_t n,
 	const gw_buf *fields);
 void gw_audit_ev_free(gw_audit_ev *list);
+/*
+ * An auth_failure event: {"event":"auth_failure","client":ADDR,"user":CLAIMED,
+ * "method":"token|jwt|cert","reason":WHY,"sqlstate":S[,"issuer":ISS]} —
+ * never the credential. b is scratch space (emptied first).
+ */
+gw_audit_ev *gw_audit_ev_auth_failure(gw_buf *b, uint64_t wall_us, const char *client, const char *user,
+	const char *method, const char *reason, const char *sqlstate, const char *issuer);
 
 /*
  * Commit a group of events (a list linked by next, in order; taken over):

@@ -2,7 +2,16 @@
  * The login phase of a client connection; see client.h.
  *
  *   STARTUP --SSLRequest--> TLS --> STARTUP --StartupMessage--> PASSWORD --ok--> session
- *      |--GSSENCRequest: 'N', stay      |--CancelRequest: forward, close
+ *      |--GSSENCRequest: 'N', stay      |--CancelRequest: forward, close   |
+ *                                       |--client certificate --ok--> session
+ *                                                          JWT, kid unknown |
+ *                                                  JWKS_WAIT <-------------+
+ *                                (unwatched; the issuer's fetch ends: decided again)
+ *
+ * The password is an API token (pgm_...) or a JWT (three base64url parts,
+ * identity/oidc.h). With tls.client_ca a verified client certificate logs in
+ * without one. Every refusal counts against the source's rate limit (except
+ * a store failure) and is recorded as an auth_failure event.
  *
  * Every byte here comes from an unauthenticated peer: lengths are checked
  * before anything is buffered, and any violation is FATAL 08P01 and a close.
@@ -10,7 +19,9 @@
 #include "client/client.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "audit/audit.h"
 #include "identity/identity.h"
+#include "identity/oidc.h"
 #include "net/conn.h"
 #include "pgwire/pgwire.h"
 #include "session/registry.h"
@@ -21,11 +32,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_PASSWORD_MSG 20000
 
-enum client_state { C_STARTUP, C_TLS, C_PASSWORD, C_CLOSING };
+enum client_state { C_STARTUP, C_TLS, C_PASSWORD, C_JWKS_WAIT, C_CLOSING };
 
 struct gw_client {
 	gw_worker *wk;
@@ -38,6 +50,8 @@ struct gw_client {
 	gw_pg_startup startup;
 	bool have_startup;
 	uint64_t deadline;
+	uint8_t *pw;            /* a JWT kept while its issuer's keys are fetched (scrubbed when freed) */
+	size_t pwlen;
 	struct gw_client *prev, *next;
 };
 
@@ -48,6 +62,10 @@ static void client_free(void *p)
 	gw_client *c = p;
 	if (c->have_startup)
 		gw_pg_startup_free(&c->startup);
+	if (c->pw) {
+		explicit_bzero(c->pw, c->pwlen);
+		free(c->pw);
+	}
 	free(c);
 }
 
@@ -92,6 +110,26 @@ __attribute__((format(printf, 3, 4))) static void client_fatal(gw_client *c, con
 	client_close(c);
 }
 
+/*
+ * A refused login: counted for the rate limit (unless the store failed),
+ * recorded as an auth_failure event with the worker's next group, and
+ * answered with FATAL.
+ */
+static void refuse(gw_client *c, enum gw_auth_result r, const char *method, const char *why, const char *issuer)
+{
+	gw_worker *wk = c->wk;
+	const char *sqlstate = gw_auth_sqlstate(r);
+	if (r != GW_AUTH_STORE_ERROR)
+		gw_ratelimit_fail(wk->gw->rl, &c->addr);
+	const char *user = c->have_startup ? gw_pg_startup_get(&c->startup, "user") : NULL;
+	gw_audit_ev *e = gw_audit_ev_auth_failure(&wk->evbuf, gw_wall_us(), c->addr_str, user, method, why, sqlstate,
+		issuer);
+	*wk->aud_tail = e;
+	wk->aud_tail = &e->next;
+	wk->aud_nevs++;
+	client_fatal(c, sqlstate, "pgmoat: %s", why);
+}
+
 void gw_client_accept(gw_worker *wk, int fd, const struct sockaddr_storage *addr)
 {
 	gw_gateway *gw = wk->gw;
@@ -125,6 +163,31 @@ static void handle_cancel(gw_client *c, uint32_t pid, uint32_t key)
 		gw_debug("cancel request from %s matches no session", c->addr_str);
 	}
 	client_close(c);
+}
+
+/* The identity is decided: hand the connection to a session. c ends here. */
+static void hand_over(gw_client *c, const gw_identity *ident, const char *method)
+{
+	gw_gateway *gw = c->wk->gw;
+	const char *user = gw_pg_startup_get(&c->startup, "user");
+	const char *db = gw_pg_startup_get(&c->startup, "database");
+	if (!db || !*db)
+		db = user;
+	gw_pool *pool = gw_gateway_pool(gw, db);
+	if (!pool) {
+		client_fatal(c, "3D000", "pgmoat: connection \"%s\" does not exist; dbname must name a registered connection", db);
+		return;
+	}
+	gw_loop_unwatch(&c->conn.io);
+	unlink_client(c);
+	c->closed = true;
+	gw_pg_startup st = c->startup;
+	c->have_startup = false;
+	gw_conn conn = c->conn;
+	memset(&c->conn, 0, sizeof(c->conn));
+	gw_loop_defer_free(c->wk->loop, client_free, c);
+	gw_session_start(c->wk, &conn, &c->addr, ident, pool, &st, method);
+	gw_pg_startup_free(&st);
 }
 
 /* Returns -1 when c was closed or handed over. */
@@ -183,9 +246,69 @@ static int on_startup_packet(gw_client *c, const uint8_t *p, size_t n)
 		client_fatal(c, "28P01", "pgmoat: too many failed logins from %s; wait a minute and try again", c->addr_str);
 		return -1;
 	}
+	if (gw->cfg->tls_client_ca && c->conn.tls) {
+		gw_tls_peer peer;
+		gw_tls_peer_get(c->conn.tls, &peer);
+		if (peer.present) {
+			/* a certificate was sent: it decides, whether it is good or not */
+			gw_identity ident;
+			char cwhy[400];
+			enum gw_auth_result r = gw_identity_from_cert(gw->cfg, gw->store, &peer, user, (int64_t)time(NULL), &ident,
+				cwhy, sizeof(cwhy));
+			if (r != GW_AUTH_OK) {
+				refuse(c, r, "cert", cwhy, NULL);
+				return -1;
+			}
+			hand_over(c, &ident, "cert");
+			return -1;
+		}
+	}
 	gw_pg_auth(&c->conn.tx, PG_AUTH_CLEARTEXT, NULL, 0);
 	c->state = C_PASSWORD;
 	return 0;
+}
+
+static void jwks_wake(void *arg);
+
+/* A JWT as the password: decided now, or parked until its issuer's keys are fetched. -1 when c is gone. */
+static int login_jwt(gw_client *c, const char *tok, size_t n)
+{
+	gw_gateway *gw = c->wk->gw;
+	const char *user = gw_pg_startup_get(&c->startup, "user");
+	gw_identity ident;
+	char why[400], issuer[128];
+	gw_oidc_waiter w = {c->wk->loop, jwks_wake, c->wk};
+	enum gw_auth_result r = gw_identity_verify_jwt(gw->oidc, gw->store, tok, n, user, &w, &ident, why, sizeof(why), issuer);
+	if (r == GW_AUTH_PENDING) {
+		if (!c->pw) {
+			c->pw = gw_xmalloc(n + 1);
+			memcpy(c->pw, tok, n);
+			c->pw[n] = 0;
+			c->pwlen = n;
+		}
+		c->state = C_JWKS_WAIT;
+		gw_loop_watch(c->wk->loop, &c->conn.io, 0);
+		gw_debug("login from %s waits for the keys of issuer %s", c->addr_str, issuer);
+		return 0;
+	}
+	if (r != GW_AUTH_OK) {
+		refuse(c, r, "jwt", why, issuer);
+		return -1;
+	}
+	hand_over(c, &ident, "jwt");
+	return -1;
+}
+
+/* An issuer's fetch ended: decide the logins of this worker that waited for keys. */
+static void jwks_wake(void *arg)
+{
+	gw_worker *wk = arg;
+	/* login_jwt may unlink c (refused, handed over), never another client: next stays valid */
+	for (gw_client *c = wk->clients, *next; c; c = next) {
+		next = c->next;
+		if (!c->closed && c->state == C_JWKS_WAIT)
+			login_jwt(c, (const char *)c->pw, c->pwlen);
+	}
 }
 
 static int on_password(gw_client *c, const uint8_t *body, size_t n)
@@ -196,42 +319,32 @@ static int on_password(gw_client *c, const uint8_t *body, size_t n)
 		return -1;
 	}
 	const char *user = gw_pg_startup_get(&c->startup, "user");
-	const char *db = gw_pg_startup_get(&c->startup, "database");
-	if (!db || !*db)
-		db = user;
+	if (gw_jwt_shape((const char *)body, n - 1))
+		return login_jwt(c, (const char *)body, n - 1);
 	gw_identity ident;
+	if (!gw->cfg->identity_tokens) {
+		refuse(c, GW_AUTH_BAD_TOKEN, "token", "API tokens are turned off here (identity.tokens: false); log in with a "
+			"JWT or a client certificate", NULL);
+		return -1;
+	}
 	enum gw_auth_result r = gw_identity_verify_token(gw->store, (const char *)body, user, &ident);
 	if (r != GW_AUTH_OK) {
-		if (r != GW_AUTH_STORE_ERROR)
-			gw_ratelimit_fail(gw->rl, &c->addr);
+		char why[300];
 		if (r == GW_AUTH_UNKNOWN_IDENTITY || r == GW_AUTH_DISABLED || r == GW_AUTH_MISMATCH)
-			client_fatal(c, gw_auth_sqlstate(r), "pgmoat: %s (user \"%s\")", gw_auth_reason(r), user);
+			snprintf(why, sizeof(why), "%s (user \"%s\")", gw_auth_reason(r), user);
 		else
-			client_fatal(c, gw_auth_sqlstate(r), "pgmoat: %s for user \"%s\"", gw_auth_reason(r), user);
+			snprintf(why, sizeof(why), "%s for user \"%s\"", gw_auth_reason(r), user);
+		refuse(c, r, "token", why, NULL);
 		return -1;
 	}
 	if (!strcmp(ident.kind, "relay")) {
-		gw_ratelimit_fail(gw->rl, &c->addr);
-		client_fatal(c, "28000", "pgmoat: identity \"%s\" is a relay; relays connect to listen.relay with `pgmoat relay`, "
+		char why[300];
+		snprintf(why, sizeof(why), "identity \"%s\" is a relay; relays connect to listen.relay with `pgmoat relay`, "
 			"not as PostgreSQL clients", ident.name);
+		refuse(c, GW_AUTH_DISABLED, "token", why, NULL);
 		return -1;
 	}
-	gw_pool *pool = gw_gateway_pool(gw, db);
-	if (!pool) {
-		client_fatal(c, "3D000", "pgmoat: connection \"%s\" does not exist; dbname must name a registered connection", db);
-		return -1;
-	}
-	/* Hand over to the session; this client object ends here. */
-	gw_loop_unwatch(&c->conn.io);
-	unlink_client(c);
-	c->closed = true;
-	gw_pg_startup st = c->startup;
-	c->have_startup = false;
-	gw_conn conn = c->conn;
-	memset(&c->conn, 0, sizeof(c->conn));
-	gw_loop_defer_free(c->wk->loop, client_free, c);
-	gw_session_start(c->wk, &conn, &c->addr, &ident, pool, &st, "token");
-	gw_pg_startup_free(&st);
+	hand_over(c, &ident, "token");
 	return -1;
 }
 
@@ -335,6 +448,8 @@ static void client_io(gw_io *io, uint32_t events)
 		client_close(c);
 		return;
 	}
+	if (c->state == C_JWKS_WAIT)
+		return; /* unwatched until the issuer's keys are fetched (jwks_wake) */
 	gw_loop_watch(c->wk->loop, &c->conn.io, (f == 1 || c->conn.want_write) ? (EPOLLIN | EPOLLOUT) : EPOLLIN);
 }
 
@@ -343,7 +458,10 @@ void gw_client_tick(gw_worker *wk)
 	uint64_t now = gw_mono_us();
 	for (gw_client *c = wk->clients, *next; c; c = next) {
 		next = c->next;
-		if (now >= c->deadline) {
+		if (now >= c->deadline && c->state == C_JWKS_WAIT) {
+			refuse(c, GW_AUTH_PENDING, "jwt", "the token's key is unknown and the issuer's keys could not be fetched "
+				"within limits.auth_timeout", NULL);
+		} else if (now >= c->deadline) {
 			gw_info("login from %s timed out (limits.auth_timeout)", c->addr_str);
 			client_close(c);
 		}

@@ -277,11 +277,6 @@ static void kw_listen_relay(cfg_ctx *c, yaml_node_t *n, void *dst, const char *k
 	parse_hostport(c, n, cfg->relay_host, &cfg->relay_port, key);
 }
 
-static void kw_not_yet(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
-{
-	cfg_err(c, n, "%s: not supported by this version of pgmoat (see README, \"Status\"); remove it", key);
-}
-
 static const cfg_kw listen_kws[] = {
 	{"postgres", kw_listen_pg, 0},
 	{"http", kw_listen_http, 0},
@@ -296,8 +291,8 @@ static void kw_listen(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
 static const cfg_kw tls_kws[] = {
 	{"cert", kw_path, offsetof(gw_config, tls_cert)},
 	{"key", kw_secret, offsetof(gw_config, tls_key)},
-	{"client_ca", kw_not_yet, 0},
-	{"crl", kw_not_yet, 0},
+	{"client_ca", kw_path, offsetof(gw_config, tls_client_ca)},
+	{"crl", kw_path, offsetof(gw_config, tls_crl)},
 	{"allow_plaintext_loopback", kw_bool, offsetof(gw_config, allow_plaintext_loopback)},
 };
 
@@ -306,11 +301,135 @@ static void kw_tls(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
 	walk(c, n, tls_kws, GW_ARRAY_LEN(tls_kws), dst, key);
 }
 
+static const cfg_kw oidc_kws[] = {
+	{"issuer", kw_str, offsetof(gw_oidc_issuer_cfg, issuer)},
+	{"audience", kw_str, offsetof(gw_oidc_issuer_cfg, audience)},
+	{"jwks_url", kw_str, offsetof(gw_oidc_issuer_cfg, jwks_url)},
+	{"jwks_file", kw_path, offsetof(gw_oidc_issuer_cfg, jwks_file)},
+	{"identity_claim", kw_str, offsetof(gw_oidc_issuer_cfg, identity_claim)},
+	{"groups_claim", kw_str, offsetof(gw_oidc_issuer_cfg, groups_claim)},
+	{"kind", kw_str, offsetof(gw_oidc_issuer_cfg, kind)},
+	{"identity_prefix", kw_str, offsetof(gw_oidc_issuer_cfg, identity_prefix)},
+	{"leeway", kw_duration, offsetof(gw_oidc_issuer_cfg, leeway_us)},
+	{"auto_create", kw_bool, offsetof(gw_oidc_issuer_cfg, auto_create)},
+	{"ca", kw_path, offsetof(gw_oidc_issuer_cfg, ca)},
+	{"client_id", kw_str, offsetof(gw_oidc_issuer_cfg, client_id)},
+};
+
+/* A claim name: printable ASCII without quotes or spaces, 1..64 bytes. */
+static bool claim_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (!n || n > 64)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (*p <= ' ' || *p > '~' || *p == '"' || *p == '\\')
+			return false;
+	return true;
+}
+
+static void oidc_issuer_check(cfg_ctx *c, yaml_node_t *v, gw_config *cfg, gw_oidc_issuer_cfg *o, const char *key)
+{
+	const char *nm = o->issuer ? o->issuer : "?";
+	if (!o->issuer || !*o->issuer)
+		cfg_err(c, v, "%s: every issuer needs issuer: (the exact iss of its tokens, such as https://login.example.com)", key);
+	if (!o->audience || !*o->audience)
+		cfg_err(c, v, "%s: issuer '%s' needs audience: (the aud its tokens carry for pgmoat)", key, nm);
+	if (o->jwks_url && o->jwks_file)
+		cfg_err(c, v, "%s: issuer '%s': jwks_url and jwks_file exclude each other", key, nm);
+	if (o->jwks_url && strncmp(o->jwks_url, "https://", 8))
+		cfg_err(c, v, "%s: issuer '%s': jwks_url must be an https:// URL (keys are only fetched over verified HTTPS)", key, nm);
+	if (!o->jwks_url && !o->jwks_file && o->issuer && strncmp(o->issuer, "https://", 8))
+		cfg_err(c, v, "%s: issuer '%s': its keys would be discovered from <issuer>/.well-known/openid-configuration, "
+			"which needs an https:// issuer; or set jwks_url or jwks_file", key, nm);
+	if (o->ca && o->jwks_file)
+		cfg_err(c, v, "%s: issuer '%s': ca is for fetching keys over HTTPS; with jwks_file nothing is fetched", key, nm);
+	if (!o->identity_claim)
+		o->identity_claim = gw_xstrdup("sub");
+	if (!claim_name_ok(o->identity_claim))
+		cfg_err(c, v, "%s: issuer '%s': identity_claim '%s' is not a claim name", key, nm, o->identity_claim);
+	if (o->groups_claim && !claim_name_ok(o->groups_claim))
+		cfg_err(c, v, "%s: issuer '%s': groups_claim '%s' is not a claim name", key, nm, o->groups_claim);
+	if (!o->kind)
+		o->kind = gw_xstrdup("agent");
+	if (strcmp(o->kind, "agent") && strcmp(o->kind, "human"))
+		cfg_err(c, v, "%s: issuer '%s': kind must be agent or human, got '%s'", key, nm, o->kind);
+	if (!o->identity_prefix)
+		o->identity_prefix = gw_xstrdup("");
+	for (const char *p = o->identity_prefix; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("-_.@:", *p)) {
+			cfg_err(c, v, "%s: issuer '%s': identity_prefix may use letters, digits and -_.@: only", key, nm);
+			break;
+		}
+	if (strlen(o->identity_prefix) > 64)
+		cfg_err(c, v, "%s: issuer '%s': identity_prefix is longer than 64", key, nm);
+	if (o->leeway_us > 600 * 1000000ull)
+		cfg_err(c, v, "%s: issuer '%s': leeway is at most 10m", key, nm);
+	for (size_t i = 0; o->issuer && i + 1 < cfg->n_oidc; i++)
+		if (cfg->oidc[i].issuer && !strcmp(cfg->oidc[i].issuer, o->issuer))
+			cfg_err(c, v, "%s: issuer '%s' is listed twice", key, nm);
+}
+
+static void kw_oidc(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	gw_config *cfg = dst;
+	if (!n || n->type != YAML_SEQUENCE_NODE) {
+		cfg_err(c, n, "%s: expected a list of issuers, such as - {issuer: https://login.example.com, audience: pgmoat}", key);
+		return;
+	}
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		yaml_node_t *v = node_at(c, *it);
+		cfg->oidc = gw_xrealloc(cfg->oidc, (cfg->n_oidc + 1) * sizeof(gw_oidc_issuer_cfg));
+		gw_oidc_issuer_cfg *o = &cfg->oidc[cfg->n_oidc++];
+		memset(o, 0, sizeof(*o));
+		o->leeway_us = 60 * 1000000ull;
+		o->line = v ? (int)v->start_mark.line + 1 : 0;
+		walk(c, v, oidc_kws, GW_ARRAY_LEN(oidc_kws), o, key);
+		oidc_issuer_check(c, v, cfg, o, key);
+	}
+}
+
+static void kw_mtls_from(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	const char *s = scalar(c, n, key);
+	if (!s)
+		return;
+	if (!strcmp(s, "cn"))
+		*(int *)dst = GW_MTLS_CN;
+	else if (!strcmp(s, "spiffe"))
+		*(int *)dst = GW_MTLS_SPIFFE;
+	else
+		cfg_err(c, n, "%s: expected cn or spiffe, got '%s'", key, s);
+}
+
+static const cfg_kw mtls_kws[] = {
+	{"identity_from", kw_mtls_from, offsetof(gw_config, mtls_from)},
+	{"trust_domain", kw_str, offsetof(gw_config, mtls_trust_domain)},
+};
+
+static void kw_mtls(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
+{
+	walk(c, n, mtls_kws, GW_ARRAY_LEN(mtls_kws), dst, key);
+	gw_config *cfg = dst;
+	cfg->mtls_set = true;
+	if (cfg->mtls_from == GW_MTLS_SPIFFE) {
+		const char *td = cfg->mtls_trust_domain;
+		bool ok = td && *td && strlen(td) <= 255;
+		for (const char *p = td; ok && *p; p++)
+			ok = islower((unsigned char)*p) || isdigit((unsigned char)*p) || strchr(".-_", *p);
+		if (!ok)
+			cfg_err(c, n, "%s: identity_from: spiffe needs trust_domain: (lowercase letters, digits, '.', '-', '_'; "
+				"such as example.org)", key);
+	} else if (cfg->mtls_trust_domain) {
+		cfg_err(c, n, "%s: trust_domain is for identity_from: spiffe", key);
+	}
+}
+
 static const cfg_kw identity_kws[] = {
 	{"tokens", kw_bool, offsetof(gw_config, identity_tokens)},
-	{"oidc", kw_not_yet, 0},
-	{"mtls", kw_not_yet, 0},
-	{"session_follows_token_expiry", kw_not_yet, 0},
+	{"oidc", kw_oidc, 0},
+	{"mtls", kw_mtls, 0},
+	{"session_follows_token_expiry", kw_bool, offsetof(gw_config, session_follows_token_expiry)},
 };
 
 static void kw_identity(cfg_ctx *c, yaml_node_t *n, void *dst, const char *key)
@@ -1103,6 +1222,7 @@ gw_config *gw_config_load(const char *file, char **errors)
 	snprintf(cfg->http_host, sizeof(cfg->http_host), "127.0.0.1");
 	cfg->http_port = 8080;
 	cfg->identity_tokens = true;
+	cfg->session_follows_token_expiry = true;
 	cfg->max_message_size = 1024ul * 1024 * 1024;
 	cfg->max_startup_size = 10000;
 	cfg->auth_timeout_us = 10 * 1000000ull;
@@ -1126,6 +1246,12 @@ gw_config *gw_config_load(const char *file, char **errors)
 		cfg_err(&c, root, "state: missing; for example  state: \"sqlite:/var/lib/pgmoat/state.db\"");
 	if (root && (!cfg->tls_cert) != (!cfg->tls_key))
 		cfg_err(&c, root, "tls: cert and key go together");
+	if (root && cfg->tls_client_ca && !cfg->tls_cert)
+		cfg_err(&c, root, "tls.client_ca: client certificates come over TLS; set tls.cert and tls.key");
+	if (root && cfg->tls_crl && !cfg->tls_client_ca)
+		cfg_err(&c, root, "tls.crl: revocation lists are checked for client certificates; set tls.client_ca");
+	if (root && cfg->mtls_set && !cfg->tls_client_ca)
+		cfg_err(&c, root, "identity.mtls: client certificates need tls.client_ca (the CA that signs them)");
 	for (size_t i = 0; i < cfg->n_policies; i++) {
 		const gw_policy_cfg *p = &cfg->policies[i];
 		for (size_t j = 0; j < p->connections.n; j++)
@@ -1180,6 +1306,21 @@ void gw_config_free(gw_config *cfg)
 	free(cfg->tls_key);
 	free(cfg->tls_client_ca);
 	free(cfg->tls_crl);
+	for (size_t i = 0; i < cfg->n_oidc; i++) {
+		gw_oidc_issuer_cfg *o = &cfg->oidc[i];
+		free(o->issuer);
+		free(o->audience);
+		free(o->jwks_url);
+		free(o->jwks_file);
+		free(o->identity_claim);
+		free(o->groups_claim);
+		free(o->kind);
+		free(o->identity_prefix);
+		free(o->ca);
+		free(o->client_id);
+	}
+	free(cfg->oidc);
+	free(cfg->mtls_trust_domain);
 	free(cfg->state);
 	free(cfg->state_path);
 	free(cfg->admin_token);

@@ -79,6 +79,26 @@ typedef struct gw_mask_rule_cfg {
 	int line;
 } gw_mask_rule_cfg;
 
+/* One trusted OIDC/JWT issuer (identity.oidc[], SPEC "Config"). */
+typedef struct gw_oidc_issuer_cfg {
+	char *issuer;            /* the exact iss of its tokens */
+	char *audience;          /* aud must be it or an array holding it */
+	char *jwks_url;          /* https:// URL of its keys, or NULL */
+	char *jwks_file;         /* a JWKS file read at start and on SIGHUP, or NULL */
+	/* neither: jwks_uri from <issuer>/.well-known/openid-configuration */
+	char *identity_claim;    /* claim naming the identity (default sub) */
+	char *groups_claim;      /* claim listing groups (string or array of strings), or NULL */
+	char *kind;              /* agent | human: the kind of identities auto_create makes (default agent) */
+	char *identity_prefix;   /* put before the claim's value ("" none): two issuers' names cannot collide */
+	uint64_t leeway_us;      /* clock skew allowed on exp, nbf and iat (default 60s) */
+	bool auto_create;        /* make an unknown identity on its first login (else it must exist) */
+	char *ca;                /* CA file for the issuer's HTTPS, or NULL: the system's CAs */
+	char *client_id;         /* public client for `pgmoat login` (device flow), or NULL */
+	int line;
+} gw_oidc_issuer_cfg;
+
+enum gw_mtls_from { GW_MTLS_CN = 0, GW_MTLS_SPIFFE };
+
 typedef struct gw_config {
 	char *path;
 	/* listen */
@@ -98,6 +118,12 @@ typedef struct gw_config {
 	char **admins;           /* "group:x" / "identity:y" */
 	size_t n_admins;
 	bool identity_tokens;
+	gw_oidc_issuer_cfg *oidc;    /* identity.oidc: trusted issuers */
+	size_t n_oidc;
+	bool session_follows_token_expiry; /* a session ends (57P01) when its JWT or client certificate expires */
+	bool mtls_set;               /* identity.mtls given (it needs tls.client_ca) */
+	int mtls_from;               /* identity.mtls.identity_from (enum gw_mtls_from); cn by default */
+	char *mtls_trust_domain;     /* identity.mtls.trust_domain (spiffe) */
 	gw_conn_cfg *conns;
 	size_t n_conns;
 	bool has_policies;       /* policies: present (even empty): whatever none allows is denied */

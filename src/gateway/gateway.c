@@ -17,6 +17,7 @@
 #include "access/access.h"
 #include "admin/http.h"
 #include "client/client.h"
+#include "identity/oidc.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "policy/grants.h"
@@ -183,7 +184,12 @@ int gw_serve(const char *config_path)
 		gw->tls = gw_tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
 		if (!gw->tls)
 			goto out;
+		if (cfg->tls_client_ca && gw_tls_server_ctx_client_ca(gw->tls, cfg->tls_client_ca, cfg->tls_crl, err, sizeof(err)) < 0)
+			goto out;
 	}
+	gw->oidc = gw_oidc_new(cfg, err, sizeof(err));
+	if (!gw->oidc)
+		goto out;
 	gw->rl = gw_ratelimit_new(cfg->auth_failures_per_minute);
 	gw->reg = gw_registry_new();
 	gw->pools = gw_xcalloc(cfg->n_conns + 1, sizeof(gw_pool *));
@@ -248,8 +254,9 @@ int gw_serve(const char *config_path)
 		int sig = 0;
 		sigwait(&set, &sig);
 		if (sig == SIGHUP) {
-			gw_info("SIGHUP: reopening audit.jsonl");
+			gw_info("SIGHUP: reopening audit.jsonl, reading jwks_file keys again");
 			gw_audit_reopen(gw->audit);
+			gw_oidc_reload_files(gw->oidc);
 			continue;
 		}
 		gw_info("signal %d: shutting down", sig);
@@ -260,6 +267,9 @@ int gw_serve(const char *config_path)
 		gw_loop_stop(gw->workers[i].loop);
 	for (int i = 0; i < gw->nworkers; i++)
 		pthread_join(gw->workers[i].thread, NULL);
+	/* the key fetchers post to the workers' loops: stopped before the loops are freed */
+	gw_oidc_free(gw->oidc);
+	gw->oidc = NULL;
 	rc = 0;
 out:
 	if (rc)
@@ -287,6 +297,7 @@ out:
 	gw_grants_free(gw->grants);
 	gw_registry_free(gw->reg);
 	gw_ratelimit_free(gw->rl);
+	gw_oidc_free(gw->oidc);
 	gw_tls_ctx_free(gw->tls);
 	gw_store_close(gw->store);
 	gw_config_free(cfg);

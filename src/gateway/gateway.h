@@ -58,6 +58,7 @@ struct gw_gateway {
 	gw_store *store;
 	gw_tls_ctx *tls;        /* NULL: no TLS configured */
 	gw_ratelimit *rl;
+	struct gw_oidc *oidc;   /* identity.oidc: trusted issuers and their keys (identity/oidc.h) */
 	gw_pool **pools;        /* one per cfg->conns[i] */
 	gw_registry *reg;
 	gw_grants *grants;      /* grants in force (policy/grants.h) */

@@ -24,6 +24,7 @@ const char *gw_auth_sqlstate(enum gw_auth_result r)
 	case GW_AUTH_DISABLED:
 	case GW_AUTH_MISMATCH: return "28000";
 	case GW_AUTH_STORE_ERROR: return "58030";
+	case GW_AUTH_PENDING: return "28P01";
 	}
 	return "28000";
 }
@@ -39,6 +40,7 @@ const char *gw_auth_reason(enum gw_auth_result r)
 	case GW_AUTH_DISABLED: return "the identity is disabled";
 	case GW_AUTH_MISMATCH: return "user does not match the token's identity";
 	case GW_AUTH_STORE_ERROR: return "the state store cannot answer";
+	case GW_AUTH_PENDING: return "the issuer's keys could not be fetched in time";
 	}
 	return "refused";
 }
@@ -107,6 +109,79 @@ int gw_identity_issue_token(gw_store *st, const char *identity, uint64_t ttl_us,
 	if (rc)
 		memset(token_out, 0, 80);
 	return rc;
+}
+
+enum gw_auth_result gw_identity_from_cert(const gw_config *cfg, gw_store *st, const gw_tls_peer *peer,
+	const char *user, int64_t now, gw_identity *out, char *why, size_t whylen)
+{
+	if (!peer->verified) {
+		snprintf(why, whylen, "client certificate refused: %s", peer->why);
+		return GW_AUTH_BAD_TOKEN;
+	}
+	/* OpenSSL checked the dates at the handshake; a resumed TLS session did not, so again here. */
+	if (peer->not_after && peer->not_after <= now) {
+		snprintf(why, whylen, "client certificate refused: certificate has expired");
+		return GW_AUTH_EXPIRED;
+	}
+	if (peer->not_before > now) {
+		snprintf(why, whylen, "client certificate refused: certificate is not yet valid");
+		return GW_AUTH_BAD_TOKEN;
+	}
+	char name[256];
+	if (cfg->mtls_from == GW_MTLS_SPIFFE) {
+		/* A SPIFFE X.509-SVID has exactly one URI SAN: spiffe://<trust domain>/<path>. */
+		const char *td = cfg->mtls_trust_domain;
+		size_t tdl = strlen(td);
+		if (peer->nuri != 1 || strncmp(peer->uri[0], "spiffe://", 9) || strncmp(peer->uri[0] + 9, td, tdl) ||
+			peer->uri[0][9 + tdl] != '/' || !peer->uri[0][10 + tdl]) {
+			snprintf(why, whylen, "client certificate refused: it has no single SPIFFE ID of trust domain %s "
+				"(a URI SAN spiffe://%s/...)", td, td);
+			return GW_AUTH_BAD_TOKEN;
+		}
+		/* the path names the workload; the trust domain was checked and is the same for every identity */
+		snprintf(name, sizeof(name), "%s", peer->uri[0] + 10 + tdl);
+	} else {
+		if (!peer->cn[0]) {
+			snprintf(why, whylen, "client certificate refused: its subject has no single common name (CN)");
+			return GW_AUTH_BAD_TOKEN;
+		}
+		snprintf(name, sizeof(name), "%s", peer->cn);
+	}
+	if (!gw_identity_name_ok(name)) {
+		snprintf(why, whylen, "client certificate refused: \"%.100s\" is not an identity name "
+			"(letters, digits, -_.@: up to 127)", name);
+		return GW_AUTH_BAD_TOKEN;
+	}
+	gw_identity_rec ir;
+	int rc = gw_store_identity_get(st, name, &ir);
+	if (rc == -2) {
+		snprintf(why, whylen, "the state store cannot answer");
+		return GW_AUTH_STORE_ERROR;
+	}
+	if (rc != 0) {
+		snprintf(why, whylen, "the certificate's identity \"%s\" does not exist", name);
+		return GW_AUTH_UNKNOWN_IDENTITY;
+	}
+	if (ir.disabled) {
+		snprintf(why, whylen, "identity \"%s\" is disabled", name);
+		return GW_AUTH_DISABLED;
+	}
+	if (!strcmp(ir.kind, "relay")) {
+		snprintf(why, whylen, "identity \"%s\" is a relay; relays do not log in as clients", name);
+		return GW_AUTH_DISABLED;
+	}
+	if (user && strcmp(user, name)) {
+		snprintf(why, whylen, "user \"%s\" does not match the certificate's identity \"%s\"", user, name);
+		return GW_AUTH_MISMATCH;
+	}
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", ir.name);
+	snprintf(out->kind, sizeof(out->kind), "%s", ir.kind);
+	snprintf(out->groups, sizeof(out->groups), "%s", ir.groups);
+	out->expires_at = peer->not_after;
+	if (cfg->session_follows_token_expiry && peer->not_after > 0)
+		out->session_until_us = (uint64_t)peer->not_after * 1000000u;
+	return GW_AUTH_OK;
 }
 
 bool gw_identity_name_ok(const char *name)

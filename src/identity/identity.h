@@ -6,11 +6,14 @@
  * per-source rate limit of failed logins, and the admin test. Tokens look
  * like  pgm_<id>_<secret>  : the id (12 hex) tells tokens apart in lists,
  * the secret (43 base64url chars, 256 bits) is only ever stored hashed and
- * compared in constant time.
+ * compared in constant time. JWTs of trusted issuers are identity/oidc.h's;
+ * client certificates (mutual TLS) are mapped to an identity here.
  */
 #ifndef GW_IDENTITY_IDENTITY_H
 #define GW_IDENTITY_IDENTITY_H
 
+#include "core/config.h"
+#include "net/tls.h"
 #include "state/store.h"
 
 #include <stdbool.h>
@@ -24,6 +27,8 @@ typedef struct gw_identity {
 	char groups[512];
 	char token_id[32];
 	int64_t expires_at;   /* credential expiry, unix seconds; 0 none */
+	uint64_t session_until_us; /* the session ends (57P01) at this wall-clock time: the JWT's exp or the
+	                            * certificate's notAfter under session_follows_token_expiry; 0 never */
 } gw_identity;
 
 enum gw_auth_result {
@@ -35,6 +40,7 @@ enum gw_auth_result {
 	GW_AUTH_DISABLED,       /* 28000 */
 	GW_AUTH_MISMATCH,       /* 28000: user differs from the token's identity */
 	GW_AUTH_STORE_ERROR,    /* 58030 */
+	GW_AUTH_PENDING,        /* not decided yet: the issuer's keys are being fetched (oidc.h) */
 };
 
 /* SQLSTATE and a one-line reason for a refusal (never naming a secret). */
@@ -53,6 +59,16 @@ enum gw_auth_result gw_identity_verify_token(gw_store *st, const char *token, co
  */
 int gw_identity_issue_token(gw_store *st, const char *identity, uint64_t ttl_us, char *token_out,
 	gw_token_rec *rec, char *err, size_t errlen);
+
+/*
+ * A client certificate (mutual TLS) as an identity: the certificate must be
+ * verified (tls.client_ca, tls.crl) and within its validity at now; the name
+ * is its CN, or with identity.mtls.identity_from: spiffe the path of its one
+ * spiffe://<trust_domain>/<path> URI SAN. The identity must exist, be enabled,
+ * not be a relay, and equal user. why says what failed (one line).
+ */
+enum gw_auth_result gw_identity_from_cert(const gw_config *cfg, gw_store *st, const gw_tls_peer *peer,
+	const char *user, int64_t now, gw_identity *out, char *why, size_t whylen);
 
 /* True when name has letters, digits and -_.@: only, 1..127 long. */
 bool gw_identity_name_ok(const char *name);

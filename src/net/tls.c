@@ -8,11 +8,16 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -27,6 +32,8 @@ struct gw_tls_ctx {
 struct gw_tls {
 	SSL *ssl;
 	int last_want;   /* SSL_ERROR_WANT_READ / _WRITE of the last call */
+	int peer_err;    /* the first verification error of the client's certificate (X509_V_*) */
+	int peer_depth;  /* and where in its chain */
 	char err[160];
 };
 
@@ -112,11 +119,119 @@ void gw_tls_ctx_free(gw_tls_ctx *ctx)
 	free(ctx);
 }
 
+/*
+ * Client certificates: keep the first failure and let the handshake finish;
+ * the login refuses with the reason (gw_tls_peer_get). Nothing trusts a
+ * certificate whose verification failed.
+ */
+static int peer_verify_cb(int ok, X509_STORE_CTX *xs)
+{
+	if (!ok) {
+		SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+		gw_tls *t = ssl ? SSL_get_app_data(ssl) : NULL;
+		if (t && !t->peer_err) {
+			t->peer_err = X509_STORE_CTX_get_error(xs);
+			if (!t->peer_err)
+				t->peer_err = X509_V_ERR_UNSPECIFIED;
+			t->peer_depth = X509_STORE_CTX_get_error_depth(xs);
+		}
+	}
+	return 1;
+}
+
+int gw_tls_server_ctx_client_ca(gw_tls_ctx *t, const char *ca_file, const char *crl_file, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = t->ctx;
+	if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+		ossl_err(err, errlen, "cannot load tls.client_ca (PEM CA certificates)");
+		return -1;
+	}
+	STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_file);
+	if (!names) {
+		ossl_err(err, errlen, "tls.client_ca holds no CA certificate");
+		return -1;
+	}
+	SSL_CTX_set_client_CA_list(ctx, names);
+	if (crl_file) {
+		X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+		X509_LOOKUP *lk = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+		if (!lk || X509_load_crl_file(lk, crl_file, X509_FILETYPE_PEM) < 1) {
+			ossl_err(err, errlen, "cannot load tls.crl (a PEM file of CRLs)");
+			return -1;
+		}
+		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+	}
+	/* Session resumption with a client certificate needs an id context. */
+	static const unsigned char sid[] = "pgmoat";
+	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, peer_verify_cb);
+	return 0;
+}
+
+static int64_t asn1_time_unix(const ASN1_TIME *at)
+{
+	struct tm tm;
+	if (!at || ASN1_TIME_to_tm(at, &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+/* An ASN1 string as UTF-8 into out; false when it holds a NUL or does not fit. */
+static bool asn1_utf8(const ASN1_STRING *as, char *out, size_t outlen)
+{
+	unsigned char *u = NULL;
+	int n = ASN1_STRING_to_UTF8(&u, as);
+	bool ok = n >= 0 && (size_t)n < outlen && !memchr(u, 0, (size_t)n);
+	if (ok) {
+		memcpy(out, u, (size_t)n);
+		out[n] = 0;
+	}
+	OPENSSL_free(u);
+	return ok;
+}
+
+void gw_tls_peer_get(const gw_tls *t, gw_tls_peer *out)
+{
+	memset(out, 0, sizeof(*out));
+	X509 *x = SSL_get0_peer_certificate(t->ssl);
+	if (!x)
+		return;
+	out->present = true;
+	long vr = SSL_get_verify_result(t->ssl);
+	int e = t->peer_err ? t->peer_err : (int)vr;
+	out->verified = e == X509_V_OK;
+	if (!out->verified)
+		snprintf(out->why, sizeof(out->why), "%s%s", X509_verify_cert_error_string(e),
+			t->peer_err && t->peer_depth > 0 ? " (in its chain)" : "");
+	const X509_NAME *subj = X509_get_subject_name(x);
+	int i = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+	if (i >= 0 && X509_NAME_get_index_by_NID(subj, NID_commonName, i) < 0) {
+		const ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, i));
+		if (!asn1_utf8(cn, out->cn, sizeof(out->cn)))
+			out->cn[0] = 0;
+	}
+	GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	for (int k = 0; sans && k < sk_GENERAL_NAME_num(sans); k++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, k);
+		if (g->type != GEN_URI)
+			continue;
+		if (out->nuri < GW_TLS_PEER_URIS &&
+			!asn1_utf8(g->d.uniformResourceIdentifier, out->uri[out->nuri], sizeof(out->uri[0])))
+			snprintf(out->uri[out->nuri], sizeof(out->uri[0]), "%s", "");
+		out->nuri++;
+	}
+	GENERAL_NAMES_free(sans);
+	out->not_before = asn1_time_unix(X509_get0_notBefore(x));
+	out->not_after = asn1_time_unix(X509_get0_notAfter(x));
+}
+
 gw_tls *gw_tls_new(gw_tls_ctx *ctx, int fd, bool server, const char *host)
 {
 	SSL *ssl = SSL_new(ctx->ctx);
 	if (!ssl)
 		return NULL;
+	gw_tls *t = gw_xcalloc(1, sizeof(*t));
+	SSL_set_app_data(ssl, t);
 	SSL_set_fd(ssl, fd);
 	if (server) {
 		SSL_set_accept_state(ssl);
@@ -132,7 +247,6 @@ gw_tls *gw_tls_new(gw_tls_ctx *ctx, int fd, bool server, const char *host)
 			}
 		}
 	}
-	gw_tls *t = gw_xcalloc(1, sizeof(*t));
 	t->ssl = ssl;
 	return t;
 }
@@ -339,4 +453,206 @@ int gw_tls_make_demo_certs(const char *dir, char *err, size_t errlen)
 	EVP_PKEY_free(key);
 	EVP_PKEY_free(cakey);
 	return rc ? -1 : 0;
+}
+
+/* ---- public keys and JWS signatures ---- */
+
+struct gw_pubkey {
+	EVP_PKEY *pkey;
+	enum gw_pk_type type;
+	int bits;
+};
+
+static gw_pubkey *pubkey_wrap(EVP_PKEY *pkey, enum gw_pk_type type)
+{
+	gw_pubkey *k = gw_xcalloc(1, sizeof(*k));
+	k->pkey = pkey;
+	k->type = type;
+	k->bits = EVP_PKEY_get_bits(pkey);
+	return k;
+}
+
+static EVP_PKEY *pkey_fromdata(const char *name, OSSL_PARAM *params)
+{
+	EVP_PKEY *pkey = NULL;
+	EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(NULL, name, NULL);
+	if (!pc || EVP_PKEY_fromdata_init(pc) != 1 || EVP_PKEY_fromdata(pc, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
+		pkey = NULL;
+	EVP_PKEY_CTX_free(pc);
+	if (!pkey)
+		return NULL;
+	/* The point is on the curve, the modulus is odd and not tiny, ... */
+	EVP_PKEY_CTX *chk = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+	int ok = chk && EVP_PKEY_public_check(chk) == 1;
+	EVP_PKEY_CTX_free(chk);
+	if (!ok) {
+		EVP_PKEY_free(pkey);
+		return NULL;
+	}
+	return pkey;
+}
+
+gw_pubkey *gw_pubkey_rsa(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen, char *err, size_t errlen)
+{
+	if (!nlen || !elen || nlen > 2048 || elen > 16) {
+		snprintf(err, errlen, "RSA key: n or e of an impossible length");
+		return NULL;
+	}
+	BIGNUM *bn = BN_bin2bn(n, (int)nlen, NULL), *be = BN_bin2bn(e, (int)elen, NULL);
+	OSSL_PARAM_BLD *b = OSSL_PARAM_BLD_new();
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY *pkey = NULL;
+	if (bn && be && b && OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_N, bn) &&
+		OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_E, be) && (params = OSSL_PARAM_BLD_to_param(b)))
+		pkey = pkey_fromdata("RSA", params);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(b);
+	BN_free(bn);
+	BN_free(be);
+	if (!pkey) {
+		ossl_err(err, errlen, "RSA key: not a valid public key");
+		return NULL;
+	}
+	return pubkey_wrap(pkey, GW_PK_RSA);
+}
+
+gw_pubkey *gw_pubkey_ec(enum gw_pk_type type, const uint8_t *x, size_t xlen, const uint8_t *y, size_t ylen,
+	char *err, size_t errlen)
+{
+	size_t fl = type == GW_PK_P256 ? 32 : type == GW_PK_P384 ? 48 : 0;
+	if (!fl || xlen != fl || ylen != fl) {
+		snprintf(err, errlen, "EC key: x and y must be %zu bytes each for this curve", fl);
+		return NULL;
+	}
+	uint8_t pt[1 + 2 * 48];
+	pt[0] = 0x04;
+	memcpy(pt + 1, x, fl);
+	memcpy(pt + 1 + fl, y, fl);
+	char group[8];
+	snprintf(group, sizeof(group), "%s", type == GW_PK_P256 ? "P-256" : "P-384");
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
+		OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * fl),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_PKEY *pkey = pkey_fromdata("EC", params);
+	if (!pkey) {
+		ossl_err(err, errlen, "EC key: not a point of the curve");
+		return NULL;
+	}
+	return pubkey_wrap(pkey, type);
+}
+
+gw_pubkey *gw_pubkey_ed25519(const uint8_t *x, size_t xlen, char *err, size_t errlen)
+{
+	EVP_PKEY *pkey = xlen == 32 ? EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, x, xlen) : NULL;
+	if (!pkey) {
+		ossl_err(err, errlen, "Ed25519 key: x must be 32 bytes");
+		return NULL;
+	}
+	return pubkey_wrap(pkey, GW_PK_ED25519);
+}
+
+enum gw_pk_type gw_pubkey_type(const gw_pubkey *k) { return k->type; }
+int gw_pubkey_bits(const gw_pubkey *k) { return k->bits; }
+
+void gw_pubkey_free(gw_pubkey *k)
+{
+	if (!k)
+		return;
+	EVP_PKEY_free(k->pkey);
+	free(k);
+}
+
+/*
+ * Digests fetched once: EVP_sha256() and friends make every init look the
+ * implementation up again in the provider store.
+ */
+static EVP_MD *jws_md[3];
+static const BIGNUM *ec_order[2];
+static pthread_once_t jws_once = PTHREAD_ONCE_INIT;
+
+static void jws_init(void)
+{
+	jws_md[0] = EVP_MD_fetch(NULL, "SHA256", NULL);
+	jws_md[1] = EVP_MD_fetch(NULL, "SHA384", NULL);
+	jws_md[2] = EVP_MD_fetch(NULL, "SHA512", NULL);
+	EC_GROUP *g256 = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	EC_GROUP *g384 = EC_GROUP_new_by_curve_name(NID_secp384r1);
+	if (!jws_md[0] || !jws_md[1] || !jws_md[2] || !g256 || !g384)
+		gw_die("OpenSSL lacks SHA-2 or the P-256/P-384 curves");
+	ec_order[0] = BN_dup(EC_GROUP_get0_order(g256));
+	ec_order[1] = BN_dup(EC_GROUP_get0_order(g384));
+	EC_GROUP_free(g256);
+	EC_GROUP_free(g384);
+}
+
+static const EVP_MD *md_of(enum gw_sig_alg alg)
+{
+	switch (alg) {
+	case GW_SIG_RS256: case GW_SIG_PS256: case GW_SIG_ES256: return jws_md[0];
+	case GW_SIG_RS384: case GW_SIG_PS384: case GW_SIG_ES384: return jws_md[1];
+	case GW_SIG_RS512: case GW_SIG_PS512: return jws_md[2];
+	case GW_SIG_EDDSA: return NULL;
+	}
+	return NULL;
+}
+
+/* Raw r||s (JWS) to the DER ECDSA-Sig-Value OpenSSL checks; false when r or s is 0 or >= n. */
+static bool ec_sig_der(const uint8_t *sig, size_t siglen, size_t fl, const BIGNUM *order, uint8_t **der, int *derlen)
+{
+	if (siglen != 2 * fl)
+		return false;
+	BIGNUM *r = BN_bin2bn(sig, (int)fl, NULL), *s = BN_bin2bn(sig + fl, (int)fl, NULL);
+	bool ok = r && s && !BN_is_zero(r) && !BN_is_zero(s) && BN_cmp(r, order) < 0 && BN_cmp(s, order) < 0;
+	ECDSA_SIG *es = ok ? ECDSA_SIG_new() : NULL;
+	if (es && ECDSA_SIG_set0(es, r, s) == 1) {
+		r = s = NULL; /* owned by es now */
+		*der = NULL;
+		*derlen = i2d_ECDSA_SIG(es, der);
+		ok = *derlen > 0;
+	} else {
+		ok = false;
+	}
+	ECDSA_SIG_free(es);
+	BN_free(r);
+	BN_free(s);
+	return ok;
+}
+
+bool gw_pubkey_verify(const gw_pubkey *k, enum gw_sig_alg alg, const void *data, size_t n, const uint8_t *sig,
+	size_t siglen)
+{
+	pthread_once(&jws_once, jws_init);
+	bool rsa = alg >= GW_SIG_RS256 && alg <= GW_SIG_PS512;
+	bool pss = alg >= GW_SIG_PS256 && alg <= GW_SIG_PS512;
+	if ((rsa && k->type != GW_PK_RSA) || (alg == GW_SIG_ES256 && k->type != GW_PK_P256) ||
+		(alg == GW_SIG_ES384 && k->type != GW_PK_P384) || (alg == GW_SIG_EDDSA && k->type != GW_PK_ED25519) ||
+		alg < GW_SIG_RS256 || alg > GW_SIG_EDDSA)
+		return false;
+	uint8_t *der = NULL;
+	int derlen = 0;
+	if (alg == GW_SIG_ES256 || alg == GW_SIG_ES384) {
+		size_t fl = alg == GW_SIG_ES256 ? 32 : 48;
+		if (!ec_sig_der(sig, siglen, fl, ec_order[alg == GW_SIG_ES256 ? 0 : 1], &der, &derlen))
+			return false;
+		sig = der;
+		siglen = (size_t)derlen;
+	} else if (rsa && siglen != (size_t)((k->bits + 7) / 8)) {
+		return false;
+	}
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pc = NULL;
+	bool ok = mc && EVP_DigestVerifyInit(mc, &pc, md_of(alg), NULL, k->pkey) == 1;
+	if (ok && pss)
+		ok = EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) == 1 &&
+			EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, RSA_PSS_SALTLEN_DIGEST) == 1 &&
+			EVP_PKEY_CTX_set_rsa_mgf1_md(pc, md_of(alg)) == 1;
+	else if (ok && rsa)
+		ok = EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) == 1;
+	ok = ok && EVP_DigestVerify(mc, sig, siglen, data, n) == 1;
+	EVP_MD_CTX_free(mc);
+	OPENSSL_free(der);
+	ERR_clear_error();
+	return ok;
 }

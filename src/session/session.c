@@ -3387,6 +3387,12 @@ void gw_session_tick(gw_worker *wk)
 				continue;
 			}
 		}
+		/* session_follows_token_expiry: a JWT's exp, a client certificate's notAfter */
+		if (s->ident.session_until_us && !s->closing && gw_wall_us() >= s->ident.session_until_us) {
+			session_fatal(s, "57P01", "pgmoat: the %s that opened this session expired",
+				!strcmp(s->auth_method, "cert") ? "client certificate" : "token (JWT)");
+			continue;
+		}
 		if (s->wait && now - s->wait_since > wait_max) {
 			const gw_conn_cfg *cc = gw_pool_cfg(s->pool);
 			session_fatal(s, "53300", "pgmoat: no upstream connection for \"%s\" became free in time "

@@ -260,6 +260,22 @@ int gw_store_identity_set_disabled(gw_store *st, const char *name, bool disabled
 	return n < 0 ? n : (n == 0 ? -1 : 0);
 }
 
+int gw_store_identity_set_groups(gw_store *st, const char *name, const char *groups)
+{
+	pthread_mutex_lock(&st->lock);
+	sqlite3_stmt *s = NULL;
+	int ret = -2;
+	if (sqlite3_prepare_v2(st->db, "UPDATE identities SET groups = ? WHERE name = ?", -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, groups, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(s) == SQLITE_DONE)
+			ret = sqlite3_changes(st->db) ? 0 : -1;
+	}
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->lock);
+	return ret;
+}
+
 static int list_rows(gw_store *st, const char *sql, void (*row)(sqlite3_stmt *, void *), void *arg)
 {
 	pthread_mutex_lock(&st->lock);

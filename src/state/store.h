@@ -38,6 +38,8 @@ void gw_store_close(gw_store *st);
 int gw_store_identity_add(gw_store *st, const gw_identity_rec *rec, char *err, size_t errlen);
 int gw_store_identity_get(gw_store *st, const char *name, gw_identity_rec *out);
 int gw_store_identity_set_disabled(gw_store *st, const char *name, bool disabled);
+/* Replace an identity's groups (comma-separated): an issuer's groups claim on each login. 0, -1, -2. */
+int gw_store_identity_set_groups(gw_store *st, const char *name, const char *groups);
 /* Calls fn for each identity in name order. Returns count or -2. */
 int gw_store_identity_list(gw_store *st, void (*fn)(const gw_identity_rec *, void *), void *arg);
 
