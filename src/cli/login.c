@@ -173,6 +173,28 @@ static const char *jget(json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
+/* mkdir -p with mode 0700 for what it creates. Returns 0, or -1 (message printed). */
+static int mkdir_private(const char *dir)
+{
+	char *p = gw_xstrdup(dir);
+	int rc = 0;
+	for (char *s = p + 1; rc == 0; s++) {
+		if (*s != '/' && *s)
+			continue;
+		char c = *s;
+		*s = 0;
+		if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+			fprintf(stderr, "pgmoat login: cannot create %s: %s\n", p, strerror(errno));
+			rc = -1;
+		}
+		*s = c;
+		if (!c)
+			break;
+	}
+	free(p);
+	return rc;
+}
+
 /* The token file's default path, or NULL (message printed) when there is no home. */
 static char *default_token_path(bool make_dir)
 {
@@ -182,23 +204,13 @@ static char *default_token_path(bool make_dir)
 		base = gw_xasprintf("%s/pgmoat", xdg);
 	} else {
 		const char *home = getenv("HOME");
-		if (!home || !*home) {
+		if (!home || *home != '/') {
 			fprintf(stderr, "pgmoat login: neither XDG_CONFIG_HOME nor HOME is set; pass --token-file F\n");
 			return NULL;
 		}
-		if (make_dir) {
-			char *cfg = gw_xasprintf("%s/.config", home);
-			if (mkdir(cfg, 0700) < 0 && errno != EEXIST) {
-				fprintf(stderr, "pgmoat login: cannot create %s: %s\n", cfg, strerror(errno));
-				free(cfg);
-				return NULL;
-			}
-			free(cfg);
-		}
 		base = gw_xasprintf("%s/.config/pgmoat", home);
 	}
-	if (make_dir && mkdir(base, 0700) < 0 && errno != EEXIST) {
-		fprintf(stderr, "pgmoat login: cannot create %s: %s\n", base, strerror(errno));
+	if (make_dir && mkdir_private(base) < 0) {
 		free(base);
 		return NULL;
 	}

@@ -487,3 +487,175 @@ def main(module_globals):
 
 def _indent(s):
     return "\n".join("     " + line for line in s.rstrip().splitlines())
+
+
+# ---- a real OpenID provider (tests/oidc/provider.mjs: oidc-provider from npm) ----
+
+OIDC_DIR = os.path.join(ROOT, "tests", "oidc")
+
+
+def jwt_claims(token):
+    """The payload of a JWT, decoded without verifying it (to look at what a provider issued)."""
+    import base64
+    part = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+class OidcProvider:
+    """One issuer on loopback over HTTPS (a certificate of certs' CA), started with node.
+
+    clients: [{"client_id", "client_secret", "grant": "client_credentials", "claims": {...}, "access_token_ttl"}]
+             or {"client_id", "grant": "device_code"}; accounts: {login: {"password", "claims": {...}}}.
+    Other provider.mjs config keys go in **cfg (audience, alg, access_token_ttl, device_interval,
+    device_code_ttl, jwks_max_age). See tests/oidc/provider.mjs.
+    """
+
+    def __init__(self, certs, clients=(), accounts=None, host="127.0.0.1", **cfg):
+        self.dir = make_tempdir("pgmoat-oidc-")
+        self.certs = certs
+        self.admin_token = "op-" + os.urandom(16).hex()
+        self.cfg = dict(cert=certs.cert, key=certs.key, host=host, admin_token=self.admin_token,
+                        clients=list(clients), accounts=accounts or {}, **cfg)
+        self.config = os.path.join(self.dir, "provider.json")
+        with open(self.config, "w") as f:
+            json.dump(self.cfg, f)
+        self.log = os.path.join(self.dir, "provider.log")
+        self.proc = None
+        self.issuer = None
+        self.port = None
+
+    def start(self, timeout=30.0):
+        import select
+        node = shutil.which("node")
+        if not node or not os.path.isdir(os.path.join(OIDC_DIR, "node_modules", "oidc-provider")):
+            raise RuntimeError("the test OpenID provider needs node and tests/oidc/node_modules "
+                               "(sh tests/oidc/setup.sh, which make test runs)")
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([node, os.path.join(OIDC_DIR, "provider.mjs"), self.config],
+                                     stdout=subprocess.PIPE, stderr=logf, cwd=OIDC_DIR)
+        logf.close()
+        at_exit(self.stop)
+        deadline = time.time() + timeout
+        line = b""
+        while not line.endswith(b"\n"):
+            left = deadline - time.time()
+            if left <= 0 or self.proc.poll() is not None:
+                raise RuntimeError("OpenID provider did not start:\n" + self.read_log())
+            r, _, _ = select.select([self.proc.stdout], [], [], min(left, 0.5))
+            if r:
+                ch = os.read(self.proc.stdout.fileno(), 1)
+                if not ch:
+                    raise RuntimeError("OpenID provider exited:\n" + self.read_log())
+                line += ch
+        ready = json.loads(line)
+        self.issuer, self.port = ready["issuer"], ready["port"]
+        return self
+
+    def read_log(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.proc.stdout.close()
+        self.proc = None
+
+    def _ssl(self):
+        import ssl
+        return ssl.create_default_context(cafile=self.certs.ca)
+
+    def post_form(self, path, form, auth=None):
+        """POST an urlencoded form; returns (status, JSON answer)."""
+        import urllib.parse
+        req = urllib.request.Request(self.issuer + path, data=urllib.parse.urlencode(form).encode(), method="POST")
+        if auth:
+            import base64
+            req.add_header("Authorization", "Basic " + base64.b64encode(("%s:%s" % auth).encode()).decode())
+        try:
+            with urllib.request.urlopen(req, timeout=10, context=self._ssl()) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def client_credentials(self, client_id, secret, **form):
+        """An agent's access token (a JWT) from the client-credentials grant, as a plain HTTP POST."""
+        st, out = self.post_form("/token", dict(grant_type="client_credentials", **form), auth=(client_id, secret))
+        assert st == 200, (st, out)
+        return out["access_token"]
+
+    def admin(self, method, path):
+        req = urllib.request.Request(self.issuer + path, method=method, data=b"" if method == "POST" else None)
+        req.add_header("Authorization", "Bearer " + self.admin_token)
+        with urllib.request.urlopen(req, timeout=10, context=self._ssl()) as r:
+            return json.loads(r.read())
+
+    def rotate(self):
+        """A new signing key becomes current; the old ones stay published. Returns {current, published}."""
+        return self.admin("POST", "/_admin/rotate")
+
+    def retire(self):
+        """Only the current key stays published."""
+        return self.admin("POST", "/_admin/retire")
+
+    def jwks_fetches(self):
+        return self.admin("GET", "/_admin/stats")["jwks_fetches"]
+
+    def approve_device(self, url, login, password, deny=False):
+        """Do what a person does in a browser for a device code: open url (verification_uri_complete),
+        confirm the code, sign in, consent (or deny). Plain HTTP with a cookie jar on the provider's own
+        pages. Returns the last page's HTML."""
+        import http.cookiejar
+        import html
+        import re
+        import urllib.parse
+        jar = http.cookiejar.CookieJar()
+        op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar),
+                                         urllib.request.HTTPSHandler(context=self._ssl()))
+
+        def forms(page):
+            out = []
+            for m in re.finditer(r"<form\b([^>]*)>(.*?)</form>", page, re.S):
+                action = re.search(r'action="([^"]*)"', m.group(1))
+                fields = {}
+                for im in re.finditer(r"<input\b([^>]*)>", m.group(2)):
+                    n = re.search(r'name="([^"]*)"', im.group(1))
+                    v = re.search(r'value="([^"]*)"', im.group(1))
+                    if n:
+                        fields[html.unescape(n.group(1))] = html.unescape(v.group(1)) if v else ""
+                out.append((html.unescape(action.group(1)) if action else "", fields))
+            return out
+
+        r = op.open(url, timeout=10)
+        page = r.read().decode()
+        denied = False
+        for _ in range(10):
+            fs = forms(page)
+            if not fs or denied:
+                return page
+            by_end = {a.rsplit("/", 1)[-1]: (a, f) for a, f in fs}
+            if "login" in by_end:
+                action, fields = by_end["login"][0], {"login": login, "password": password}
+            elif "abort" in by_end and deny:
+                action, fields, denied = by_end["abort"][0], {}, True
+            elif "confirm" in by_end:
+                action, fields = by_end["confirm"][0], {}
+            else:  # the provider's device pages: the code's form, then its confirmation
+                action, fields = fs[0]
+                if deny and "confirm" in fields:
+                    fields = dict(fields, abort="yes")
+                    fields.pop("confirm")
+                    denied = True
+            r = op.open(urllib.request.Request(urllib.parse.urljoin(r.url, action),
+                                               data=urllib.parse.urlencode(fields).encode()), timeout=10)
+            page = r.read().decode()
+        raise AssertionError("the provider's pages did not end:\n" + page[-2000:])

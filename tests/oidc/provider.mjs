@@ -12,6 +12,7 @@
 //     "access_token_ttl": 300,                        // seconds; a client may set its own
 //     "jwks_max_age": 300,                            // Cache-Control max-age on /jwks (default: none)
 //     "device_interval": 5,                           // seconds between device-code polls (RFC 8628 "interval")
+//     "device_code_ttl": 600,                         // seconds a device code lives
 //     "admin_token": "...",                           // bearer token of the /_admin endpoints (required)
 //     "clients": [
 //       {"client_id": "agent-1", "client_secret": "s3cret", "grant": "client_credentials",
@@ -199,7 +200,7 @@ function build(issuer) {
     },
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     ttl: {
-      AccessToken: defaultTtl, ClientCredentials: defaultTtl, DeviceCode: 600, Interaction: 600, Session: 3600, Grant: 3600,
+      AccessToken: defaultTtl, ClientCredentials: defaultTtl, DeviceCode: cfg.device_code_ttl || 600, Interaction: 600, Session: 3600, Grant: 3600,
       IdToken: defaultTtl, RefreshToken: 3600,
     },
     pkce: { required: () => false },
