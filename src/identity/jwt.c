@@ -62,7 +62,7 @@ long gw_b64url_decode(const char *s, size_t n, uint8_t *out, size_t outcap)
 
 bool gw_jwt_shape(const char *s, size_t n)
 {
-	if (n < 5)
+	if (n < 4)
 		return false;
 	int dots = 0;
 	size_t part = 0;

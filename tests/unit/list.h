@@ -20,6 +20,13 @@
 	X(config_secret_inline_refused) \
 	X(identity_token_roundtrip) \
 	X(identity_admin_groups) \
+	X(jwt_b64url_strict) \
+	X(jwt_parse_rules) \
+	X(jwks_parse_rules) \
+	X(jwt_valid_and_forged_tokens) \
+	X(jwt_identity_in_store) \
+	X(jwt_verify_cost) \
+	X(config_identity_providers) \
 	X(sql_classes_and_flags) \
 	X(sql_relations_functions_and_errors) \
 	X(sql_cte_scope_and_prepare) \
