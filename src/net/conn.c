@@ -80,6 +80,16 @@ static ssize_t tls_write(gw_conn *c, const void *buf, size_t n)
 static const gw_conn_ops plain_ops = {plain_read, plain_write};
 static const gw_conn_ops tls_ops = {tls_read, tls_write};
 
+void gw_tcp_keepalive(int fd)
+{
+	int one = 1, idle = 60, intvl = 10, cnt = 3;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
 int gw_tcp_connect(const char *host, int port, char *err, size_t errlen)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
@@ -96,9 +106,7 @@ int gw_tcp_connect(const char *host, int port, char *err, size_t errlen)
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			continue;
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+		gw_tcp_keepalive(fd);
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
 			break;
 		snprintf(err, errlen, "cannot connect to %s:%d: %s", host, port, strerror(errno));

@@ -35,6 +35,11 @@ typedef struct gw_conn {
  * -1 and err when no address could be tried.
  */
 int gw_tcp_connect(const char *host, int port, char *err, size_t errlen);
+/*
+ * TCP_NODELAY, and keepalive probes after 60 s idle, every 10 s, 3 unanswered:
+ * a peer gone silently (a NAT or firewall dropped the flow) is noticed in ~90 s.
+ */
+void gw_tcp_keepalive(int fd);
 /* A non-blocking listening socket on host:port (SO_REUSEADDR; reuseport: SO_REUSEPORT). -1 and err. */
 int gw_tcp_listen(const char *host, int port, bool reuseport, int backlog, char *err, size_t errlen);
 

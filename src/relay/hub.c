@@ -40,6 +40,8 @@
 
 #define HELLO_MAX 16384
 #define SWEEP_US 1000000
+#define MAX_PENDING 256     /* relay connections logging in at once */
+#define REPLY_MAX (4u << 20) /* a relay's answer to a doctor request */
 
 typedef struct rinst rinst;
 
@@ -68,6 +70,7 @@ typedef struct pend {
 	uint64_t deadline;
 	enum { P_HANDSHAKE, P_HELLO, P_REPLY } st;
 	bool ok;                 /* the reply is 'h' (else an error, then close) */
+	uint64_t gen;            /* the hub's revoked_gen when its token was checked */
 	char name[128], instance[40], token_id[32], targets[512], software[64];
 	struct pend *next, *prev;
 } pend;
@@ -96,6 +99,8 @@ struct gw_hub {
 	pthread_mutex_t lock;    /* insts and their tunnels, waits */
 	rinst *insts;
 	hwait *waits, **waits_tail;
+	uint64_t revoked_gen;    /* bumped by each revocation: a login checked before one is checked again */
+	int npending;            /* relay connections not logged in yet */
 };
 
 /* With the lock held: the first wait for name, unlinked. */
@@ -163,14 +168,19 @@ static void tunnel_close_parked_locked(gw_hub *h, gw_tunnel *t)
 	free(t);
 }
 
-static void park(gw_hub *h, pend *p)
+/* Park a logged-in tunnel; false when a revocation came between its login and now (the caller closes it). */
+static bool park(gw_hub *h, pend *p)
 {
+	int64_t now = (int64_t)time(NULL);
+	pthread_mutex_lock(&h->lock);
+	if (h->revoked_gen != p->gen) {
+		pthread_mutex_unlock(&h->lock);
+		return false; /* the relay logs in again, and its token is checked again */
+	}
 	gw_tunnel *t = gw_xcalloc(1, sizeof(*t));
 	t->fd = p->conn.io.fd;
 	t->tls = p->conn.tls;
 	t->idle = true;
-	int64_t now = (int64_t)time(NULL);
-	pthread_mutex_lock(&h->lock);
 	rinst *in = h->insts;
 	while (in && (strcmp(in->info.instance, p->instance) || strcmp(in->info.name, p->name)))
 		in = in->next;
@@ -198,6 +208,21 @@ static void park(gw_hub *h, pend *p)
 	pthread_mutex_unlock(&h->lock);
 	if (w)
 		wait_wake(w); /* its take may lose to another; it then waits again, until its deadline */
+	return true;
+}
+
+void gw_hub_kick(gw_hub *h, const char *name)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	bool idle = false;
+	for (rinst *in = h->insts; in && !idle; in = in->next)
+		idle = !strcmp(in->info.name, name) && in->info.idle > 0;
+	hwait *w = idle ? wait_pop_locked(h, name, 0) : NULL;
+	pthread_mutex_unlock(&h->lock);
+	if (w)
+		wait_wake(w);
 }
 
 static void sweep(gw_hub *h)
@@ -245,9 +270,11 @@ static gw_tunnel *take(gw_hub *h, const char *name, int *fd, gw_tls **tls, gw_lo
 				best = in;
 		if (!best)
 			break;
-		gw_tunnel *t = best->tunnels;
-		while (t && !t->idle)
-			t = t->next;
+		/* the oldest idle one (the list's tail side): every tunnel gets used, none goes stale unseen */
+		gw_tunnel *t = NULL;
+		for (gw_tunnel *x = best->tunnels; x; x = x->next)
+			if (x->idle)
+				t = x;
 		if (!t)
 			break; /* counts out of step with the list: cannot happen */
 		if (!tunnel_alive(t)) {
@@ -316,6 +343,7 @@ int gw_hub_revoke(gw_hub *h, const char *identity, const char *token_id)
 		return 0;
 	int n = 0;
 	pthread_mutex_lock(&h->lock);
+	h->revoked_gen++;
 	for (rinst *in = h->insts, *nin; in; in = nin) {
 		nin = in->next;
 		if ((identity && strcmp(in->info.name, identity)) || (token_id && strcmp(in->token_id, token_id)))
@@ -331,8 +359,12 @@ int gw_hub_revoke(gw_hub *h, const char *identity, const char *token_id)
 				if (last)
 					break;
 			} else {
-				/* Its owner (a pool or session on a worker) sees EOF and closes it. */
-				shutdown(t->fd, SHUT_RDWR);
+				/*
+				 * Its owner (a pool or session on a worker) reads EOF and closes it. Reading side
+				 * only: a session that is not reading (its client is slow) is not woken by a hang-up
+				 * it cannot act on yet, and the relay sees the close when the owner closes.
+				 */
+				shutdown(t->fd, SHUT_RD);
 			}
 		}
 	}
@@ -372,20 +404,43 @@ static int tls_write_all(gw_tls *tls, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* Send msg on a fresh tunnel; with reply, read one message of type want into *reply. */
+/* Wait until fd is readable or the deadline (mono us) passes: false on timeout. */
+static bool wait_readable(int fd, gw_tls *tls, uint64_t deadline)
+{
+	if (gw_tls_pending(tls))
+		return true;
+	uint64_t now = gw_mono_us();
+	if (now >= deadline)
+		return false;
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	return poll(&pfd, 1, (int)((deadline - now + 999) / 1000)) > 0;
+}
+
+/*
+ * Send msg on a tunnel of its own; with reply, read one message of type want
+ * into *reply (its body), all within timeout_s in total. A relay that has
+ * every tunnel in use gets a few moments to open another.
+ */
 static int exchange(gw_hub *h, const char *name, gw_buf *msg, int timeout_s, char want, gw_buf *reply,
 	char *err, size_t errlen)
 {
-	int fd;
-	gw_tls *tls;
-	gw_tunnel *t = gw_hub_take(h, name, &fd, &tls, err, errlen);
+	int fd = -1;
+	gw_tls *tls = NULL;
+	uint64_t deadline = gw_mono_us() + (uint64_t)timeout_s * 1000000u;
+	gw_tunnel *t = NULL;
+	for (int i = 0; i < 20 && !t; i++) {
+		t = gw_hub_take(h, name, &fd, &tls, err, errlen);
+		if (!t) {
+			struct timespec ts = {0, 100 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
 	if (!t)
 		return -1;
 	int rc = -1;
 	int fl = fcntl(fd, F_GETFL);
 	fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	struct timeval tv = {.tv_sec = timeout_s};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (tls_write_all(tls, gw_buf_rd(msg), gw_buf_len(msg)) < 0) {
 		snprintf(err, errlen, "relay \"%s\": cannot write on its tunnel: %s", name, gw_tls_error(tls));
@@ -394,16 +449,17 @@ static int exchange(gw_hub *h, const char *name, gw_buf *msg, int timeout_s, cha
 	if (!reply) {
 		/* The relay closes the tunnel once it has acted; wait for that, briefly. */
 		uint8_t c;
-		(void)gw_tls_read(tls, &c, 1);
+		if (wait_readable(fd, tls, deadline))
+			(void)gw_tls_read(tls, &c, 1);
 		rc = 0;
 		goto out;
 	}
 	for (;;) {
 		uint8_t type;
 		uint32_t len;
-		long m = gw_pg_frame(gw_buf_rd(reply), gw_buf_len(reply), 16u << 20, &type, &len);
+		long m = gw_pg_frame(gw_buf_rd(reply), gw_buf_len(reply), REPLY_MAX, &type, &len);
 		if (m < 0) {
-			snprintf(err, errlen, "relay \"%s\" sent a malformed answer", name);
+			snprintf(err, errlen, "relay \"%s\" sent a malformed or oversized answer", name);
 			goto out;
 		}
 		if (m > 0) {
@@ -422,11 +478,16 @@ static int exchange(gw_hub *h, const char *name, gw_buf *msg, int timeout_s, cha
 			rc = 0;
 			goto out;
 		}
+		if (!wait_readable(fd, tls, deadline)) {
+			snprintf(err, errlen, "relay \"%s\" did not answer within %d s", name, timeout_s);
+			goto out;
+		}
 		gw_buf_reserve(reply, 65536);
 		ssize_t r = gw_tls_read(tls, gw_buf_wr(reply), 65536);
+		if (r == GW_TLS_WANT_READ)
+			continue;
 		if (r <= 0) {
-			snprintf(err, errlen, "relay \"%s\" closed the tunnel before answering%s", name,
-				r == GW_TLS_WANT_READ ? " (timed out)" : "");
+			snprintf(err, errlen, "relay \"%s\" closed the tunnel before answering", name);
 			goto out;
 		}
 		gw_buf_commit(reply, (size_t)r);
@@ -477,6 +538,7 @@ int gw_hub_doctor(gw_hub *h, const char *name, const char *target, const char *n
 static void pend_free(pend *p, bool close_conn)
 {
 	gw_hub *h = p->h;
+	h->npending--;
 	if (p->prev)
 		p->prev->next = p->next;
 	else
@@ -499,6 +561,8 @@ static void pend_refuse(pend *p, const char *code, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	gw_warn("relay login from %s refused: %s", p->addr, msg);
+	if (p->conn.rx.data)
+		explicit_bzero(p->conn.rx.data, p->conn.rx.cap);
 	gw_buf_reset(&p->conn.rx);
 	gw_pg_error(&p->conn.tx, "FATAL", code, msg, NULL, NULL);
 	p->ok = false;
@@ -541,6 +605,9 @@ static void on_hello(pend *p, const uint8_t *body, size_t n)
 		return;
 	}
 	gw_identity id;
+	pthread_mutex_lock(&h->lock);
+	p->gen = h->revoked_gen;
+	pthread_mutex_unlock(&h->lock);
 	enum gw_auth_result ar = gw_identity_verify_token(h->store, token, name, &id);
 	if (ar != GW_AUTH_OK) {
 		if (ar != GW_AUTH_STORE_ERROR)
@@ -589,6 +656,7 @@ static void pend_io(gw_io *io, uint32_t events)
 				pend_refuse(p, "08P01", "a relay sends nothing after its hello until asked");
 			else
 				on_hello(p, gw_buf_rd(&p->conn.rx) + 5, len - 4);
+			explicit_bzero(p->conn.rx.data, p->conn.rx.cap); /* the token */
 			gw_buf_free(&p->conn.rx);
 		} else if (r < 0) {
 			gw_debug("relay connection from %s closed before its hello", p->addr);
@@ -604,7 +672,11 @@ static void pend_io(gw_io *io, uint32_t events)
 		}
 		if (f == 0) {
 			gw_buf_free(&p->conn.tx);
-			park(p->h, p);
+			if (!park(p->h, p)) {
+				gw_info("relay login from %s: a revocation came meanwhile; closed (it logs in again)", p->addr);
+				pend_free(p, true);
+				return;
+			}
 			pend_free(p, false);
 			return;
 		}
@@ -629,9 +701,13 @@ static void on_accept(gw_io *io, uint32_t events)
 				gw_warn("relay listener: accept: %s", strerror(errno));
 			return;
 		}
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+		if (h->npending >= MAX_PENDING) {
+			/* a flood of connections that never log in must not exhaust the process's descriptors */
+			gw_warn("relay listener: %d connections are logging in already; refusing more for now", h->npending);
+			close(fd);
+			continue;
+		}
+		gw_tcp_keepalive(fd);
 		pend *p = gw_xcalloc(1, sizeof(*p));
 		p->h = h;
 		p->ss = ss;
@@ -649,6 +725,7 @@ static void on_accept(gw_io *io, uint32_t events)
 		if (h->pending)
 			h->pending->prev = p;
 		h->pending = p;
+		h->npending++;
 		gw_loop_watch(h->loop, &p->conn.io, EPOLLIN);
 	}
 }

@@ -54,6 +54,7 @@ typedef struct rtun {
 	gw_pool_wait *wait;
 	gw_conn *db;             /* gw_server_conn(srv) while piping */
 	bool db_eof;
+	bool closed;             /* tun_close ran: freed after this batch of events */
 	uint64_t deadline;
 	struct rtun *next, *prev;
 } rtun;
@@ -64,7 +65,6 @@ struct relay {
 	gw_tls_ctx *tls;
 	const char *tls_name;    /* the name the gateway's certificate must carry */
 	gw_pool **pools;         /* per target */
-	int *warming;            /* per target: warm-up logins in flight */
 	rtun *tuns;
 	int nidle, nconnecting, npiped;
 	uint64_t backoff_us, next_try_us;
@@ -112,6 +112,9 @@ static void tun_set(rtun *t, int st)
 static void tun_close(rtun *t)
 {
 	relay *r = t->r;
+	if (t->closed)
+		return;
+	t->closed = true;
 	tun_count(t, -1);
 	tun_unlink(t);
 	if (t->wait)
@@ -153,6 +156,8 @@ static void tun_watch(rtun *t)
 		ev = 0; /* the checks' thread answers; the tunnel waits */
 	else if (t->st == T_CONNECTING)
 		ev = EPOLLOUT;
+	else if (t->st == T_OPENING && gw_buf_len(&t->gw.rx) >= PIPE_HIGH)
+		ev = EPOLLRDHUP; /* enough held while the backend logs in: notice only the gateway leaving */
 	else {
 		if (t->st != T_DRAIN && (!t->db || gw_buf_len(&t->db->tx) < PIPE_HIGH))
 			ev |= EPOLLIN;
@@ -200,14 +205,23 @@ static void top_up(relay *r)
 static void send_hello(rtun *t)
 {
 	relay *r = t->r;
-	size_t m = gw_buf_msg_begin(&t->gw.tx, 'H');
-	gw_buf_put_i32(&t->gw.tx, GW_RELAY_PROTO);
-	gw_buf_put_str(&t->gw.tx, r->cfg->name);
-	gw_buf_put_str(&t->gw.tx, r->cfg->token);
-	gw_buf_put_str(&t->gw.tx, r->instance);
-	gw_buf_put_str(&t->gw.tx, r->targets);
-	gw_buf_put_str(&t->gw.tx, "pgmoat relay");
-	gw_buf_msg_end(&t->gw.tx, m);
+	/* Built aside and wiped once written: the token does not linger in freed buffers. */
+	gw_buf b = {0};
+	size_t m = gw_buf_msg_begin(&b, 'H');
+	gw_buf_put_i32(&b, GW_RELAY_PROTO);
+	gw_buf_put_str(&b, r->cfg->name);
+	gw_buf_put_str(&b, r->cfg->token);
+	gw_buf_put_str(&b, r->instance);
+	gw_buf_put_str(&b, r->targets);
+	gw_buf_put_str(&b, "pgmoat relay");
+	gw_buf_msg_end(&b, m);
+	ssize_t w = gw_buf_len(&t->gw.tx) ? 0 : gw_conn_write_direct(&t->gw, gw_buf_rd(&b), gw_buf_len(&b));
+	if (w < 0)
+		w = 0;
+	if ((size_t)w < gw_buf_len(&b)) /* rare on a fresh connection: the rest goes the usual way */
+		gw_buf_append(&t->gw.tx, gw_buf_rd(&b) + w, gw_buf_len(&b) - (size_t)w);
+	explicit_bzero(b.data, b.cap);
+	gw_buf_free(&b);
 	tun_set(t, T_HELLO);
 }
 
@@ -410,7 +424,8 @@ static int on_control(rtun *t, uint8_t type, const uint8_t *body, size_t n)
 		on_db(t, srv, NULL);
 		return -1; /* on_db drove the tunnel */
 	}
-	return 0;
+	/* A connect that failed at once answered inside gw_pool_acquire: on_db drove (and maybe closed) it. */
+	return t->st == T_OPENING ? 0 : -1;
 }
 
 static void pipe_end(rtun *t, const char *why)
@@ -431,13 +446,28 @@ static void db_watch(rtun *t)
 	gw_loop_watch(t->r->loop, &t->db->io, ev);
 }
 
+static void db_io(gw_io *io, uint32_t events);
+
+/* Posted: read what a TLS target already holds (t may have closed meanwhile: then nothing). */
+static void db_kick(void *arg)
+{
+	rtun *t = arg;
+	if (!t->closed && t->st == T_PIPE && t->db)
+		db_io(&t->db->io, 0);
+}
+
 /* The backend's side of a piped tunnel. */
 static void db_io(gw_io *io, uint32_t events)
 {
 	rtun *t = io->ud;
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-		ssize_t r = gw_conn_recv(t->db, READ_MAX);
-		move(t->db, &t->gw);
+	bool can = gw_buf_len(&t->gw.tx) < PIPE_HIGH;
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || (can && gw_conn_has_pending(t->db))) {
+		ssize_t r;
+		do {
+			/* a TLS target may hold decrypted bytes epoll will not announce: take them while there is room */
+			r = gw_conn_recv(t->db, READ_MAX);
+			move(t->db, &t->gw);
+		} while (r > 0 && gw_conn_has_pending(t->db) && gw_buf_len(&t->gw.tx) < PIPE_HIGH);
 		if (r < 0) {
 			/* The backend went away (a FATAL of its own, or a crash): pass on what it said, then close. */
 			t->db_eof = true;
@@ -468,7 +498,10 @@ static void tun_io(gw_io *io, uint32_t events)
 		}
 		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 			return;
-		gw_conn_start_tls(&t->gw, r->tls, false, r->tls_name);
+		if (gw_conn_start_tls(&t->gw, r->tls, false, r->tls_name) < 0) {
+			tun_fail(t, "cannot start TLS: %s", t->gw.err);
+			return;
+		}
 		tun_set(t, T_HANDSHAKE);
 	}
 	if (t->st == T_HANDSHAKE) {
@@ -545,7 +578,8 @@ static void tun_io(gw_io *io, uint32_t events)
 			pipe_end(t, "the gateway closed it before the backend was ready");
 			return;
 		}
-	} else if (t->st == T_PIPE && (events & (EPOLLIN | EPOLLHUP | EPOLLERR) || t->gw.want_write)) {
+	} else if (t->st == T_PIPE && (events & (EPOLLIN | EPOLLHUP | EPOLLERR) || t->gw.want_write ||
+			(gw_conn_has_pending(&t->gw) && gw_buf_len(&t->db->tx) < PIPE_HIGH))) {
 		for (;;) {
 			ssize_t rr = gw_conn_recv(&t->gw, READ_MAX);
 			move(&t->gw, t->db);
@@ -571,42 +605,21 @@ static void tun_io(gw_io *io, uint32_t events)
 	}
 	tun_watch(t);
 	db_watch(t);
+	/* room again on the gateway side while the target's TLS holds bytes: read them now */
+	if (t->st == T_PIPE && t->db && gw_conn_has_pending(t->db) && gw_buf_len(&t->gw.tx) < PIPE_HIGH)
+		gw_loop_post(t->r->loop, db_kick, t);
 }
 
 /* ---- warm backends, timeouts ---- */
 
-typedef struct warm_arg {
-	relay *r;
-	size_t ti;
-} warm_arg;
-
-static void on_warm_ready(void *arg, gw_server *srv, const char *err)
-{
-	warm_arg *w = arg;
-	relay *r = w->r;
-	r->warming[w->ti]--;
-	if (srv)
-		gw_pool_release(srv, r->loop, true);
-	else
-		gw_warn("relay %s: target %s: %s", r->cfg->name, r->cfg->targets[w->ti].name, err ? err : "cannot connect");
-	free(w);
-}
-
+/* Per target, keep `warm` logged-in backends idle, opening new ones (never cycling an idle one). */
 static void warm_up(relay *r)
 {
 	for (size_t i = 0; i < r->cfg->n_targets; i++) {
 		int total, idle, waiting;
 		gw_pool_counts(r->pools[i], &total, &idle, &waiting);
-		if (waiting || idle + r->warming[i] >= r->cfg->warm || total >= r->cfg->targets[i].pool_size)
-			continue;
-		warm_arg *w = gw_xmalloc(sizeof(*w));
-		w->r = r;
-		w->ti = i;
-		r->warming[i]++;
-		gw_pool_wait *wt;
-		gw_server *srv = gw_pool_acquire(r->pools[i], r->loop, on_warm_ready, w, &wt);
-		if (srv)
-			on_warm_ready(w, srv, NULL);
+		if (!waiting && idle + gw_pool_growing(r->pools[i]) < r->cfg->warm)
+			gw_pool_grow(r->pools[i], r->loop);
 	}
 }
 
@@ -821,7 +834,6 @@ int gw_relay_main(int argc, char **argv)
 	gw_random_bytes(rnd, sizeof(rnd));
 	gw_hex(rnd, sizeof(rnd), r->instance);
 	r->pools = gw_xcalloc(cfg->n_targets, sizeof(gw_pool *));
-	r->warming = gw_xcalloc(cfg->n_targets, sizeof(int));
 	for (size_t i = 0; i < cfg->n_targets; i++) {
 		size_t l = strlen(r->targets);
 		snprintf(r->targets + l, sizeof(r->targets) - l, "%s%s", i ? "," : "", cfg->targets[i].name);
@@ -860,7 +872,6 @@ out:
 	for (size_t i = 0; r->pools && i < cfg->n_targets; i++)
 		gw_pool_free(r->pools[i]);
 	free(r->pools);
-	free(r->warming);
 	if (r->loop)
 		gw_loop_free(r->loop);
 	gw_tls_ctx_free(r->tls);

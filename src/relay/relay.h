@@ -68,6 +68,8 @@ gw_tunnel *gw_hub_take(gw_hub *h, const char *name, int *fd, gw_tls **tls, char 
  */
 gw_tunnel *gw_hub_take_or_wait(gw_hub *h, const char *name, gw_loop *loop, gw_task_fn fn, void *arg,
 	uint64_t deadline, int *fd, gw_tls **tls, bool *waiting, char *err, size_t errlen);
+/* A pool's waiter went away without taking its wake-up: pass it to the next waiter while a tunnel is ready. */
+void gw_hub_kick(gw_hub *h, const char *name);
 /* The owner of a taken tunnel is about to close its fd. */
 void gw_hub_gone(gw_hub *h, gw_tunnel *t);
 /* Close every tunnel of identity (NULL: any) logged in with token_id (NULL: any). Returns how many. */

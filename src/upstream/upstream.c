@@ -62,6 +62,7 @@ struct gw_server {
 	kv params[MAX_PARAMS];
 	int nparams;
 	int reset_pending;
+	bool grown;             /* opened by gw_pool_grow: counted in ngrow until ready or failed */
 	uint64_t deadline;
 	gw_server *next;        /* idle list or in-progress list */
 	gw_server *prev;
@@ -77,6 +78,7 @@ struct gw_pool {
 	gw_server *busy;        /* connecting or resetting: checked by gw_pool_tick */
 	int total, nidle;
 	int nreset;             /* servers being reset: soon idle */
+	int ngrow;              /* servers being opened for no waiter (gw_pool_grow) */
 	gw_pool_wait *wq_head, *wq_tail;
 	int nwait;
 	kv cache[MAX_PARAMS];
@@ -441,6 +443,28 @@ gw_server *gw_pool_acquire(gw_pool *p, gw_loop *loop, gw_server_ready_fn fn, voi
 	}
 }
 
+bool gw_pool_grow(gw_pool *p, gw_loop *loop)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->cfg->relay || p->total >= p->cfg->pool_size) {
+		pthread_mutex_unlock(&p->lock);
+		return false;
+	}
+	p->total++;
+	p->ngrow++;
+	pthread_mutex_unlock(&p->lock);
+	start_connect(p, loop, NULL);
+	return true;
+}
+
+int gw_pool_growing(gw_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	int n = p->ngrow;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
 void gw_pool_cancel(gw_pool_wait *w)
 {
 	gw_pool *p = w->pool;
@@ -533,8 +557,10 @@ static void task_tunnel_retry(void *arg)
 {
 	gw_pool_wait *w = arg;
 	if (w->cancelled) {
-		pool_slot_freed(w->pool);
+		gw_pool *p = w->pool;
+		pool_slot_freed(p);
 		free(w);
+		gw_hub_kick(p->hub, p->cfg->relay); /* its wake-up may have been for a tunnel now ready: pass it on */
 		return;
 	}
 	start_tunnel(w->pool, w->loop, w);
@@ -585,11 +611,18 @@ static void start_connect(gw_pool *p, gw_loop *loop, gw_pool_wait *w)
 	int fd = open_socket(p->cfg, err, sizeof(err));
 	if (fd < 0) {
 		gw_warn("connection %s: %s", p->cfg->name, err);
+		if (!w) {
+			pthread_mutex_lock(&p->lock);
+			p->ngrow--;
+			pthread_mutex_unlock(&p->lock);
+		}
 		pool_slot_freed(p);
-		wait_deliver(w, NULL, err);
+		if (w)
+			wait_deliver(w, NULL, err);
 		return;
 	}
 	gw_server *srv = gw_xcalloc(1, sizeof(*srv));
+	srv->grown = !w;
 	gw_conn_init(&srv->conn, fd);
 	srv->pool = p;
 	srv->w = w;
@@ -601,12 +634,23 @@ static void start_connect(gw_pool *p, gw_loop *loop, gw_pool_wait *w)
 	gw_loop_watch(loop, &srv->conn.io, EPOLLOUT);
 }
 
+static void grown_done(gw_server *srv)
+{
+	if (!srv->grown)
+		return;
+	srv->grown = false;
+	pthread_mutex_lock(&srv->pool->lock);
+	srv->pool->ngrow--;
+	pthread_mutex_unlock(&srv->pool->lock);
+}
+
 static void server_fail(gw_server *srv, const char *why)
 {
 	gw_pool *p = srv->pool;
 	gw_pool_wait *w = srv->w;
 	enum srv_state st = srv->state;
 	srv->w = NULL;
+	grown_done(srv);
 	busy_remove(srv);
 	if (st == S_RESET) {
 		pthread_mutex_lock(&p->lock);
@@ -631,6 +675,7 @@ static void server_fail(gw_server *srv, const char *why)
 static void server_ready(gw_server *srv)
 {
 	gw_pool *p = srv->pool;
+	grown_done(srv);
 	busy_remove(srv);
 	gw_scram_client_free(&srv->scram);
 	/* Refresh the pool's cache of ParameterStatus values. */

@@ -44,6 +44,10 @@ const gw_conn_cfg *gw_pool_cfg(const gw_pool *pool);
  * *wait is set so the caller can gw_pool_cancel() it first.
  */
 gw_server *gw_pool_acquire(gw_pool *pool, gw_loop *loop, gw_server_ready_fn fn, void *arg, gw_pool_wait **wait);
+/* Open one more server for the idle list (no waiter), on loop; false when the pool is full. */
+bool gw_pool_grow(gw_pool *pool, gw_loop *loop);
+/* Servers being opened by gw_pool_grow. */
+int gw_pool_growing(gw_pool *pool);
 /* Withdraw a wait (on the loop that made it); fn will not be called. */
 void gw_pool_cancel(gw_pool_wait *w);
 /*

@@ -40,11 +40,13 @@ def setup_module():
     certs = Certs()
     gw = Gateway(connections=[dict(name="main", relay="dc1", target="app"),
                               dict(name="elsewhere", relay="dc1", target="nosuch"),
-                              dict(name="nowhere", relay="dc9", target="app")],
+                              dict(name="nowhere", relay="dc9", target="app"),
+                              dict(name="broken", relay="dc1", target="down")],
                  tls=certs, relay_listener=True).start()
     gw.add_identity("dc1", kind="relay")
     tok = gw.issue_token("dc1")
-    relay = Relay(gw, "dc1", tok, [target(pg)], env={"RELAY_DB_PW": DB_PW}).start()
+    relay = Relay(gw, "dc1", tok, [target(pg), target(pg, name="down", host="/nonexistent-pgmoat-dir")],
+                  env={"RELAY_DB_PW": DB_PW}).start()
     ident, atok = gw.agent("agent-1")
     S.update(pg=pg, gw=gw, certs=certs, relay=relay, relay_token=tok, agent=(ident, atok),
              dsn=gw.dsn(ident, atok, dbname="main", sslmode="verify-full"))
@@ -143,6 +145,30 @@ def test_unlisted_target_refused_by_the_relay():
     assert "nosuch" in S["relay"].read_log() and "refused" in S["relay"].read_log()
 
 
+def test_target_down_is_reported_and_the_relay_lives_on():
+    # the target's socket does not exist: the relay's login fails at once, the client hears why
+    for _ in range(3):
+        r = q("SELECT 1", dbname="broken")
+        assert r.returncode != 0
+        assert "relay dc1 cannot log in to its target down" in r.stderr, r.stderr
+    assert S["relay"].proc.poll() is None, S["relay"].read_log()[-3000:]
+    r = q("SELECT 5")
+    assert r.returncode == 0 and r.stdout.strip() == "5", r.stderr
+
+
+def test_large_values_both_ways():
+    # larger than the relay's buffers and than TLS records: nothing may stall inside TLS read-ahead
+    r = psql(dsn(), args=["-qAt", "-v", "ON_ERROR_STOP=1", "-c",
+                          "SELECT md5(repeat('pgmoat', 2000000)), length(repeat('pgmoat', 2000000))"])
+    assert r.returncode == 0, r.stderr
+    r2 = psql(dsn(), args=["-qAt", "-c", "SELECT repeat('pgmoat', 2000000)"], timeout=60)
+    assert r2.returncode == 0 and len(r2.stdout.strip()) == 12000000, (r2.returncode, len(r2.stdout))
+    big = "x" * 6000000
+    r3 = psql(dsn(), args=["-qAt", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+              input="SELECT length('%s');\n" % big, timeout=60)
+    assert r3.returncode == 0 and r3.stdout.strip() == "6000000", (r3.stdout[:200], r3.stderr[:500])
+
+
 def test_relay_with_no_tunnel_named():
     r = q("SELECT 1", dbname="nowhere")
     assert r.returncode != 0
@@ -166,8 +192,8 @@ def test_relays_listed():
     assert by["dc1"]["state"] == "connected", by
     assert by["dc1"]["tunnels_idle"] >= 1
     assert len(by["dc1"]["instances"]) == 1
-    assert by["dc1"]["instances"][0]["targets"] == ["app"]
-    assert {c["name"] for c in by["dc1"]["connections"]} == {"main", "elsewhere"}
+    assert by["dc1"]["instances"][0]["targets"] == ["app", "down"]
+    assert {c["name"] for c in by["dc1"]["connections"]} == {"main", "elsewhere", "broken"}
     assert by["dc9"]["state"] == "no tunnel"
     r = gw.cli("relays")
     assert "dc1" in r.stdout and "connected" in r.stdout and "dc9" in r.stdout, r.stdout
@@ -201,8 +227,11 @@ def test_doctor_through_the_relay():
         assert "connection main (through relay dc1, target app: checked by the relay)" in r.stdout, r.stdout
         assert "HIGH    role_superuser" in r.stdout, r.stdout
         r = _doctor(["relay", "doctor", "-c", S["relay"].config, "--json"])
-        assert r.returncode == 1, r.stdout + r.stderr
-        assert "role_superuser" in {f["id"] for f in json.loads(r.stdout)["connections"][0]["findings"]}
+        out = json.loads(r.stdout)
+        by = {c["name"]: c for c in out["connections"]}
+        assert "role_superuser" in {f["id"] for f in by["app"]["findings"]}, by["app"]
+        assert out["summary"]["high"] >= 1 and "error" in by["down"], out
+        assert r.returncode == 2, r.stdout + r.stderr  # a target not checked outranks the high finding
     finally:
         S["pg"].sql("ALTER ROLE gw_scram NOSUPERUSER")
 
@@ -210,9 +239,11 @@ def test_doctor_through_the_relay():
 def test_relay_doctor_alone():
     """pgmoat relay doctor: the database side alone, before any gateway (this one needs none)."""
     r = _doctor(["relay", "doctor", "-c", S["relay"].config])
-    assert r.returncode == 0, r.stdout + r.stderr
     assert "target app (gw_scram@%s:%d/app" % (S["pg"].sock, S["pg"].port) in r.stdout, r.stdout
     assert "0 high" in r.stdout, r.stdout
+    # the other target's database is not there: said, and the exit code says something was not checked
+    assert "target down (" in r.stdout and "not checked: cannot connect" in r.stdout, r.stdout
+    assert r.returncode == 2, r.stdout + r.stderr
     r = _doctor(["relay", "doctor", "--help"])
     assert r.returncode == 0 and "before any gateway exists" in r.stdout
 
