@@ -37,7 +37,10 @@
 
 #define MAX_PASSWORD_MSG 20000
 
-enum client_state { C_STARTUP, C_TLS, C_PASSWORD, C_JWKS_WAIT, C_CLOSING };
+enum client_state { C_STARTUP, C_TLS, C_PASSWORD, C_JWKS_WAIT, C_DISCARD, C_CLOSING };
+
+/* A password message this long is read and thrown away, then refused (28P01); longer ones end the connection. */
+#define MAX_DISCARD (4u * 1024 * 1024)
 
 struct gw_client {
 	gw_worker *wk;
@@ -51,6 +54,7 @@ struct gw_client {
 	bool have_startup;
 	uint64_t deadline;
 	uint8_t *pw;            /* a JWT kept while its issuer's keys are fetched (scrubbed when freed) */
+	size_t discard;         /* C_DISCARD: bytes of an oversized password still to come */
 	size_t pwlen;
 	struct gw_client *prev, *next;
 };
@@ -372,6 +376,17 @@ static int client_process(gw_client *c)
 			uint8_t type;
 			uint32_t len;
 			long m = gw_pg_frame(gw_buf_rd(rx), gw_buf_len(rx), MAX_PASSWORD_MSG, &type, &len);
+			if (m < 0 && gw_buf_len(rx) >= 5 && gw_buf_rd(rx)[0] == 'p' &&
+				gw_get_u32(gw_buf_rd(rx) + 1) > MAX_PASSWORD_MSG && gw_get_u32(gw_buf_rd(rx) + 1) <= MAX_DISCARD) {
+				/*
+				 * A credential too long to be one (a JWT is at most 16 kB): read it to its end
+				 * and throw it away, so the refusal reaches a client still sending it (closing
+				 * on unread bytes would reset the connection and lose the message).
+				 */
+				c->discard = gw_get_u32(gw_buf_rd(rx) + 1) + 1;
+				c->state = C_DISCARD;
+				continue;
+			}
 			if (m < 0 || (gw_buf_len(rx) >= 1 && gw_buf_rd(rx)[0] != 'p')) {
 				client_fatal(c, "08P01", "pgmoat: expected a password message");
 				return -1;
@@ -389,6 +404,15 @@ static int client_process(gw_client *c)
 			free(pw);
 			if (r < 0)
 				return -1;
+		} else if (c->state == C_DISCARD) {
+			size_t k = gw_buf_len(rx) < c->discard ? gw_buf_len(rx) : c->discard;
+			gw_buf_consume(rx, k);
+			c->discard -= k;
+			if (c->discard)
+				return 0;
+			refuse(c, GW_AUTH_BAD_TOKEN, "password", "the password is over 20000 bytes: neither an API token nor a "
+				"JWT (at most 16 kB)", NULL);
+			return -1;
 		} else {
 			return 0;
 		}

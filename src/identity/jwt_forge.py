@@ -156,7 +156,7 @@ def forged(keys, issuer, audience, sub, now=None, exp_far=None, future=None):
     out.append(("ES256 as DER", eh + "." + ep + "." + b64u(encode_dss_signature(r, s_))))
     out.append(("truncated", good[:-12]))
     out.append(("1 MB", make(keys, dict(c, pad="x" * (1024 * 1024)))))
-    out.append(("just over 16 kB", make(keys, dict(c, pad="x" * 16 * 1024))))
+    out.append(("just over 16 kB", make(keys, dict(c, pad="x" * 12300))))
     out.append(("non-JSON payload", make(keys, None, raw_payload=b"sub=alice;exp=99999999999")))
     out.append(("payload a JSON array", make(keys, None, raw_payload=b'["sub","alice"]')))
     dup = ('{"iss":%s,"aud":%s,"sub":"someone","sub":%s,"exp":%d}'

@@ -52,7 +52,7 @@ typedef struct gw_jwt {
 	size_t sig_len;
 } gw_jwt;
 
-/* Does this password have the shape of a JWT (three base64url parts)? Cheap; decides nothing. */
+/* Is this password meant as a JWT (it holds a dot, which an API token never does)? Decides nothing. */
 bool gw_jwt_shape(const char *s, size_t n);
 /*
  * Parse a compact JWS: size, parts, strict base64url, header and payload as
