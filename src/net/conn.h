@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 typedef struct gw_conn_ops gw_conn_ops;
@@ -35,6 +36,10 @@ typedef struct gw_conn {
  * -1 and err when no address could be tried.
  */
 int gw_tcp_connect(const char *host, int port, char *err, size_t errlen);
+/* The same to an address already resolved (gw_tcp_resolve), so a loop does not wait on DNS each time. */
+int gw_tcp_connect_addr(const struct sockaddr_storage *ss, socklen_t len, char *err, size_t errlen);
+/* Resolve host:port to its first address; false and err when it cannot. Blocks on DNS. */
+bool gw_tcp_resolve(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len, char *err, size_t errlen);
 /*
  * TCP_NODELAY, and keepalive probes after 60 s idle, every 10 s, 3 unanswered:
  * a peer gone silently (a NAT or firewall dropped the flow) is noticed in ~90 s.

@@ -69,6 +69,8 @@ struct relay {
 	int nidle, nconnecting, npiped;
 	uint64_t backoff_us, next_try_us;
 	bool connected_once, announced;
+	struct sockaddr_storage gw_addr; /* the gateway's address, resolved once and again after a failure */
+	socklen_t gw_addrlen;
 	char instance[24];
 	char targets[512];
 };
@@ -135,6 +137,7 @@ static void tun_fail(rtun *t, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	r->gw_addrlen = 0; /* resolve again next time: the gateway may have moved */
 	r->backoff_us = r->backoff_us ? r->backoff_us * 2 : BACKOFF_START_US;
 	if (r->backoff_us > BACKOFF_CAP_US)
 		r->backoff_us = BACKOFF_CAP_US;
@@ -170,7 +173,10 @@ static void tun_watch(rtun *t)
 static void tun_open_new(relay *r)
 {
 	char err[300] = "";
-	int fd = gw_tcp_connect(r->cfg->gw_host, r->cfg->gw_port, err, sizeof(err));
+	/* DNS only when there is no address yet or the last attempt failed: the loop carries live pipes */
+	int fd = -1;
+	if (r->gw_addrlen || gw_tcp_resolve(r->cfg->gw_host, r->cfg->gw_port, &r->gw_addr, &r->gw_addrlen, err, sizeof(err)))
+		fd = gw_tcp_connect_addr(&r->gw_addr, r->gw_addrlen, err, sizeof(err));
 	rtun *t = gw_xcalloc(1, sizeof(*t));
 	t->r = r;
 	t->st = T_CONNECTING;
