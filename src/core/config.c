@@ -1516,6 +1516,8 @@ int gw_relay_config_add_target(gw_relay_config *rc, const char *words, char *err
 				free(t.password);
 				t.password = gw_xstrdup(sec);
 			}
+			if (owned)
+				explicit_bzero(owned, strlen(owned));
 			free(owned);
 		} else {
 			snprintf(err, errlen, "--target: unknown key '%s' (known: name, host, port, dbname, user, password, sslmode, sslrootcert)", k);
