@@ -6,7 +6,7 @@ set -eu
 PKGS="gcc make pkg-config libssl-dev libyaml-dev libsqlite3-dev libpq-dev
  libpg-query-dev postgresql-server-dev-15 libmicrohttpd-dev libjansson-dev
  libcurl4-openssl-dev libpcre2-dev postgresql-15 postgresql-client-15
- postgresql-contrib pgbouncer python3-psycopg openssl procps iproute2"
+ postgresql-contrib pgbouncer python3-psycopg python3-cryptography openssl procps iproute2"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -138,8 +138,32 @@ enum gw_auth_result gw_identity_from_cert(const gw_config *cfg, gw_store *st, co
 				"(a URI SAN spiffe://%s/...)", td, td);
 			return GW_AUTH_BAD_TOKEN;
 		}
-		/* the path names the workload; the trust domain was checked and is the same for every identity */
-		snprintf(name, sizeof(name), "%s", peer->uri[0] + 10 + tdl);
+		/*
+		 * The path names the workload (the trust domain was checked and is the same for every
+		 * identity). Its segments (letters, digits, '.', '-', '_' in SPIFFE) are joined with ':'
+		 * instead of '/', which an identity name cannot hold (it is a URL path segment of the API):
+		 * spiffe://example.org/ns/prod/sa/etl is identity ns:prod:sa:etl.
+		 */
+		const char *path = peer->uri[0] + 10 + tdl;
+		snprintf(name, sizeof(name), "%s", path);
+		bool seg_ok = true;
+		for (char *p = name, *seg = name;; p++) {
+			if (*p == '/' || !*p) {
+				size_t sl = (size_t)(p - seg);
+				if (!sl || (sl == 1 && seg[0] == '.') || (sl == 2 && seg[0] == '.' && seg[1] == '.') ||
+					memchr(seg, ':', sl))
+					seg_ok = false;
+				if (!*p)
+					break;
+				*p = ':';
+				seg = p + 1;
+			}
+		}
+		if (!seg_ok) {
+			snprintf(why, whylen, "client certificate refused: SPIFFE ID path \"%.100s\" has an empty, '.' or "
+				"'..' segment or a ':'", path);
+			return GW_AUTH_BAD_TOKEN;
+		}
 	} else {
 		if (!peer->cn[0]) {
 			snprintf(why, whylen, "client certificate refused: its subject has no single common name (CN)");

@@ -64,7 +64,8 @@ int gw_identity_issue_token(gw_store *st, const char *identity, uint64_t ttl_us,
  * A client certificate (mutual TLS) as an identity: the certificate must be
  * verified (tls.client_ca, tls.crl) and within its validity at now; the name
  * is its CN, or with identity.mtls.identity_from: spiffe the path of its one
- * spiffe://<trust_domain>/<path> URI SAN. The identity must exist, be enabled,
+ * spiffe://<trust_domain>/<path> URI SAN with '/' written ':'
+ * (spiffe://example.org/ns/prod/sa/etl: ns:prod:sa:etl). The identity must exist, be enabled,
  * not be a relay, and equal user. why says what failed (one line).
  */
 enum gw_auth_result gw_identity_from_cert(const gw_config *cfg, gw_store *st, const gw_tls_peer *peer,

@@ -213,7 +213,8 @@ class Gateway:
     """build/pgmoat serve with a generated config."""
 
     def __init__(self, pg=None, connections=None, tls=None, plaintext_loopback=True, extra="", workers=None,
-                 db="app", env=None, relay_listener=False):
+                 db="app", env=None, relay_listener=False, tls_extra=()):
+        """tls_extra: more tls: lines, such as ["client_ca: file:CA", "crl: file:CRL"]."""
         self.dir = make_tempdir("pgmoat-gw-")
         self.port = free_port()
         self.http_port = free_port()
@@ -235,6 +236,7 @@ class Gateway:
         lines.append("tls:")
         if tls:
             lines += ["  cert: file:%s" % tls.cert, "  key: file:%s" % tls.key]
+        lines += ["  " + x for x in tls_extra]
         lines += ["  allow_plaintext_loopback: %s" % ("true" if plaintext_loopback else "false"),
                   "state: \"sqlite:%s/state.db\"" % self.dir,
                   "admin_token: env:PGMOAT_ADMIN_TOKEN",
