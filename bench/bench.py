@@ -287,6 +287,66 @@ def relay_bench(pg, env0, policy, certs, seconds, rounds):
     gw.stop()
 
 
+def jwt_bench(pg, env0, certs, seconds, rounds, quick):
+    """Issue 8: what a JWT login costs next to an API-token login — the gateway's CPU per login
+    (cached keys, plaintext loopback so TLS does not hide it), verify time per algorithm (the unit
+    test's measure), and pgbench -S -C over TLS with a JWT in PGPASSWORD against an API token."""
+    sys.path.insert(0, os.path.join(harness.ROOT, "src", "identity"))
+    import jwt_forge as jf
+    unit = os.path.join(harness.BUILD, "unit_tests")
+    if os.path.exists(unit):
+        r = subprocess.run([unit, "jwt_verify_cost"], capture_output=True, text=True, timeout=300)
+        for line in r.stdout.splitlines():
+            if line.strip().startswith("verify "):
+                log("jwt: %s per token (parse, key lookup, signature, claims)" % line.strip())
+    else:
+        log("jwt: %s not built; per-algorithm verify cost skipped (make BUILD=... %s)" % (unit, unit))
+    keys = jf.Keys()
+    d = make_tempdir("pgmoat-bench-jwt-")
+    kf = os.path.join(d, "jwks.json")
+    with open(kf, "w") as f:
+        f.write(__import__("json").dumps(keys.jwks()))
+    iss = "https://bench.issuer"
+    conn = [dict(name="main", host="127.0.0.1", port=pg.port, database="app", user="gw_scram",
+                 password="env:GW_SCRAM_PW", sslmode="disable", pool=64)]
+    gw = Gateway(pg, tls=certs, connections=conn, env={"GW_SCRAM_PW": "scram-pw"}, plaintext_loopback=True,
+                 extra="identity:\n  oidc:\n    - {issuer: %s, audience: pgmoat, jwks_file: %s}\n"
+                       "limits: {auth_failures_per_minute: 0}\n" % (iss, kf)).start()
+    user, token = gw.agent("bench-agent")
+    gw.add_identity("bench-jwt")
+    jwts = {alg: jf.make(keys, jf.claims(iss, "pgmoat", "bench-jwt", ttl=86400), alg=alg)
+            for alg in ("RS256", "ES256", "EdDSA")}
+    n = 300 if quick else 2000
+
+    def login_cpu(u, pw):
+        c0 = cpu_seconds(gw.proc.pid)
+        t0 = time.time()
+        for _ in range(n):
+            with socket.create_connection(("127.0.0.1", gw.port)) as sk:
+                v3_login(sk, u, pw, "main")
+                sk.sendall(b"X\0\0\0\4")
+        return (cpu_seconds(gw.proc.pid) - c0) * 1e6 / n, (time.time() - t0) * 1e6 / n
+
+    login_cpu(user, token)  # warm up (the pool learns the server's parameters)
+    tok_cpu, tok_wall = login_cpu(user, token)
+    log("jwt: login through the gateway (plaintext loopback, %d logins each; CPU of the gateway per login, "
+        "wall time per login): API token %.0f us CPU, %.0f us wall" % (n, tok_cpu, tok_wall))
+    for alg, t in jwts.items():
+        c, w = login_cpu("bench-jwt", t)
+        log("jwt:   JWT %-6s %.0f us CPU (+%.0f us over the API token), %.0f us wall" % (alg, c, c - tok_cpu, w))
+    tls = dict(env0, PGPORT=str(gw.port), PGDATABASE="main", PGSSLMODE="require")
+    t = {"token": dict(tls, PGUSER=user, PGPASSWORD=token),
+         "jwt": dict(tls, PGUSER="bench-jwt", PGPASSWORD=jwts["RS256"])}
+    res = {"token": [], "jwt": []}
+    for r in range(rounds):
+        for k in (("token", "jwt") if r % 2 == 0 else ("jwt", "token")):
+            res[k].append(pgbench(t[k], ["-S", "-C", "-c", "8", "-j", "2"], seconds))
+    md = {k: statistics.median(v) for k, v in res.items()}
+    log("jwt: pgbench -S -C -c 8 over TLS, median of %d alternated runs: API token %.0f TPS, JWT (RS256) %.0f TPS: "
+        "ratio %.2f (goal >= 0.9)" % (rounds, md["token"], md["jwt"], md["jwt"] / md["token"]))
+    gw.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--time", type=int, default=5)
@@ -297,13 +357,15 @@ def main():
     ap.add_argument("--skip-masking", action="store_true")
     ap.add_argument("--skip-relay", action="store_true")
     ap.add_argument("--only-relay", action="store_true", help="PostgreSQL, one gateway and a relay only")
+    ap.add_argument("--skip-jwt", action="store_true")
+    ap.add_argument("--only-jwt", action="store_true", help="PostgreSQL and one gateway trusting a JWT issuer only")
     ap.add_argument("--idle", type=int, default=5000)
     ap.add_argument("--clients", default="1,8,32")
     ap.add_argument("--workloads", default="simple,prepared,churn", help="which of simple,prepared,churn to run")
     a = ap.parse_args()
     if a.quick:
         a.time, a.rounds, a.idle = 2, 1, 1000
-    if a.only_relay:
+    if a.only_relay or a.only_jwt:
         a.skip_recorder = a.skip_masking = True
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, 65536)
@@ -322,6 +384,9 @@ def main():
     certs = Certs()
     if a.only_relay:
         relay_bench(pg, env0, POLICY, certs, a.time, a.rounds)
+        return
+    if a.only_jwt:
+        jwt_bench(pg, env0, certs, a.time, a.rounds, a.quick)
         return
     bport, bproc = start_pgbouncer(pg, pool)
     conn = [dict(name="main", host="127.0.0.1", port=pg.port, database="app", user="gw_scram",
@@ -409,6 +474,9 @@ def main():
     if not a.skip_relay:
         log("")
         relay_bench(pg, env0, policy, certs, a.time, a.rounds)
+    if not a.skip_jwt:
+        log("")
+        jwt_bench(pg, env0, certs, a.time, a.rounds, a.quick)
     if not a.skip_idle:
         log("")
         log("idle sessions: opening %d TLS sessions through pgmoat" % a.idle)
