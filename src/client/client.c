@@ -39,7 +39,7 @@
 
 enum client_state { C_STARTUP, C_TLS, C_PASSWORD, C_JWKS_WAIT, C_DISCARD, C_CLOSING };
 
-/* A password message this long is read and thrown away, then refused (28P01); longer ones end the connection. */
+/* An oversized JWT up to this long is refused (28P01) and read to its end; longer ones end the connection. */
 #define MAX_DISCARD (4u * 1024 * 1024)
 
 struct gw_client {
@@ -115,11 +115,12 @@ __attribute__((format(printf, 3, 4))) static void client_fatal(gw_client *c, con
 }
 
 /*
- * A refused login: counted for the rate limit (unless the store failed),
- * recorded as an auth_failure event with the worker's next group, and
- * answered with FATAL.
+ * A refused login: counted for the rate limit (unless the store failed) and
+ * recorded as an auth_failure event with the worker's next group. Returns
+ * the SQLSTATE to answer with.
  */
-static void refuse(gw_client *c, enum gw_auth_result r, const char *method, const char *why, const char *issuer)
+static const char *refusal_note(gw_client *c, enum gw_auth_result r, const char *method, const char *why,
+	const char *issuer)
 {
 	gw_worker *wk = c->wk;
 	const char *sqlstate = gw_auth_sqlstate(r);
@@ -131,7 +132,13 @@ static void refuse(gw_client *c, enum gw_auth_result r, const char *method, cons
 	*wk->aud_tail = e;
 	wk->aud_tail = &e->next;
 	wk->aud_nevs++;
-	client_fatal(c, sqlstate, "pgmoat: %s", why);
+	return sqlstate;
+}
+
+/* Refuse a login: noted (above), answered with FATAL, closed. */
+static void refuse(gw_client *c, enum gw_auth_result r, const char *method, const char *why, const char *issuer)
+{
+	client_fatal(c, refusal_note(c, r, method, why, issuer), "pgmoat: %s", why);
 }
 
 void gw_client_accept(gw_worker *wk, int fd, const struct sockaddr_storage *addr)
@@ -274,6 +281,21 @@ static int on_startup_packet(gw_client *c, const uint8_t *p, size_t n)
 
 static void jwks_wake(void *arg);
 
+/*
+ * A password message longer than MAX_PASSWORD_MSG whose first bytes are
+ * those of a JWT ("eyJ", base64url of '{"'): a token too long, refused as a
+ * credential (28P01). Anything else that long is a protocol error (08P01).
+ */
+static bool oversized_jwt(const gw_buf *rx)
+{
+	size_t n = gw_buf_len(rx);
+	if (n < 6 || gw_buf_rd(rx)[0] != 'p')
+		return false;
+	uint32_t len = gw_get_u32(gw_buf_rd(rx) + 1);
+	size_t body = n - 5 < 3 ? n - 5 : 3;
+	return len > MAX_PASSWORD_MSG && len <= MAX_DISCARD && !memcmp(gw_buf_rd(rx) + 5, "eyJ", body);
+}
+
 /* A JWT as the password: decided now, or parked until its issuer's keys are fetched. -1 when c is gone. */
 static int login_jwt(gw_client *c, const char *tok, size_t n)
 {
@@ -376,14 +398,18 @@ static int client_process(gw_client *c)
 			uint8_t type;
 			uint32_t len;
 			long m = gw_pg_frame(gw_buf_rd(rx), gw_buf_len(rx), MAX_PASSWORD_MSG, &type, &len);
-			if (m < 0 && gw_buf_len(rx) >= 5 && gw_buf_rd(rx)[0] == 'p' &&
-				gw_get_u32(gw_buf_rd(rx) + 1) > MAX_PASSWORD_MSG && gw_get_u32(gw_buf_rd(rx) + 1) <= MAX_DISCARD) {
+			if (m < 0 && oversized_jwt(rx)) {
 				/*
-				 * A credential too long to be one (a JWT is at most 16 kB): read it to its end
-				 * and throw it away, so the refusal reaches a client still sending it (closing
-				 * on unread bytes would reset the connection and lose the message).
+				 * A JWT too long to be one (at most 16 kB): refused at once, then read to its end
+				 * and thrown away, so the refusal reaches a client still sending it (closing on
+				 * unread bytes would reset the connection and lose the message).
 				 */
-				c->discard = gw_get_u32(gw_buf_rd(rx) + 1) + 1;
+				static const char why[] = "the password is over 20000 bytes: a JWT is at most 16 kB";
+				const char *sqlstate = refusal_note(c, GW_AUTH_BAD_TOKEN, "jwt", why, NULL);
+				gw_info("login refused: client=%s sqlstate=%s %s", c->addr_str, sqlstate, why);
+				gw_pg_error(&c->conn.tx, "FATAL", sqlstate, "pgmoat: the password is over 20000 bytes: a JWT is at "
+					"most 16 kB", NULL, NULL);
+				c->discard = (size_t)gw_get_u32(gw_buf_rd(rx) + 1) + 1;
 				c->state = C_DISCARD;
 				continue;
 			}
@@ -410,8 +436,13 @@ static int client_process(gw_client *c)
 			c->discard -= k;
 			if (c->discard)
 				return 0;
-			refuse(c, GW_AUTH_BAD_TOKEN, "password", "the password is over 20000 bytes: neither an API token nor a "
-				"JWT (at most 16 kB)", NULL);
+			/* all of it read: close once the refusal is written */
+			if (gw_conn_flush(&c->conn) == 1) {
+				c->state = C_CLOSING;
+				gw_loop_watch(c->wk->loop, &c->conn.io, EPOLLOUT);
+			} else {
+				client_close(c);
+			}
 			return -1;
 		} else {
 			return 0;
