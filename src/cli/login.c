@@ -605,8 +605,14 @@ static int device_flow(const login_opts *o, const char *token_path, stored *out)
 	if (!exp && json_is_integer(json_object_get(tok, "expires_in")))
 		exp = (long long)time(NULL) + (long long)json_integer_value(json_object_get(tok, "expires_in"));
 	char *line = gw_xasprintf("%s\n", token);
-	json_t *meta = json_pack("{s:s,s:s,s:s,s:s?,s:I}", "issuer", o->issuer, "client_id", o->client_id, "token_type",
-		want_id ? "id" : "access", "identity", identity, "expires_at", (json_int_t)exp);
+	char *ca_abs = o->ca ? realpath(o->ca, NULL) : NULL; /* kept for the next sign-in, from anywhere */
+	json_t *meta = json_pack("{s:s,s:s,s:s,s:s?,s:I,s:s,s:s,s:s?,s:s?,s:s?}", "issuer", o->issuer, "client_id",
+		o->client_id, "token_type", want_id ? "id" : "access", "identity", identity, "expires_at", (json_int_t)exp,
+		"identity_claim", o->identity_claim, "scope", o->scope, "identity_prefix", o->identity_prefix, "ca", o->ca,
+		"resource", o->resource);
+	if (ca_abs)
+		json_object_set_new(meta, "ca", json_string(ca_abs));
+	free(ca_abs);
 	char *meta_s = json_dumps(meta, JSON_COMPACT);
 	char *mp = meta_path(token_path);
 	int w = write_private(token_path, line);
@@ -663,6 +669,8 @@ static bool opt(int argc, char **argv, int *i, const char *name, const char **va
 	return false;
 }
 
+static int login_run(login_opts *op, const char *path);
+
 int gw_cli_login(int argc, char **argv)
 {
 	login_opts o = {0};
@@ -692,7 +700,45 @@ int gw_cli_login(int argc, char **argv)
 	}
 	if (o.issuer && !*o.issuer)
 		o.issuer = NULL;
-	if (!o.client_id || !*o.client_id)
+	if (o.client_id && !*o.client_id)
+		o.client_id = NULL;
+	char *path = o.token_file ? gw_xstrdup(o.token_file) : default_token_path(true);
+	if (!path)
+		return 1;
+	/* Signing in again at the same provider takes the settings of the last sign-in that were not given. */
+	char *mp = meta_path(path);
+	json_error_t je;
+	json_t *last = json_load_file(mp, 0, &je);
+	free(mp);
+	if (!o.issuer && json_is_object(last))
+		o.issuer = jget(last, "issuer");
+	if (o.issuer && json_is_object(last) && jget(last, "issuer") && !strcmp(o.issuer, jget(last, "issuer"))) {
+		if (!o.client_id)
+			o.client_id = jget(last, "client_id");
+		if (!o.ca)
+			o.ca = jget(last, "ca");
+		if (!o.scope)
+			o.scope = jget(last, "scope");
+		if (!o.resource)
+			o.resource = jget(last, "resource");
+		if (!o.token_type)
+			o.token_type = jget(last, "token_type");
+		if (!o.identity_claim && !o.identity_prefix) {
+			o.identity_claim = jget(last, "identity_claim");
+			o.identity_prefix = jget(last, "identity_prefix");
+		}
+	}
+	int rc = login_run(&o, path);
+	json_decref(last);
+	free(path);
+	return rc;
+}
+
+/* gw_cli_login once its options and their defaults are known. */
+static int login_run(login_opts *op, const char *path)
+{
+	login_opts o = *op;
+	if (!o.client_id)
 		o.client_id = "pgmoat-cli";
 	if (!o.scope)
 		o.scope = "openid";
@@ -709,9 +755,6 @@ int gw_cli_login(int argc, char **argv)
 		fprintf(stderr, "pgmoat login: the issuer must be an https:// URL (OpenID Connect Discovery)\n");
 		return 2;
 	}
-	char *path = o.token_file ? gw_xstrdup(o.token_file) : default_token_path(true);
-	if (!path)
-		return 1;
 	stored s = {0};
 	int rc;
 	if (o.print_env && stored_load(path, &s) == 0 && s.expires_at > (long long)time(NULL) + 60 &&
@@ -721,7 +764,6 @@ int gw_cli_login(int argc, char **argv)
 		stored_free(&s);
 		if (!o.issuer) {
 			fprintf(stderr, "pgmoat login: which provider? pass --issuer URL or set PGMOAT_ISSUER\n%s", login_usage);
-			free(path);
 			return 2;
 		}
 		rc = device_flow(&o, path, &s);
@@ -729,6 +771,5 @@ int gw_cli_login(int argc, char **argv)
 			rc = print_env(&o, &s);
 	}
 	stored_free(&s);
-	free(path);
 	return rc;
 }

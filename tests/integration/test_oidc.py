@@ -45,6 +45,28 @@ def setup_module():
         dict(client_id="agent-intern", client_secret="intern-secret", grant=CC, claims=dict(groups=["interns"])),
     ]).start()
     S.update(certs=certs, corp=corp, cluster=cluster)
+    pg = shared_postgres()
+    pg.sql("CREATE TABLE IF NOT EXISTS public.notes(id int, body text); GRANT SELECT ON public.notes TO gw_scram; "
+           "INSERT INTO public.notes VALUES (1, 'one'), (2, 'two')", db="app")
+    gw = Gateway(pg, tls=certs, plaintext_loopback=False, extra=oidc_config(
+        (corp, "kind: human, identity_claim: email, groups_claim: groups, client_id: pgmoat-cli"),
+        (cluster, "kind: agent, identity_claim: sub, identity_prefix: \"k8s:\", groups_claim: groups")) + POLICIES)
+    S["gw"] = gw.start()
+
+
+POLICIES = """policies:
+  - {name: dba-read, who: [group:dba], connections: [main], scope: read}
+  - {name: agents-read, who: [group:agents], connections: [main], scope: read}
+"""
+
+
+def oidc_config(*issuers, extra=""):
+    """identity.oidc with one entry per (provider, its keys) pair; every issuer trusts the test CA."""
+    lines = ["identity:", "  tokens: true", "  oidc:"]
+    for op, keys in issuers:
+        lines.append("    - {issuer: \"%s\", audience: pgmoat, auto_create: true, ca: %s, %s}"
+                     % (op.issuer, S["certs"].ca, keys))
+    return "\n".join(lines) + "\n" + extra
 
 
 # ---- pgmoat login against the provider (the CLI's side of the device flow) ----
@@ -55,10 +77,12 @@ def login_env(home):
     return env
 
 
-def start_login(home, *args, issuer=None):
-    """pgmoat login in the background; returns (process, verification_uri_complete, user_code)."""
-    p = subprocess.Popen([PGMOAT, "login", "--issuer", issuer or S["corp"].issuer, "--ca", S["certs"].ca,
-                          "--scope", "openid email groups"] + list(args),
+def start_login(home, *args, issuer=None, bare=False):
+    """pgmoat login in the background (bare: with args alone); returns (process, verification_uri_complete,
+    user_code, stderr lines so far)."""
+    given = [] if bare else ["--issuer", issuer or S["corp"].issuer, "--ca", S["certs"].ca,
+                             "--scope", "openid email groups"]
+    p = subprocess.Popen([PGMOAT, "login"] + given + list(args),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=login_env(home))
     at_exit(lambda: p.poll() is None and (p.kill(), p.wait()))
     lines = []
@@ -168,6 +192,26 @@ def test_login_slow_down_adds_five_seconds():
     assert 5.9 <= gap <= 8.5, (gap, polls)
 
 
+def test_login_again_takes_the_last_settings():
+    home = make_tempdir("pgmoat-home-")
+    device_login(home, "bob", "bob-pw", "--identity-claim", "email", "--identity-prefix", "corp:")
+    with open(os.path.join(home, "xdg", "pgmoat", "token.json")) as f:
+        first = json.load(f)
+    assert first["identity"] == "corp:bob@example.com" and first["ca"] == S["certs"].ca, first
+    assert S["certs"].ca not in open(os.path.join(home, "xdg", "pgmoat", "token")).read()
+    # no options: the issuer, CA, scope and identity mapping of the last sign-in
+    p, url, code, lines = start_login(home, bare=True)
+    assert S["corp"].issuer in "".join(lines), lines
+    S["corp"].approve_device(url, "bob", "bob-pw")
+    rc, out, err = finish_login(p, lines)
+    assert rc == 0 and "Signed in as corp:bob@example.com" in err, (rc, err)
+    with open(os.path.join(home, "xdg", "pgmoat", "token.json")) as f:
+        second = json.load(f)
+    assert second["expires_at"] >= first["expires_at"] and second["scope"] == "openid email groups", second
+    with open(os.path.join(home, "xdg", "pgmoat", "token")) as f:
+        assert jwt_claims(f.read().strip())["groups"] == ["interns"]
+
+
 def test_login_code_expires():
     certs = S["certs"]
     op = OidcProvider(certs, device_interval=1, device_code_ttl=3,
@@ -207,6 +251,141 @@ def test_client_credentials_token_is_a_jwt_for_the_gateway():
     c = jwt_claims(tok)
     assert c["sub"] == "agent-ci" and c["aud"] == "pgmoat" and c["iss"] == S["cluster"].issuer, c
     assert c["groups"] == ["agents"], c
+
+
+# ---- through the gateway: psql, psycopg, the admin verbs ----
+
+def gw_dsn(user, token, gw=None, **kw):
+    gw = gw or S["gw"]
+    return gw.dsn(user, token, dbname="main", sslmode="verify-full", **kw)
+
+
+def select_notes(user, token, gw=None):
+    return psql(gw_dsn(user, token, gw), "SELECT string_agg(body, ',' ORDER BY id) FROM public.notes",
+                args=["-qAt", "-v", "ON_ERROR_STOP=1"])
+
+
+def test_agent_client_credentials_psql_and_psycopg():
+    tok = S["cluster"].client_credentials("agent-ci", "ci-secret")
+    r = select_notes("k8s:agent-ci", tok)
+    assert r.returncode == 0 and r.stdout.strip() == "one,two", r.stderr
+    with psycopg.connect(gw_dsn("k8s:agent-ci", tok)) as conn:
+        assert conn.execute("SELECT count(*) FROM public.notes").fetchone()[0] == 2
+        assert conn.pgconn.ssl_in_use
+    st, ids = S["gw"].api("GET", "/v1/identities")
+    me = [i for i in ids if i["name"] == "k8s:agent-ci"]
+    assert st == 200 and me and me[0]["kind"] == "agent" and me[0]["groups"] == ["agents"], ids
+
+
+def test_group_claims_decide_policies():
+    tok = S["cluster"].client_credentials("agent-intern", "intern-secret")
+    r = select_notes("k8s:agent-intern", tok)
+    assert r.returncode != 0 and "pgmoat: " in r.stderr and "dba-read" not in r.stdout, r.stderr
+    with psycopg.connect(gw_dsn("k8s:agent-intern", tok)) as conn:
+        try:
+            conn.execute("SELECT count(*) FROM public.notes")
+            raise AssertionError("a group no policy names was allowed")
+        except psycopg.errors.InsufficientPrivilege as e:
+            assert str(e).startswith("pgmoat: "), e
+
+
+def test_person_print_env_with_psql_and_admin_verb():
+    home = S["alice_home"]
+    gw = S["gw"]
+    r = subprocess.run([PGMOAT, "login", "--print-env", "--host", "localhost", "--port", str(gw.port), "--dbname",
+                        "main", "--sslrootcert", S["certs"].ca], capture_output=True, text=True, env=login_env(home),
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    env = dict(os.environ, PGCONNECT_TIMEOUT="10", **parse_exports(r.stdout))
+    q = subprocess.run(["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-c",
+                        "SELECT string_agg(body, ',' ORDER BY id) FROM public.notes"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert q.returncode == 0 and q.stdout.strip() == "one,two", q.stderr
+    # the admin verbs take the kept token when PGMOAT_TOKEN and --token-file are absent (alice is in group dba)
+    cli_env = dict(login_env(home), PGMOAT_GATEWAY=gw.url)
+    r = subprocess.run([PGMOAT, "identity", "list"], capture_output=True, text=True, env=cli_env, timeout=30)
+    assert r.returncode == 0 and "alice@example.com" in r.stdout and "human" in r.stdout, r.stderr
+    # bob signs in too; his group has no policy and he is no admin
+    bob = make_tempdir("pgmoat-home-")
+    device_login(bob, "bob", "bob-pw", "--identity-claim", "email")
+    r = subprocess.run([PGMOAT, "login", "--print-env", "--host", "localhost", "--port", str(gw.port), "--dbname",
+                        "main", "--sslrootcert", S["certs"].ca], capture_output=True, text=True, env=login_env(bob),
+                       timeout=30)
+    env = dict(os.environ, PGCONNECT_TIMEOUT="10", **parse_exports(r.stdout))
+    q = subprocess.run(["psql", "-X", "-qAt", "-c", "SELECT count(*) FROM public.notes"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert q.returncode != 0 and "pgmoat: " in q.stderr and q.stdout == "", q
+    r = subprocess.run([PGMOAT, "identity", "list"], capture_output=True, text=True,
+                       env=dict(login_env(bob), PGMOAT_GATEWAY=gw.url), timeout=30)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+
+
+def test_two_issuers_side_by_side():
+    corp_home = S["alice_home"]
+    with open(os.path.join(corp_home, "xdg", "pgmoat", "token")) as f:
+        alice_tok = f.read().strip()
+    agent_tok = S["cluster"].client_credentials("agent-ci", "ci-secret")
+    # each token names its own identity: neither passes for the other issuer's
+    for user, tok in (("alice@example.com", agent_tok), ("k8s:alice", alice_tok), ("alice", alice_tok),
+                      ("agent-ci", agent_tok)):
+        r = select_notes(user, tok)
+        assert r.returncode != 0 and "pgmoat: " in r.stderr, (user, r.stderr)
+    assert select_notes("alice@example.com", alice_tok).returncode == 0
+    assert select_notes("k8s:agent-ci", agent_tok).returncode == 0
+
+
+def refusal(user, token, gw):
+    """Log in with psycopg and run a SELECT: None when that works, else the gateway's refusal (libpq
+    reports a failed login by its message alone, without the SQLSTATE)."""
+    try:
+        with psycopg.connect(gw_dsn(user, token, gw), connect_timeout=10) as conn:
+            conn.execute("SELECT 1").fetchone()
+        return None
+    except psycopg.Error as e:
+        return str(e)
+
+
+def test_key_rotation_and_provider_outage():
+    certs = S["certs"]
+    op = OidcProvider(certs, alg="ES256", clients=[
+        dict(client_id="rot-long", client_secret="long-secret", grant=CC, claims=dict(groups=["agents"])),
+        dict(client_id="rot-short", client_secret="short-secret", grant=CC, claims=dict(groups=["agents"]),
+             access_token_ttl=20),
+    ]).start()
+    gw = Gateway(shared_postgres(), tls=certs, plaintext_loopback=False, extra=oidc_config(
+        (op, "kind: agent, identity_claim: sub, groups_claim: groups, leeway: 1s")) + POLICIES).start()
+    old_long = op.client_credentials("rot-long", "long-secret")
+    old_short = op.client_credentials("rot-short", "short-secret")
+    assert refusal("rot-long", old_long, gw) is None
+    assert refusal("rot-short", old_short, gw) is None
+    fetched = op.jwks_fetches()
+    keys = op.rotate()
+    assert len(keys["published"]) == 2, keys
+    new_long = op.client_credentials("rot-long", "long-secret")
+    assert jwt_claims(new_long) and new_long.split(".")[0] != old_long.split(".")[0]
+    # the new key is unknown to the gateway until it refetches the JWKS (at most once per 30 s)
+    deadline = time.time() + 40
+    while refusal("rot-long", new_long, gw) is not None:
+        assert time.time() < deadline, "a token of the new key was refused for 40 s"
+        time.sleep(1)
+    assert op.jwks_fetches() - fetched == 1, (fetched, op.jwks_fetches())
+    # tokens of the old key (still published) keep working until they expire
+    assert refusal("rot-long", old_long, gw) is None
+    left = jwt_claims(old_short)["exp"] - time.time()
+    if left > 2:
+        assert refusal("rot-short", old_short, gw) is None
+        time.sleep(left + 2.5)  # leeway 1 s
+    why = refusal("rot-short", old_short, gw)
+    assert why and "pgmoat: " in why and "expired" in why, why
+    # the provider goes down: cached keys keep working, a key the gateway never saw is refused
+    op.rotate()
+    unseen = op.client_credentials("rot-long", "long-secret")
+    op.stop()
+    assert refusal("rot-long", new_long, gw) is None
+    why = refusal("rot-long", unseen, gw)
+    assert why and "pgmoat: " in why and "unknown key" in why, why
+    assert refusal("rot-long", new_long, gw) is None
+    gw.stop()
 
 
 if __name__ == "__main__":

@@ -154,6 +154,11 @@ async function testHooks(ctx, next) {
   }
 }
 
+// An access token lives as long as its client's access_token_ttl (set on the resource server), else the default.
+function resourceTtl(ctx, token) {
+  return (token.resourceServer && token.resourceServer.accessTokenTTL) || defaultTtl;
+}
+
 function build(issuer) {
   const provider = new Provider(issuer, {
     clients: clients.map(clientMetadata),
@@ -200,7 +205,7 @@ function build(issuer) {
     },
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     ttl: {
-      AccessToken: defaultTtl, ClientCredentials: defaultTtl, DeviceCode: cfg.device_code_ttl || 600, Interaction: 600, Session: 3600, Grant: 3600,
+      AccessToken: resourceTtl, ClientCredentials: resourceTtl, DeviceCode: cfg.device_code_ttl || 600, Interaction: 600, Session: 3600, Grant: 3600,
       IdToken: defaultTtl, RefreshToken: 3600,
     },
     pkce: { required: () => false },
