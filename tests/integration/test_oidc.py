@@ -320,6 +320,24 @@ def test_person_print_env_with_psql_and_admin_verb():
     assert r.returncode == 1, (r.stdout, r.stderr)
 
 
+def test_admin_verb_does_not_send_an_expired_kept_token():
+    home = make_tempdir("pgmoat-home-")
+    d = os.path.join(home, "xdg", "pgmoat")
+    os.makedirs(d, mode=0o700)
+    with open(os.path.join(d, "token"), "w") as f:
+        f.write(S["gw"].admin_token + "\n")  # would be let in, were it sent
+    with open(os.path.join(d, "token.json"), "w") as f:
+        json.dump(dict(issuer=S["corp"].issuer, identity="alice@example.com", expires_at=int(time.time()) - 10), f)
+    r = subprocess.run([PGMOAT, "identity", "list"], capture_output=True, text=True,
+                       env=dict(login_env(home), PGMOAT_GATEWAY=S["gw"].url), timeout=30)
+    assert r.returncode == 1 and "expired" in r.stderr and "pgmoat login" in r.stderr, r.stderr
+    assert "NAME" not in r.stdout, r.stdout
+    # PGMOAT_TOKEN still comes first
+    r = subprocess.run([PGMOAT, "identity", "list"], capture_output=True, text=True, timeout=30,
+                       env=dict(login_env(home), PGMOAT_GATEWAY=S["gw"].url, PGMOAT_TOKEN=S["gw"].admin_token))
+    assert r.returncode == 0 and "expired" not in r.stderr, r.stderr
+
+
 def test_two_issuers_side_by_side():
     corp_home = S["alice_home"]
     with open(os.path.join(corp_home, "xdg", "pgmoat", "token")) as f:
