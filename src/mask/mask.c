@@ -579,7 +579,8 @@ static bool cb_write_ok(void *ud, const struct gw_sql_flow *f)
 		const struct mcol *mc = rel_col_named(s, f->src_col);
 		if (!mc)
 			continue; /* a relation of that name without the column is not the one read */
-		if (mc->action != ta || mc->typoid != tt)
+		/* as stored means a table's own column: a view's or a generated column is computed from others */
+		if ((s->kind != 'r' && s->kind != 'p') || mc->genexpr || mc->action != ta || mc->typoid != tt)
 			return false;
 		any = true;
 	}
@@ -611,8 +612,12 @@ static bool resolve_view(gw_mask_cat *c, struct mrel *r, bool all)
 	}
 	for (size_t i = 0; i < r->ncols; i++) {
 		uint8_t verdict = k < 0 || (size_t)k != r->ncols ? GW_SQL_COL_UNDECIDED : v[i];
-		if (verdict != GW_SQL_COL_CLEAR && r->cols[i].action == GW_MASK_NONE) {
-			r->cols[i].action = GW_MASK_REDACT;
+		/*
+		 * Derived from masked columns: hidden whole, even where a rule on the view column's own name would
+		 * show part of it (a partial or hash of an expression can show what the source's rule hides).
+		 */
+		if (verdict != GW_SQL_COL_CLEAR && stronger(r->cols[i].action, GW_MASK_REDACT) != r->cols[i].action) {
+			r->cols[i].action = stronger(r->cols[i].action, GW_MASK_REDACT);
 			changed = true;
 		}
 	}
@@ -670,8 +675,8 @@ static void resolve_generated(gw_mask_cat *c, struct mrel *r)
 {
 	for (size_t i = 0; i < r->ncols; i++) {
 		struct mcol *col = &r->cols[i];
-		if (!col->genexpr || col->action != GW_MASK_NONE)
-			continue;
+		if (!col->genexpr || stronger(col->action, GW_MASK_REDACT) == col->action)
+			continue; /* a generated column already hidden whole; one shown in part is decided below */
 		gw_buf q = {0};
 		gw_buf_append(&q, "SELECT ", 7);
 		gw_buf_append(&q, col->genexpr, strlen(col->genexpr));
@@ -684,7 +689,7 @@ static void resolve_generated(gw_mask_cat *c, struct mrel *r)
 		if (ok && gw_sql_mask_columns((const char *)gw_buf_rd(&q), gw_buf_len(&q), &cat, &v, 1, NULL, 0) != 1)
 			v = GW_SQL_COL_UNDECIDED;
 		if (v != GW_SQL_COL_CLEAR)
-			col->action = GW_MASK_REDACT;
+			col->action = stronger(col->action, GW_MASK_REDACT);
 		gw_buf_free(&q);
 	}
 }
@@ -739,19 +744,31 @@ void gw_mask_cat_install(gw_masker *mk, const char *conn, gw_mask_cat *c)
 	/*
 	 * Upward too: a rule on a partition or child table covers the parent's
 	 * column of that name (selecting from the parent returns the child's rows
-	 * under the parent's OID). Levels of partitioning: until nothing changes.
+	 * under the parent's OID). And back down: every partition or child of that
+	 * parent gets it as well, since rows move between siblings (an UPDATE of
+	 * the partition key, an INSERT through the parent) without any masked
+	 * value being written. Levels of partitioning: until nothing changes.
 	 */
-	for (int round = 0, up = 1; up && round < 32; round++) {
-		up = 0;
+	for (int round = 0, moved = 1; moved && round < 32; round++) {
+		moved = 0;
 		for (size_t i = 0; i < c->nrels; i++) {
-			const struct mrel *r = c->rels[i];
+			struct mrel *r = c->rels[i];
 			for (size_t p = 0; r->name && p < r->nparents; p++) {
 				struct mrel *par = rel_by_oid(c, r->parents[p]);
-				for (size_t j = 0; par && par->name && j < r->ncols; j++) {
+				if (!par || !par->name)
+					continue;
+				for (size_t j = 0; j < r->ncols; j++) {
 					struct mcol *pc = r->cols[j].action ? rel_col_named(par, r->cols[j].name) : NULL;
 					if (pc && stronger(pc->action, r->cols[j].action) != pc->action) {
 						pc->action = stronger(pc->action, r->cols[j].action);
-						up = 1;
+						moved = 1;
+					}
+				}
+				for (size_t j = 0; j < par->ncols; j++) {
+					struct mcol *cc = par->cols[j].action ? rel_col_named(r, par->cols[j].name) : NULL;
+					if (cc && stronger(cc->action, par->cols[j].action) != cc->action) {
+						cc->action = stronger(cc->action, par->cols[j].action);
+						moved = 1;
 					}
 				}
 			}
@@ -856,6 +873,17 @@ int gw_mask_check_write(gw_mask_cat *cat, const char *stmt, size_t len, const gw
 	if (cat)
 		cb = (gw_sql_catalog){.ud = cat, .columns = cb_columns, .masked = cb_masked, .write_ok = cb_write_ok,
 			.rel_masked = cb_rel_masked, .schema_masked = cb_schema_masked, .user_code = cb_user_code};
+	if (cat && st && (st->flags & GW_SQL_F_STATEFUL_CALL) && gw_mask_cat_stmt_tainted(cat, st)) {
+		/* advisory locks, setval, set_config, large objects...: a later statement reads back what they were given */
+		snprintf(why, whylen, "the statement reads masked columns and calls a function that keeps what it is given "
+			"where a later statement can read it (an advisory lock, a sequence, a setting, a large object, ...)");
+		return 1;
+	}
+	if (cat && st && !strcmp(st->tag, "CALL") && cat->any_masked) {
+		snprintf(why, whylen, "a procedure defined in the database may read masked columns and put their values "
+			"anywhere; it is not decided");
+		return 1;
+	}
 	int rc = gw_sql_mask_writes(stmt, len, &cb, why, whylen);
 	if (rc == 0 && cat && reads_cast_typed(cat, st)) {
 		/* a value of such a type may be cast by the user's function where the text does not say (an assignment) */

@@ -155,6 +155,8 @@ static void func_call(walk *w, const FuncCall *fc)
 			const fn_rule *r = &fn_rules[i];
 			if (r->prefix ? !strncmp(name, r->name, strlen(r->name)) : !strcmp(name, r->name)) {
 				raise_class(w, r->cls);
+				if (r->cls >= GW_SQL_WRITE)
+					w->st->flags |= GW_SQL_F_STATEFUL_CALL;
 				matched = true;
 				break;
 			}
@@ -3250,13 +3252,26 @@ static void w_stmt(mctx *m, mlevel *parent, const Node *n)
 	case T_DoStmt:
 		mfail(m, "a DO block runs code the gateway cannot read; it may copy masked values anywhere");
 		break;
+	case T_CallStmt:
+		mfail(m, "CALL runs a procedure defined in the database, which may copy masked values anywhere");
+		break;
+	case T_ExecuteStmt:
+		/* only reached for a prepared write: its text was decided at PREPARE, on a catalog that may have changed */
+		mfail(m, "EXECUTE of a prepared statement that writes is not decided again here; send the statement itself, "
+			"or prepare it over the extended protocol");
+		break;
 	case T_RenameStmt: {
 		const RenameStmt *r = (const RenameStmt *)n;
 		switch (r->renameType) {
 		case OBJECT_TABLE: case OBJECT_VIEW: case OBJECT_MATVIEW: case OBJECT_FOREIGN_TABLE:
 			w_rename_rel(m, r->relation, "renaming");
 			break;
-		case OBJECT_COLUMN: {
+		case OBJECT_INDEX: case OBJECT_SEQUENCE:
+			/* ALTER INDEX/SEQUENCE ... RENAME take a table's name too; an index or sequence is not in the snapshot */
+			if (rel_state(m, r->relation) > 0)
+				w_rename_rel(m, r->relation, "renaming");
+			break;
+		case OBJECT_COLUMN: case OBJECT_ATTRIBUTE: { /* ALTER TYPE t RENAME ATTRIBUTE renames a table's column too */
 			int st = rel_state(m, r->relation);
 			if (st < 0) {
 				w_rename_rel(m, r->relation, "renaming a column of");
@@ -3293,6 +3308,21 @@ static void w_stmt(mctx *m, mlevel *parent, const Node *n)
 			const RangeVar *other = NULL;
 			if (!IsA(c, AlterTableCmd))
 				continue;
+			if (c->subtype == AT_AlterColumnType || c->subtype == AT_DropExpression) {
+				/*
+				 * USING computes a column's new values from the row (masked columns included), and a
+				 * generated column that drops its expression keeps values computed from them as its own.
+				 */
+				int st = rel_state(m, a->relation);
+				if (st > 0)
+					mrefuse(m, "%s on %s, a table with masked columns, would compute stored values from them",
+						c->subtype == AT_DropExpression ? "DROP EXPRESSION" : "ALTER COLUMN ... TYPE",
+						rv_name(a->relation));
+				else if (st < 0)
+					mfail(m, "ALTER TABLE %s: the relation is not in the gateway's catalog snapshot",
+						rv_name(a->relation));
+				continue;
+			}
 			if ((c->subtype == AT_DetachPartition || c->subtype == AT_DetachPartitionFinalize) && c->def &&
 				IsA(c->def, PartitionCmd))
 				other = ((const PartitionCmd *)c->def)->name;

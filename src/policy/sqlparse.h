@@ -38,6 +38,8 @@ enum {
 	                                       an unsafe client_encoding): the gateway's parse would no longer match */
 	GW_SQL_F_COPY_IN = 1u << 13,        /* COPY ... FROM STDIN: the server reads CopyData next */
 	GW_SQL_F_DEALLOCATE_ALL = 1u << 14, /* DEALLOCATE ALL (DISCARD ALL: GW_SQL_F_SESSION_RESET) */
+	GW_SQL_F_STATEFUL_CALL = 1u << 15,  /* calls a built-in that keeps what it is given for later statements
+	                                       (advisory locks, setval, set_config, large objects, pg_notify, ...) */
 };
 
 typedef struct gw_sql_stmt {

@@ -1696,7 +1696,12 @@ static int mask_server(gw_session *s, uint8_t type, const uint8_t *msg, size_t m
 		size_t len = 0;
 		const char *text = cur ? stmt_text(f->q, f->i, &len) : NULL;
 		uint64_t k = 0;
-		gw_mask_error(s->mk, type, body, n, text, len, stmt_tainted(s, cur ? f : NULL), &s->cl.tx, &k);
+		/*
+		 * The transaction's taint too: a deferred constraint fails at COMMIT (or the end of an implicit
+		 * transaction), a statement that names no relation, with the key of a row written earlier.
+		 */
+		gw_mask_error(s->mk, type, body, n, text, len, s->txn_tainted || stmt_tainted(s, cur ? f : NULL), &s->cl.tx,
+			&k);
 		if (cur)
 			f->masked += k;
 		if (type == 'E')
@@ -2140,10 +2145,37 @@ static bool mask_refuses(gw_session *s, const gw_sqlc *q, gw_decision *d)
 	gw_mask_cat *cat = gw_masker_cat(s->mk, gw_pool_cfg(s->pool)->name);
 	char why[256] = "";
 	bool refused = false;
+	bool ddl_before = false;
 	for (size_t i = 0; i < q->sql.nstmts && !refused; i++) {
 		size_t len;
 		const char *text = stmt_text(q, (uint32_t)i, &len);
-		refused = gw_mask_check_write(cat, text, len, &q->sql.stmts[i], why, sizeof(why)) != 0;
+		const gw_sql_stmt *st = &q->sql.stmts[i];
+		if (ddl_before && (!cat || gw_mask_cat_stmt_tainted(cat, st))) {
+			/* decided on the catalog as it was before this message, which its own DDL changes first */
+			snprintf(why, sizeof(why), "statement %zu moves values after DDL in the same message; send the DDL on "
+				"its own first, so the write is decided on the catalog it makes", i + 1);
+			refused = true;
+			break;
+		}
+		if (st->flags & GW_SQL_F_EXECUTE) {
+			/* decided as what the name means now, on the current catalog (not as it was at PREPARE) */
+			bool here = false;
+			for (size_t k = 0; k < i && st->execute_name; k++)
+				here |= q->sql.stmts[k].prepare_name && !strcmp(q->sql.stmts[k].prepare_name, st->execute_name);
+			const gw_sqlc *prep = here || !st->execute_name ? NULL : prepared_lookup(s, st->execute_name);
+			if (!here && (!prep || prep->rc != 0)) {
+				snprintf(why, sizeof(why), "EXECUTE of a statement the gateway did not see prepared");
+				refused = true;
+			}
+			for (size_t k = 0; prep && prep->rc == 0 && k < prep->sql.nstmts && !refused; k++) {
+				size_t plen;
+				const char *ptext = stmt_text(prep, (uint32_t)k, &plen);
+				refused = gw_mask_check_write(cat, ptext, plen, &prep->sql.stmts[k], why, sizeof(why)) != 0;
+			}
+			continue;
+		}
+		refused = gw_mask_check_write(cat, text, len, st, why, sizeof(why)) != 0;
+		ddl_before |= st->cls >= GW_SQL_DDL;
 	}
 	gw_mask_cat_unref(cat);
 	if (!refused)
@@ -2171,7 +2203,8 @@ static int mask_gate(gw_session *s, gw_sqlc *q, bool ext, bool *refused)
 		return MSG_DONE;
 	bool writes = false;
 	for (size_t i = 0; i < q->sql.nstmts; i++)
-		writes |= q->sql.stmts[i].cls >= GW_SQL_WRITE || (q->sql.stmts[i].flags & GW_SQL_F_UNKNOWN);
+		writes |= q->sql.stmts[i].cls >= GW_SQL_WRITE ||
+			(q->sql.stmts[i].flags & (GW_SQL_F_UNKNOWN | GW_SQL_F_EXECUTE));
 	if (!writes)
 		return MSG_DONE;
 	if (s->mcat_new) {

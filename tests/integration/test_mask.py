@@ -858,6 +858,14 @@ REFUSED = [
     ("rename view", "ALTER VIEW v_customers RENAME TO v_customers_x"),
     ("set schema", "ALTER TABLE customers SET SCHEMA pg_temp"),
     ("rename schema", "ALTER SCHEMA public RENAME TO public_x"),
+    # state that outlives the statement: read back by the next one (a lock's key, a sequence, a setting)
+    ("advisory lock", "SELECT pg_advisory_lock(1, ascii(substr(ssn, 1, 1))) FROM customers WHERE id = 1"),
+    ("setval", "SELECT setval('sink_id_seq', length(card_number)) FROM customers WHERE id = 1"),
+    ("set_config", "SELECT set_config('leak.v', email, false) FROM customers WHERE id = 1"),
+    ("call", "CALL leak_proc()"),
+    ("alter type using", "ALTER TABLE customers ALTER COLUMN notes TYPE text USING ssn"),
+    ("rename via alter index", "ALTER INDEX customers RENAME TO customers_x"),
+    ("rename attribute", "ALTER TYPE customers RENAME ATTRIBUTE ssn TO ssn_x"),
 ]
 
 
@@ -904,6 +912,69 @@ def test_writes_copying_masked_values_refused():
     assert "masking.exempt" in err.diag.message_hint, err.diag.message_hint
     _, err, _, _ = run_psycopg("ALTER TABLE customers RENAME COLUMN ssn TO ssn_x")
     assert "rules' reach" in err.diag.message_primary, err.diag.message_primary
+
+
+def test_values_do_not_leave_by_side_doors():
+    # a prepared write is decided again at EXECUTE, on the catalog of now: allowed into a table column masked
+    # alike, then refused once that name is a view over a clear table
+    with psycopg.connect(dsn(S["agent"]), autocommit=True) as c:
+        c.execute("CREATE TABLE mine (id int, card_x text)")
+        c.execute("PREPARE pk AS INSERT INTO mine SELECT id, card_number FROM customers")
+        c.execute("EXECUTE pk")
+        c.execute("DROP TABLE mine")
+        c.execute("CREATE TABLE loot (id int, v text)")
+        c.execute("CREATE VIEW mine AS SELECT id, v AS card_x FROM loot")
+        try:
+            c.execute("EXECUTE pk")
+            raise AssertionError("EXECUTE of a prepared write was not decided again")
+        except psycopg.errors.InsufficientPrivilege as e:
+            assert "refused by masking" in e.diag.message_primary, e.diag.message_primary
+        try:
+            c.execute("EXECUTE nosuch")
+            raise AssertionError("EXECUTE of an unknown name was not refused")
+        except psycopg.errors.InsufficientPrivilege as e:
+            assert "did not see prepared" in e.diag.message_primary, e.diag.message_primary
+        c.execute("DEALLOCATE pk")
+        c.execute("DROP VIEW mine")
+    assert S["pg"].sql("SELECT count(*) FROM loot", db="app") == "0"
+    S["pg"].sql("DROP TABLE loot", db="app")
+    # a write after DDL in the same message is decided on the catalog the DDL makes, so not in that message
+    r, data = run_psql("CREATE TABLE t_ddl (a text); INSERT INTO sink SELECT id, name FROM customers")
+    assert r.returncode != 0 and "after DDL in the same message" in r.stderr, r.stderr
+    assert S["pg"].sql("SELECT count(*) FROM pg_class WHERE relname = 't_ddl'", db="app") == "0"
+    # a deferred constraint fails at COMMIT, a statement that names no table: its DETAIL (the key) is withheld
+    r, _ = run_psql("CREATE TABLE dcard (id int PRIMARY KEY, card_code text UNIQUE DEFERRABLE INITIALLY DEFERRED); "
+                    "INSERT INTO dcard VALUES (1, 'QZ-CODE-1111'), (2, 'QZ-CODE-2222')")
+    assert r.returncode == 0, r.stderr
+    S["tap"].take()
+    with psycopg.connect(dsn(S["agent"])) as c:
+        c.execute("UPDATE dcard SET card_code = o.card_code FROM dcard o WHERE dcard.id = 1 AND o.id = 2")
+        try:
+            c.commit()
+            raise AssertionError("the deferred unique constraint did not fail")
+        except psycopg.errors.UniqueViolation as e:
+            assert "withheld" in e.diag.message_primary, e.diag.message_primary
+    data = S["tap"].take()
+    assert b"QZ-CODE-2222" not in data and b"QZ-CODE-1111" not in data, data
+    S["pg"].sql("DROP TABLE dcard", db="app")
+    # rows moving between partitions: a sibling of a masked partition is masked alike
+    r, _ = run_psql("CREATE TABLE parts (id int, region text, note text) PARTITION BY LIST (region); "
+                    "CREATE TABLE parts_eu PARTITION OF parts FOR VALUES IN ('eu'); "
+                    "CREATE TABLE parts_us PARTITION OF parts FOR VALUES IN ('us'); "
+                    "INSERT INTO parts VALUES (1, 'eu', 'EU-SECRET-5511')")
+    assert r.returncode == 0, r.stderr
+    r, _ = run_psql("UPDATE parts SET region = 'us' WHERE id = 1")
+    assert r.returncode == 0, r.stderr
+    rows, err, _, data = run_psycopg("SELECT id, note FROM parts_us")
+    assert err is None and rows == [(1, "[redacted]")] and b"SECRET-5511" not in data, (err, rows)
+    run_psql("DROP TABLE parts")
+    # a view column derived from a masked one is hidden whole, even where a partial rule names the view column
+    r, _ = run_psql("CREATE VIEW v_mid AS SELECT id, 'xxxxxxxx' || substr(card_number, 5, 4) AS card_mid FROM customers")
+    assert r.returncode == 0, r.stderr
+    rows, err, _, data = run_psycopg("SELECT card_mid FROM v_mid ORDER BY id")
+    assert err is None and all(v == "[redacted]" for (v,) in rows), (err, rows)
+    _check("view derived partial", data, [])
+    run_psql("DROP VIEW v_mid")
 
 
 def test_writes_that_keep_values_masked_run():
