@@ -22,23 +22,6 @@ typedef struct api {
 	long timeout_s;  /* 0: 30 s */
 } api;
 
-typedef struct body {
-	char *p;
-	size_t n;
-} body;
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-	body *b = ud;
-	size_t n = size * nmemb;
-	if (b->n + n > (64u << 20))
-		return 0;
-	b->p = gw_xrealloc(b->p, b->n + n + 1);
-	memcpy(b->p + b->n, ptr, n);
-	b->n += n;
-	b->p[b->n] = 0;
-	return n;
-}
 
 static char *read_token_file(const char *path)
 {
@@ -122,7 +105,7 @@ static json_t *call(api *a, const char *method, const char *path, json_t *in, lo
 		return NULL;
 	}
 	char *url = gw_xasprintf("%s%s", a->gateway, path);
-	body b = {0};
+	gw_sink b = {.max = 64u << 20};
 	struct curl_slist *h = NULL;
 	char *auth = NULL, *data = NULL;
 	if (a->token) {
@@ -133,7 +116,7 @@ static json_t *call(api *a, const char *method, const char *path, json_t *in, lo
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, gw_sink_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, a->timeout_s ? a->timeout_s : 30L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -150,7 +133,7 @@ static json_t *call(api *a, const char *method, const char *path, json_t *in, lo
 	} else {
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
 		json_error_t je;
-		out = b.p ? json_loads(b.p, 0, &je) : NULL;
+		out = gw_sink_str(&b) ? json_loads(gw_sink_str(&b), 0, &je) : NULL;
 		if (!out)
 			fprintf(stderr, "pgmoat: the gateway answered %ld with no JSON\n", *status);
 		else if (*status >= 400 && *status != a->accept) {
@@ -165,7 +148,7 @@ static json_t *call(api *a, const char *method, const char *path, json_t *in, lo
 		free(auth);
 	}
 	free(data);
-	free(b.p);
+	gw_sink_free(&b, false);
 	free(url);
 	curl_slist_free_all(h);
 	curl_easy_cleanup(c);

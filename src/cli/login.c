@@ -25,6 +25,7 @@
  * when no stored token is valid for another minute.
  */
 #include "cli/cli.h"
+#include "core/buf.h"
 #include "core/util.h"
 
 #include <curl/curl.h>
@@ -86,23 +87,6 @@ typedef struct login_opts {
 	const char *sslrootcert;
 } login_opts;
 
-typedef struct login_body {
-	char *p;
-	size_t n;
-} login_body;
-
-static size_t login_on_data(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-	login_body *b = ud;
-	size_t n = size * nmemb;
-	if (b->n + n > LOGIN_MAX_BODY)
-		return 0;
-	b->p = gw_xrealloc(b->p, b->n + n + 1);
-	memcpy(b->p + b->n, ptr, n);
-	b->n += n;
-	b->p[b->n] = 0;
-	return n;
-}
 
 /*
  * GET (form NULL) or POST an urlencoded form to url over verified HTTPS.
@@ -119,11 +103,11 @@ static json_t *login_http(const login_opts *o, const char *url, const char *form
 		*why = "cannot initialise libcurl";
 		return NULL;
 	}
-	login_body b = {0};
+	gw_sink b = {.max = LOGIN_MAX_BODY};
 	struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, login_on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, gw_sink_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
@@ -142,17 +126,14 @@ static json_t *login_http(const login_opts *o, const char *url, const char *form
 	} else {
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
 		json_error_t je;
-		out = b.p ? json_loads(b.p, 0, &je) : NULL;
+		out = gw_sink_str(&b) ? json_loads(gw_sink_str(&b), 0, &je) : NULL;
 		if (!json_is_object(out)) {
 			json_decref(out);
 			out = NULL;
 			*why = "the answer is not a JSON object";
 		}
 	}
-	if (b.p) {
-		memset(b.p, 0, b.n); /* it may hold a token */
-		free(b.p);
-	}
+	gw_sink_free(&b, true); /* it may hold a token */
 	curl_slist_free_all(h);
 	curl_easy_cleanup(c);
 	return out;

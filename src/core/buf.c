@@ -103,3 +103,24 @@ void gw_buf_put_i32(gw_buf *b, int32_t v)
 }
 
 void gw_buf_put_str(gw_buf *b, const char *s) { gw_buf_append(b, s, strlen(s) + 1); }
+
+size_t gw_sink_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	gw_sink *s = ud;
+	size_t n = size * nmemb;
+	if (gw_buf_len(&s->buf) + n > s->max) {
+		s->too_big = true;
+		return 0;
+	}
+	gw_buf_reserve(&s->buf, n + 1);
+	gw_buf_append(&s->buf, ptr, n);
+	gw_buf_wr(&s->buf)[0] = 0; /* after the bytes, not counted */
+	return n;
+}
+
+void gw_sink_free(gw_sink *s, bool wipe)
+{
+	if (wipe && s->buf.data)
+		explicit_bzero(s->buf.data, s->buf.cap);
+	gw_buf_free(&s->buf);
+}

@@ -19,6 +19,7 @@
 #ifndef GW_CORE_BUF_H
 #define GW_CORE_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,22 @@ void gw_buf_put_u8(gw_buf *b, uint8_t v);
 void gw_buf_put_i16(gw_buf *b, int16_t v);
 void gw_buf_put_i32(gw_buf *b, int32_t v);
 void gw_buf_put_str(gw_buf *b, const char *s); /* with its NUL */
+
+/*
+ * A response body collected by libcurl (CURLOPT_WRITEFUNCTION gw_sink_write,
+ * CURLOPT_WRITEDATA a gw_sink): at most max bytes, kept NUL-terminated; past
+ * max, too_big is set and the transfer is aborted.
+ */
+typedef struct gw_sink {
+	gw_buf buf;
+	size_t max;
+	bool too_big;
+} gw_sink;
+size_t gw_sink_write(char *ptr, size_t size, size_t nmemb, void *ud);
+/* The body as a string, or NULL when nothing came. */
+static inline const char *gw_sink_str(const gw_sink *s) { return s->buf.len ? (const char *)gw_buf_rd(&s->buf) : NULL; }
+/* Free it; wipe: zero the bytes first (a body that may hold a token). */
+void gw_sink_free(gw_sink *s, bool wipe);
 
 static inline uint32_t gw_get_u32(const uint8_t *p)
 {

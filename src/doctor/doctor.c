@@ -5,6 +5,7 @@
  * (check.c) and prints the findings. See doctor.h.
  */
 #include "doctor/doctor.h"
+#include "core/buf.h"
 #include "core/config.h"
 #include "core/util.h"
 
@@ -251,23 +252,6 @@ json_t *gw_doctor_run(PGconn *pc, const json_t *needs, const char *what, char *e
 	return gw_doctor_check(pc, needs, err, errlen);
 }
 
-typedef struct strbuf {
-	char *s;
-	size_t len;
-} strbuf;
-
-static size_t curl_body(char *p, size_t sz, size_t n, void *ud)
-{
-	strbuf *b = ud;
-	size_t len = sz * n;
-	if (b->len + len > (4u << 20))
-		return 0;
-	b->s = gw_xrealloc(b->s, b->len + len + 1);
-	memcpy(b->s + b->len, p, len);
-	b->len += len;
-	b->s[b->len] = 0;
-	return len;
-}
 
 /*
  * A connection through a relay: the running gateway asks the relay to run the
@@ -292,12 +276,12 @@ static json_t *through_relay(const gw_config *cfg, const gw_conn_cfg *cc, const 
 	char *auth = gw_xasprintf("Authorization: Bearer %s", token);
 	struct curl_slist *h = curl_slist_append(NULL, auth);
 	h = curl_slist_append(h, "Content-Type: application/json");
-	strbuf resp = {0};
+	gw_sink resp = {.max = 4u << 20};
 	CURL *c = curl_easy_init();
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, bs);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, gw_sink_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -315,7 +299,7 @@ static json_t *through_relay(const gw_config *cfg, const gw_conn_cfg *cc, const 
 			"through the running gateway", cc->relay, url, curl_easy_strerror(cr));
 	} else {
 		json_error_t je;
-		json_t *j = resp.s ? json_loads(resp.s, 0, &je) : NULL;
+		json_t *j = gw_sink_str(&resp) ? json_loads(gw_sink_str(&resp), 0, &je) : NULL;
 		if (status == 200 && json_is_array(json_object_get(j, "findings"))) {
 			out = json_incref(json_object_get(j, "findings"));
 		} else {
@@ -325,7 +309,7 @@ static json_t *through_relay(const gw_config *cfg, const gw_conn_cfg *cc, const 
 		}
 		json_decref(j);
 	}
-	free(resp.s);
+	gw_sink_free(&resp, false);
 	return out;
 }
 

@@ -10,6 +10,7 @@
  * falls back to the built-in detectors (on_error: builtin).
  */
 #include "mask/dlp.h"
+#include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -74,26 +75,6 @@ static size_t utf8_offset(const uint8_t *p, size_t n, long ch)
 
 /* ---- one request ---- */
 
-struct answer {
-	char *p;
-	size_t n;
-	bool too_big;
-};
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
-{
-	struct answer *a = ud;
-	size_t k = size * nmemb;
-	if (a->n + k > ANSWER_MAX) {
-		a->too_big = true;
-		return 0;
-	}
-	a->p = gw_xrealloc(a->p, a->n + k + 1);
-	memcpy(a->p + a->n, data, k);
-	a->n += k;
-	a->p[a->n] = 0;
-	return k;
-}
 
 static void add_find(struct gw_dlp_found *f, uint32_t start, uint32_t end, const char *type)
 {
@@ -169,12 +150,12 @@ static int analyze(gw_dlp *d, CURL *c, gw_dlp_job *job, size_t from, size_t to)
 	json_decref(req);
 	free(text);
 	int rc = -1;
-	struct answer a = {0};
+	gw_sink a = {.max = ANSWER_MAX};
 	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
 	curl_easy_setopt(c, CURLOPT_URL, d->cfg->mask_presidio);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "{}");
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, gw_sink_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(d->cfg->mask_presidio_timeout_us / 1000));
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(d->cfg->mask_presidio_timeout_us / 1000));
@@ -195,7 +176,7 @@ static int analyze(gw_dlp *d, CURL *c, gw_dlp_job *job, size_t from, size_t to)
 			d->cfg->mask_presidio, status);
 		goto out;
 	}
-	ans = a.p ? json_loadb(a.p, a.n, 0, NULL) : NULL;
+	ans = gw_sink_str(&a) ? json_loadb(gw_sink_str(&a), gw_buf_len(&a.buf), 0, NULL) : NULL;
 	if (!json_is_array(ans)) {
 		snprintf(job->error, sizeof(job->error), "the DLP provider (Presidio at %s) answered something that is "
 			"not a list of findings", d->cfg->mask_presidio);
@@ -225,7 +206,7 @@ static int analyze(gw_dlp *d, CURL *c, gw_dlp_job *job, size_t from, size_t to)
 out:
 	json_decref(ans);
 	curl_slist_free_all(h);
-	free(a.p);
+	gw_sink_free(&a, false);
 	free(body);
 	free(cstart);
 	free(cend);
