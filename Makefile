@@ -77,7 +77,7 @@ test: all $(BUILD)/unit_tests $(LIBPQ_TESTS)
 demo: all
 	$(BUILD)/pgmoat demo
 
-bench: all $(BUILD)/audit_bench $(BUILD)/detect_bench
+bench: all $(BUILD)/audit_bench $(BUILD)/detect_bench $(BUILD)/unit_tests
 	@PGMOAT_BUILD=$(BUILD) /usr/bin/python3 bench/bench.py $(BENCH_ARGS)
 
 clean:
