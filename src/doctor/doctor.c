@@ -78,7 +78,7 @@ json_t *gw_doctor_needs(const gw_config *cfg, const gw_conn_cfg *cc)
 		cc->port, "sslmode", gw_sslmode_str(cc->sslmode));
 }
 
-static PGconn *connect_upstream(const gw_conn_cfg *cc)
+PGconn *gw_doctor_connect(const gw_conn_cfg *cc)
 {
 	char port[16];
 	snprintf(port, sizeof(port), "%d", cc->port);
@@ -369,7 +369,7 @@ int gw_doctor_main(int argc, char **argv)
 		} else {
 			snprintf(header, sizeof(header), "connection %s (%s@%s:%d/%s, sslmode %s)", cc->name, cc->user, cc->host,
 				cc->port, cc->database, gw_sslmode_str(cc->sslmode));
-			PGconn *pc = connect_upstream(cc);
+			PGconn *pc = gw_doctor_connect(cc);
 			char what[400];
 			snprintf(what, sizeof(what), "%s:%d as %s", cc->host, cc->port, cc->user);
 			findings = gw_doctor_run(pc, needs, what, err, sizeof(err));

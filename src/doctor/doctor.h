@@ -117,6 +117,8 @@ int gw_doctor_severity_rank(const char *severity);
 /* The needs (see above) of one registered connection, from the config. Caller decrefs. */
 json_t *gw_doctor_needs(const gw_config *cfg, const gw_conn_cfg *cc);
 
+/* A read-only libpq connection as cc describes it (host, port, database, user, password, sslmode). */
+PGconn *gw_doctor_connect(const gw_conn_cfg *cc);
 /* The core over pc (or the reason it cannot run: what names where pc was to connect). */
 json_t *gw_doctor_run(PGconn *pc, const json_t *needs, const char *what, char *err, size_t errlen);
 /*

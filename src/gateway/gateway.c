@@ -84,15 +84,9 @@ static void on_accept(gw_io *io, uint32_t events)
 	gw_worker *wk = io->ud;
 	for (int i = 0; i < 64; i++) {
 		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		int fd = accept4(io->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				gw_warn("accept: %s", strerror(errno));
+		int fd = gw_tcp_accept(io->fd, &ss, "listen.postgres");
+		if (fd < 0)
 			return;
-		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		gw_worker *to = wk->gw->cfg->worker_fill > 0 ? pick_worker(wk->gw) : wk;

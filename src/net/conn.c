@@ -2,6 +2,7 @@
  * Plain and TLS connections behind one ops table; see conn.h.
  */
 #include "net/conn.h"
+#include "core/log.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -151,6 +152,21 @@ int gw_tcp_connect_addr(const struct sockaddr_storage *ss, socklen_t len, char *
 		return -1;
 	}
 	return fd;
+}
+
+int gw_tcp_accept(int lfd, struct sockaddr_storage *ss, const char *what)
+{
+	for (;;) {
+		socklen_t sl = sizeof(*ss);
+		int fd = accept4(lfd, (struct sockaddr *)ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			gw_warn("%s: accept: %s", what, strerror(errno));
+		return -1;
+	}
 }
 
 int gw_tcp_listen(const char *host, int port, bool reuseport, int backlog, char *err, size_t errlen)

@@ -45,6 +45,12 @@ bool gw_tcp_resolve(const char *host, int port, struct sockaddr_storage *ss, soc
  * a peer gone silently (a NAT or firewall dropped the flow) is noticed in ~90 s.
  */
 void gw_tcp_keepalive(int fd);
+/*
+ * The next connection waiting on listening socket lfd (non-blocking,
+ * close-on-exec), its peer in *ss; -1 when none waits (an error other than
+ * "try again" is logged, naming what listens).
+ */
+int gw_tcp_accept(int lfd, struct sockaddr_storage *ss, const char *what);
 /* A non-blocking listening socket on host:port (SO_REUSEADDR; reuseport: SO_REUSEPORT). -1 and err. */
 int gw_tcp_listen(const char *host, int port, bool reuseport, int backlog, char *err, size_t errlen);
 

@@ -692,15 +692,9 @@ static void on_accept(gw_io *io, uint32_t events)
 	gw_hub *h = io->ud;
 	for (int i = 0; i < 64; i++) {
 		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		int fd = accept4(io->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				gw_warn("relay listener: accept: %s", strerror(errno));
+		int fd = gw_tcp_accept(io->fd, &ss, "listen.relay");
+		if (fd < 0)
 			return;
-		}
 		if (h->npending >= MAX_PENDING) {
 			/* a flood of connections that never log in must not exhaust the process's descriptors */
 			gw_warn("relay listener: %d connections are logging in already; refusing more for now", h->npending);

@@ -284,31 +284,6 @@ typedef struct doc_job {
 	char err[300];
 } doc_job;
 
-/* libpq connection to a target, with the relay's own credentials. */
-PGconn *gw_relay_target_connect(const gw_conn_cfg *tc)
-{
-	char port[16];
-	snprintf(port, sizeof(port), "%d", tc->port);
-	const char *keys[12], *vals[12];
-	int n = 0;
-#define KV(k, v) (keys[n] = (k), vals[n] = (v), n++)
-	KV("host", tc->host);
-	KV("port", port);
-	KV("dbname", tc->database);
-	KV("user", tc->user);
-	if (tc->password)
-		KV("password", tc->password);
-	KV("sslmode", gw_sslmode_str(tc->sslmode));
-	if (tc->sslrootcert)
-		KV("sslrootcert", tc->sslrootcert);
-	KV("application_name", "pgmoat doctor");
-	KV("connect_timeout", "10");
-	KV("options", "-c default_transaction_read_only=on");
-#undef KV
-	keys[n] = vals[n] = NULL;
-	return PQconnectdbParams(keys, vals, 0);
-}
-
 static void doctor_done(void *arg)
 {
 	doc_job *j = arg;
@@ -339,7 +314,7 @@ static void *doctor_thread(void *arg)
 		/* What the relay knows better than the gateway: how it reaches the target. */
 		json_object_set_new(needs, "upstream", json_pack("{s:s,s:i,s:s}", "host", j->target->host, "port",
 			j->target->port, "sslmode", gw_sslmode_str(j->target->sslmode)));
-		PGconn *c = gw_relay_target_connect(j->target);
+		PGconn *c = gw_doctor_connect(j->target);
 		if (PQstatus(c) != CONNECTION_OK) {
 			snprintf(j->err, sizeof(j->err), "cannot log in to target %s: %s", j->target->name, PQerrorMessage(c));
 			j->err[strcspn(j->err, "\n")] = 0;
@@ -713,7 +688,7 @@ static int relay_doctor(int argc, char **argv)
 		snprintf(header, sizeof(header), "target %s (%s@%s:%d/%s, sslmode %s)", tc->name, tc->user, tc->host, tc->port,
 			tc->database, gw_sslmode_str(tc->sslmode));
 		snprintf(what, sizeof(what), "%s:%d as %s", tc->host, tc->port, tc->user);
-		PGconn *pc = gw_relay_target_connect(tc);
+		PGconn *pc = gw_doctor_connect(tc);
 		json_t *findings = gw_doctor_run(pc, needs, what, err, sizeof(err));
 		PQfinish(pc);
 		json_decref(needs);

@@ -95,9 +95,6 @@ int gw_hub_list(gw_hub *h, gw_relay_info **out);
 
 /* ---- the relay process ---- */
 
-/* A libpq connection to a relay target with the relay's credentials (doctor checks). */
-struct pg_conn *gw_relay_target_connect(const gw_conn_cfg *tc);
-
 /* `pgmoat relay ...`: returns the process exit code. */
 int gw_relay_main(int argc, char **argv);
 

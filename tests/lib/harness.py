@@ -209,8 +209,45 @@ class Postgres:
         return self
 
 
-class Gateway:
+class _Logged:
+    """A process of ours writing its log to self.log, stopped by pid (self.proc)."""
+
+    MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+    WHAT = "process"
+
+    def read_log(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def _end(self, sig):
+        """Signal it, wait (then kill); returns its exit code."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def stop(self, sig=signal.SIGTERM):
+        rc = self._end(sig)
+        self.proc = None
+        log = self.read_log()
+        for marker in self.MARKERS:
+            if marker in log:
+                raise AssertionError("%s reported %r; log:\n%s" % (self.WHAT, marker, log[-6000:]))
+        return rc
+
+
+class Gateway(_Logged):
     """build/pgmoat serve with a generated config."""
+
+    MARKERS = _Logged.MARKERS + ("pgmoat: fatal:",)
+    WHAT = "gateway"
 
     def __init__(self, pg=None, connections=None, tls=None, plaintext_loopback=True, extra="", workers=None,
                  db="app", env=None, relay_listener=False, tls_extra=()):
@@ -270,29 +307,6 @@ class Gateway:
             raise RuntimeError("gateway did not start:\n" + self.read_log())
         return self
 
-    def read_log(self):
-        try:
-            with open(self.log, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        rc = self.proc.returncode if self.proc else None
-        self.proc = None
-        log = self.read_log()
-        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "pgmoat: fatal:"):
-            if marker in log:
-                raise AssertionError("gateway reported %r; log:\n%s" % (marker, log[-6000:]))
-        return rc
-
     @property
     def url(self):
         return "http://127.0.0.1:%d" % self.http_port
@@ -343,8 +357,10 @@ class Gateway:
         return r
 
 
-class Relay:
+class Relay(_Logged):
     """build/pgmoat relay with a generated relay.yaml, dialing out to a Gateway's listen.relay."""
+
+    WHAT = "relay"
 
     def __init__(self, gw, name, token, targets, ca=None, server_name="localhost", tunnels=4, extra="", env=None):
         self.dir = make_tempdir("pgmoat-relay-")
@@ -392,34 +408,11 @@ class Relay:
             time.sleep(0.05)
         raise RuntimeError("relay did not log in to the gateway within %.0fs:\n%s" % (timeout, self.read_log()))
 
-    def read_log(self):
-        try:
-            with open(self.log, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
     def kill9(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        rc = self.proc.returncode if self.proc else None
-        self.proc = None
-        log = self.read_log()
-        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
-            if marker in log:
-                raise AssertionError("relay reported %r; log:\n%s" % (marker, log[-6000:]))
-        return rc
 
 
 def _quote(v):
@@ -503,7 +496,7 @@ def jwt_claims(token):
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
-class OidcProvider:
+class OidcProvider(_Logged):
     """One issuer on loopback over HTTPS (a certificate of certs' CA), started with node.
 
     clients: [{"client_id", "client_secret", "grant": "client_credentials", "claims": {...}, "access_token_ttl"}]
@@ -553,21 +546,8 @@ class OidcProvider:
         self.issuer, self.port = ready["issuer"], ready["port"]
         return self
 
-    def read_log(self):
-        try:
-            with open(self.log, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self._end(signal.SIGTERM)
         if self.proc:
             self.proc.stdout.close()
         self.proc = None
