@@ -19,7 +19,7 @@ CFLAGS  := $(CFLAGS_BASE) -O1 -fno-omit-frame-pointer -fsanitize=address,undefin
 LDFLAGS := -fsanitize=address,undefined
 else
 BUILD   := build
-CFLAGS  := $(CFLAGS_BASE) -O2
+CFLAGS  := $(CFLAGS_BASE) -O2 $(EXTRA_CFLAGS)
 LDFLAGS :=
 endif
 

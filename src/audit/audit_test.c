@@ -161,6 +161,108 @@ GW_TEST(audit_journal_recovered_after_crash)
 	CHECK(system(cmd) == 0);
 }
 
+static int64_t count_records(const char *path)
+{
+	sqlite3 *db;
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	sqlite3_stmt *q;
+	CHECK(sqlite3_prepare_v2(db, "SELECT count(*) FROM audit", -1, &q, NULL) == SQLITE_OK);
+	CHECK(sqlite3_step(q) == SQLITE_ROW);
+	int64_t n = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return n;
+}
+
+/* The journal is a ring: records written after it wrapped (several laps) are recovered after a crash. */
+GW_TEST(audit_journal_ring_wraps_and_recovers)
+{
+	char dir[] = "/tmp/pgmoat-audit-XXXXXX", path[256], err[256];
+	gw_config cfg;
+	gw_store *st;
+	setup(dir, path, sizeof(path), &cfg, &st);
+	gw_store_close(st);
+	cfg.audit_journal_bytes = 4u << 20;
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		gw_store *cst = gw_store_open(path, err, sizeof(err));
+		gw_audit *a = cst ? gw_audit_open(&cfg, err, sizeof(err)) : NULL;
+		if (!a)
+			_exit(2);
+		char text[400];
+		memset(text, 'x', sizeof(text) - 1);
+		text[sizeof(text) - 1] = 0;
+		/* ~600 bytes a line: 30,000 records go round the 4 MiB ring four times */
+		for (int i = 1; i <= 30000; i++) {
+			char why[256];
+			gw_audit_ev *e = event(i, text);
+			while (gw_audit_append(a, e, why, sizeof(why)) < 0) {
+				if (!strstr(why, "not keeping up"))
+					_exit(3);
+				usleep(2000); /* the writer frees room */
+				e = event(i, text);
+			}
+		}
+		append_n(a, 30001, 40);
+		_exit(0); /* the last records are only in the journal */
+	}
+	int status = -1;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	st = gw_store_open(path, err, sizeof(err));
+	CHECK(st);
+	gw_audit *a = gw_audit_open(&cfg, err, sizeof(err));
+	CHECK(a);
+	append_n(a, 30041, 5);
+	gw_audit_close(a);
+	int64_t n = count_records(path);
+	if (n != 30045)
+		fprintf(stderr, "     %lld records, expected 30045\n", (long long)n);
+	CHECK(n == 30045);
+	CHECK(verify_bad(path, KEY) == 0);
+	gw_store_close(st);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK(system(cmd) == 0);
+}
+
+/* The journal removed under a running recorder: refused for a moment, then a new one, nothing lost. */
+GW_TEST(audit_journal_removed_is_replaced)
+{
+	char dir[] = "/tmp/pgmoat-audit-XXXXXX", path[256], jpath[300], err[256];
+	gw_config cfg;
+	gw_store *st;
+	setup(dir, path, sizeof(path), &cfg, &st);
+	snprintf(jpath, sizeof(jpath), "%s-audit-journal", path);
+	gw_audit *a = gw_audit_open(&cfg, err, sizeof(err));
+	CHECK(a);
+	append_n(a, 1, 10);
+	CHECK(unlink(jpath) == 0);
+	int ok = 0, refused = 0;
+	for (int i = 11; (ok < 10 || access(jpath, F_OK) != 0) && refused < 500; usleep(1000)) {
+		char why[256], text[32];
+		snprintf(text, sizeof(text), "SELECT %d", i);
+		if (gw_audit_append(a, event(i, text), why, sizeof(why)) == 0) {
+			ok++;
+			i++;
+		} else {
+			CHECK(strstr(why, "removed") != NULL);
+			refused++;
+		}
+	}
+	CHECK(ok >= 10 && refused < 500); /* refused only while records of the removed journal wait */
+	CHECK(access(jpath, F_OK) == 0);
+	CHECK(gw_audit_healthy(a, err, sizeof(err)));
+	gw_audit_close(a);
+	CHECK(count_records(path) == 10 + ok);
+	CHECK(verify_bad(path, KEY) == 0);
+	gw_store_close(st);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK(system(cmd) == 0);
+}
+
 GW_TEST(json_text_and_utf8)
 {
 	gw_buf b = {0};

@@ -97,6 +97,8 @@ bool gw_pubkey_verify(const gw_pubkey *k, enum gw_sig_alg alg, const void *data,
 /* Crypto primitives. */
 void gw_random_bytes(void *buf, size_t n);
 void gw_sha256(const void *data, size_t n, uint8_t out[32]);
+/* SHA-256(a ‖ b) without joining them first. */
+void gw_sha256_2(const void *a, size_t na, const void *b, size_t nb, uint8_t out[32]);
 void gw_hmac_sha256(const void *key, size_t keylen, const void *data, size_t n, uint8_t out[32]);
 void gw_pbkdf2_sha256(const char *pass, size_t passlen, const uint8_t *salt, size_t saltlen,
 	int iterations, uint8_t out[32]);
