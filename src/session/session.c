@@ -930,9 +930,10 @@ static void rec_statement(gw_session *s, gw_sqlc *q, size_t i, const char *text,
 	gw_json_cstr(&b, proto);
 	char fp[17];
 	gw_sqlc_view v = {text ? text : "", text ? strlen(text) : 0, NULL, fp};
-	gw_sql_fingerprint(v.text, v.len, fp);
 	if (q)
-		gw_sqlc_view_of(q, i, cfg->audit_normalized, &v);
+		gw_sqlc_view_of(q, i, cfg->audit_normalized, &v); /* its fingerprint made once per cached text */
+	else
+		gw_sql_fingerprint(v.text, v.len, fp);
 	const char *st = v.text;
 	size_t stn = v.len;
 	if (q && cfg->audit_normalized) {
