@@ -38,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,10 +45,8 @@
 #define BUSY_TIMEOUT_MS 1000
 #define INGEST_US 20000u         /* journaled records move into SQLite this often */
 #define INGEST_SOON 2000         /* ... or as soon as this many wait */
-#define INGEST_MAX 8192          /* records per SQLite transaction, at most */
 #define RETRY_US 100000u         /* SQLite failing: try again this often */
-#define JOURNAL_RING (64u << 20) /* the journal's size; halved down to JOURNAL_MIN when the disk has less room */
-#define JOURNAL_MIN (4u << 20)
+#define JOURNAL_TRUNCATE (16u << 20) /* the journal is emptied past this size once all of it is in SQLite */
 #define LINE_TAIL 149            /* ,"prev":"<64 hex>","hash":"<64 hex>"} */
 
 static const char schema[] =
@@ -87,17 +84,10 @@ struct gw_audit {
 	atomic_bool db_ok, jnl_ok, jsonl_ok;
 	char why[300];
 
-	/*
-	 * The chain and the journal: a worker appends its group holding wlock (a
-	 * few microseconds). The journal is a ring of jcap bytes in a file
-	 * allocated up front and mapped: a commit is a copy into the page cache,
-	 * no system call, no block allocation, no size change. Records not yet
-	 * in SQLite take jused bytes ending at jhead; the writer frees them.
-	 */
+	/* The chain and the journal: a worker appends its group holding wlock (a few microseconds). */
 	pthread_mutex_t wlock;
 	int jfd;
-	char *jmap;
-	size_t jcap, jhead, jused;
+	uint64_t jsize;
 	int64_t seq, last_ts;    /* the last record appended; ts never goes back (readers binary-search it) */
 	uint8_t prev[32];
 	gw_buf jbuf;
@@ -394,9 +384,14 @@ static int db_open(gw_audit *a, uint8_t end_hash[32], int64_t *end_ts, char *err
 	}
 	sqlite3_busy_timeout(a->db, BUSY_TIMEOUT_MS);
 	char *msg = NULL;
-	if (sqlite3_exec(a->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA mmap_size=268435456; "
-			"PRAGMA cache_size=-16384;",
-			NULL, NULL, &msg) != SQLITE_OK ||
+	/*
+	 * The journal is emptied once its records are in SQLite: with
+	 * audit.fsync (records survive power loss) SQLite's commits must be
+	 * durable too, else the last ones could vanish with the journal already cut.
+	 */
+	if (sqlite3_exec(a->db, a->cfg->audit_fsync ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;" :
+			"PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, &msg) != SQLITE_OK ||
+		sqlite3_exec(a->db, "PRAGMA mmap_size=268435456; PRAGMA cache_size=-16384;", NULL, NULL, &msg) != SQLITE_OK ||
 		sqlite3_exec(a->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot set up the audit tables in %s: %s", a->path, msg ? msg : sqlite3_errmsg(a->db));
 		sqlite3_free(msg);
@@ -631,53 +626,17 @@ fail:
 
 /* ---- the journal and the chain (wlock held) ---- */
 
-static void journal_close(gw_audit *a)
+static int journal_open(gw_audit *a, char *err, size_t errlen)
 {
-	if (a->jmap)
-		munmap(a->jmap, a->jcap);
 	if (a->jfd >= 0)
 		close(a->jfd);
-	a->jmap = NULL;
-	a->jfd = -1;
-	a->jcap = a->jhead = a->jused = 0;
-}
-
-/*
- * A fresh, empty ring at jpath: the file cut to nothing and allocated again
- * (zeros), JOURNAL_RING bytes or, when the file system has less room, the
- * largest power-of-two share down to JOURNAL_MIN; then mapped.
- */
-static int journal_create(gw_audit *a, char *err, size_t errlen)
-{
-	journal_close(a);
-	int fd = open(a->jpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
+	a->jfd = open(a->jpath, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (a->jfd < 0) {
 		snprintf(err, errlen, "cannot open the audit journal %s: %s", a->jpath, strerror(errno));
 		return -1;
 	}
-	size_t want = a->cfg->audit_journal_bytes ? a->cfg->audit_journal_bytes : JOURNAL_RING, cap = want;
-	int rc = -1;
-	while (ftruncate(fd, 0) == 0 && (rc = posix_fallocate(fd, 0, (off_t)cap)) == ENOSPC && cap > JOURNAL_MIN)
-		cap /= 2;
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot allocate the audit journal %s (%zu MiB): %s", a->jpath, cap >> 20,
-			strerror(rc > 0 ? rc : errno));
-		close(fd);
-		return -1;
-	}
-	void *m = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED) {
-		snprintf(err, errlen, "cannot map the audit journal %s: %s", a->jpath, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (cap < want)
-		gw_warn("audit: the journal %s holds %zu MiB (the file system has no room for %zu MiB)", a->jpath,
-			cap >> 20, want >> 20);
-	a->jfd = fd;
-	a->jmap = m;
-	a->jcap = cap;
-	a->jhead = a->jused = 0;
+	struct stat st;
+	a->jsize = fstat(a->jfd, &st) == 0 ? (uint64_t)st.st_size : 0;
 	return 0;
 }
 
@@ -694,16 +653,13 @@ static void fail_batch(gw_audit *a, size_t count, const char *why)
 }
 
 /*
- * Commit a group (wlock held): number and chain the events, copy their lines
- * into the journal ring after the records not yet in SQLite (from the start
- * when the end has no room; that skipped end counts as the group's). The
- * records then wait for the writer to move them into SQLite. 0, or -1 with
- * why set (the list is freed).
+ * Commit a group (wlock held): number and chain the events, append them to
+ * the journal in one write. The records then wait for the writer to move
+ * them into SQLite. 0, or -1 with why set (the list is freed).
  */
 static int append_batch(gw_audit *a, gw_audit_ev *list, size_t count, char *why, size_t whylen)
 {
-	if (!atomic_load(&a->db_ok) || (a->jmap && !atomic_load(&a->jnl_ok)) ||
-		a->ning > (size_t)a->cfg->audit_queue_max) {
+	if (!atomic_load(&a->db_ok) || a->ning > (size_t)a->cfg->audit_queue_max) {
 		gw_audit_healthy(a, why, whylen);
 		if (!why[0])
 			snprintf(why, whylen, "the state store is not keeping up (%zu records waiting)", a->ning);
@@ -711,7 +667,7 @@ static int append_batch(gw_audit *a, gw_audit_ev *list, size_t count, char *why,
 		gw_audit_ev_free(list);
 		return -1;
 	}
-	if (!a->jmap && journal_create(a, why, whylen) < 0) {
+	if (a->jfd < 0 && journal_open(a, why, whylen) < 0) {
 		set_health(a, H_JOURNAL, false, why);
 		fail_batch(a, count, why);
 		gw_audit_ev_free(list);
@@ -729,42 +685,37 @@ static int append_batch(gw_audit *a, gw_audit_ev *list, size_t count, char *why,
 		memcpy(e->prev, a->prev, 32);
 		chain_hash(e->prev, e->body, e->blen, e->hash);
 		memcpy(a->prev, e->hash, 32);
-		size_t before = gw_buf_len(&a->jbuf);
 		add_line(&a->jbuf, e);
-		e->jlen = gw_buf_len(&a->jbuf) - before;
 		end = e;
 	}
-	size_t len = gw_buf_len(&a->jbuf);
-	size_t skip = a->jhead + len > a->jcap ? a->jcap - a->jhead : 0;
-	if (a->jused + skip + len > a->jcap) {
-		if (len > a->jcap / 2)
-			snprintf(why, whylen, "a group of %zu records (%zu bytes) is larger than the audit journal takes "
-				"(%zu MiB)", count, len, a->jcap >> 20);
-		else
-			snprintf(why, whylen, "the state store is not keeping up (the audit journal is full, %zu records "
-				"waiting)", a->ning);
-	} else {
-		size_t at = skip ? 0 : a->jhead;
-		if (skip)
-			memset(a->jmap + a->jhead, 0, skip); /* no stale line stays at the end */
-		memcpy(a->jmap + at, gw_buf_rd(&a->jbuf), len);
-		if (a->cfg->audit_fsync && fdatasync(a->jfd) < 0) {
-			snprintf(why, whylen, "cannot flush the audit journal %s: %s", a->jpath, strerror(errno));
-			memset(a->jmap + at, 0, len); /* not committed: nothing of it may be recovered */
-		} else {
-			a->jhead = at + len;
-			a->jused += skip + len;
-			list->jlen += skip;
-		}
-	}
+	int err = write_all(a->jfd, gw_buf_rd(&a->jbuf), gw_buf_len(&a->jbuf));
+	struct stat st;
+	bool removed = false;
+	if (err)
+		snprintf(why, whylen, "cannot append to the audit journal %s: %s", a->jpath, strerror(err));
+	else if (a->cfg->audit_fsync && fdatasync(a->jfd) < 0)
+		snprintf(why, whylen, "cannot flush the audit journal %s: %s", a->jpath, strerror(errno));
+	else if (fstat(a->jfd, &st) == 0 && st.st_nlink == 0)
+		removed = snprintf(why, whylen, "the audit journal %s was removed", a->jpath) > 0;
 	if (why[0]) {
+		/*
+		 * Nothing of the group counts: cut what part of it reached the file
+		 * (the next append starts clean), and open the journal afresh next
+		 * time when it was removed.
+		 */
+		if (ftruncate(a->jfd, (off_t)a->jsize) < 0 || removed) {
+			close(a->jfd);
+			a->jfd = -1;
+		}
 		a->seq = seq0;
 		a->last_ts = ts0;
 		memcpy(a->prev, prev0, 32);
+		set_health(a, H_JOURNAL, false, why);
 		fail_batch(a, count, why);
 		gw_audit_ev_free(list);
 		return -1;
 	}
+	a->jsize += gw_buf_len(&a->jbuf);
 	set_health(a, H_JOURNAL, true, NULL);
 	*a->ing_tail = list;
 	a->ing_tail = &end->next;
@@ -775,10 +726,7 @@ static int append_batch(gw_audit *a, gw_audit_ev *list, size_t count, char *why,
 	return 0;
 }
 
-/*
- * The writer: appended records into SQLite, in transactions of at most
- * INGEST_MAX records, each freeing its room in the journal once committed.
- */
+/* The writer: appended records into SQLite; an empty journal once all of it is there. */
 static void ingest_pending(gw_audit *a)
 {
 	pthread_mutex_lock(&a->wlock);
@@ -788,66 +736,27 @@ static void ingest_pending(gw_audit *a)
 	a->ing_tail = &a->ing;
 	a->ning = 0;
 	pthread_mutex_unlock(&a->wlock);
-	while (list) {
-		gw_audit_ev *last = list;
-		size_t n = 1, freed = list->jlen;
-		for (; last->next && n < INGEST_MAX; n++) {
-			last = last->next;
-			freed += last->jlen;
-		}
-		gw_audit_ev *rest = last->next;
-		last->next = NULL;
-		if (ingest(a, list) < 0) {
-			/* back in front of whatever was appended meanwhile, for the next try */
-			last->next = rest;
-			pthread_mutex_lock(&a->wlock);
-			gw_audit_ev *e = last;
-			while (e->next)
-				e = e->next;
-			e->next = a->ing;
-			if (!a->ing)
-				a->ing_tail = &e->next;
-			a->ing = list;
-			a->ning += k;
-			pthread_mutex_unlock(&a->wlock);
-			a->retry_at = gw_mono_us() + RETRY_US;
-			return;
-		}
-		gw_audit_ev_free(list);
-		k -= n;
-		list = rest;
+	if (!list)
+		return;
+	if (ingest(a, list) < 0) {
+		/* back in front of whatever was appended meanwhile, for the next try */
 		pthread_mutex_lock(&a->wlock);
-		a->jused -= freed < a->jused ? freed : a->jused;
+		gw_audit_ev *e = list;
+		while (e->next)
+			e = e->next;
+		e->next = a->ing;
+		if (!a->ing)
+			a->ing_tail = &e->next;
+		a->ing = list;
+		a->ning += k;
 		pthread_mutex_unlock(&a->wlock);
+		a->retry_at = gw_mono_us() + RETRY_US;
+		return;
 	}
-}
-
-/*
- * The journal removed under the running gateway: groups are refused until
- * what it held is in SQLite, then a new one is made. (Groups appended to the
- * removed file since the last look, at most INGEST_US ago, are in memory and
- * reach SQLite; only a crash within that window would lose them.)
- */
-static void journal_check(gw_audit *a)
-{
+	gw_audit_ev_free(list);
 	pthread_mutex_lock(&a->wlock);
-	struct stat st;
-	if (a->jmap && fstat(a->jfd, &st) == 0 && st.st_nlink == 0) {
-		char why[400];
-		if (atomic_load(&a->jnl_ok)) {
-			snprintf(why, sizeof(why), "the audit journal %s was removed", a->jpath);
-			set_health(a, H_JOURNAL, false, why);
-			gw_error("audit: %s; statements are refused (58030) until a new one is made", why);
-		}
-		if (!a->ing) {
-			if (journal_create(a, why, sizeof(why)) == 0) {
-				set_health(a, H_JOURNAL, true, NULL);
-				gw_info("audit: a new journal %s is in place", a->jpath);
-			} else {
-				set_health(a, H_JOURNAL, false, why);
-			}
-		}
-	}
+	if (!a->ing && a->jsize > JOURNAL_TRUNCATE && a->jfd >= 0 && ftruncate(a->jfd, 0) == 0)
+		a->jsize = 0;
 	pthread_mutex_unlock(&a->wlock);
 }
 
@@ -875,7 +784,6 @@ static void *writer_main(void *arg)
 		if ((soon || stop || now >= next_ingest) && now >= a->retry_at) {
 			next_ingest = now + INGEST_US;
 			ingest_pending(a);
-			journal_check(a);
 		}
 		if (a->cfg->audit_jsonl && atomic_exchange(&a->reopen_jsonl, false))
 			jsonl_open(a);
@@ -967,48 +875,28 @@ static gw_audit_ev *line_event(const char *line, size_t n)
 	return e;
 }
 
-static int ev_seq_cmp(const void *x, const void *y)
-{
-	const gw_audit_ev *a = *(gw_audit_ev *const *)x, *b = *(gw_audit_ev *const *)y;
-	return a->seq < b->seq ? -1 : a->seq > b->seq;
-}
-
 /*
  * Records in the journal after SQLite's last one (the gateway stopped before
- * moving them in) go in now, checked link by link. The journal is a ring:
- * its lines are gathered wherever they lie, ordered by seq, and each must
- * continue the chain (a line cut by a later one, or of a group that never
- * committed, is not one of ours or does not link). Returns how many, -1 on a
- * store error (err); *broken: lines past a break in the chain were left.
+ * moving them in) go in now, checked link by link. Returns how many, -1 on
+ * a store error (err).
  */
-static long recover_journal(gw_audit *a, bool *broken, char *err, size_t errlen)
+static long recover_journal(gw_audit *a, char *err, size_t errlen)
 {
-	*broken = false;
-	int fd = open(a->jpath, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : (snprintf(err, errlen, "cannot open the audit journal %s: %s", a->jpath,
-			strerror(errno)), -1);
 	struct stat st;
-	if (fstat(fd, &st) < 0 || st.st_size == 0) {
-		close(fd);
+	if (fstat(a->jfd, &st) < 0 || st.st_size == 0)
 		return 0;
-	}
 	char *buf = gw_xmalloc((size_t)st.st_size + 1);
-	ssize_t got = pread(fd, buf, (size_t)st.st_size, 0);
-	close(fd);
+	ssize_t got = pread(a->jfd, buf, (size_t)st.st_size, 0);
 	if (got < 0) {
 		snprintf(err, errlen, "cannot read the audit journal %s: %s", a->jpath, strerror(errno));
 		free(buf);
 		return -1;
 	}
-	gw_audit_ev **found = NULL;
-	size_t nfound = 0, capfound = 0;
+	gw_audit_ev *list = NULL, **tail = &list;
+	long count = 0;
+	uint8_t h[32];
 	char *p = buf, *end = buf + got;
 	while (p < end) {
-		if (!*p) { /* the ring's unused room */
-			p++;
-			continue;
-		}
 		char *nl = memchr(p, '\n', (size_t)(end - p));
 		if (!nl)
 			break; /* a line cut short: its group was never acknowledged */
@@ -1020,33 +908,13 @@ static long recover_journal(gw_audit *a, bool *broken, char *err, size_t errlen)
 			gw_audit_ev_free(e);
 			continue;
 		}
-		if (nfound == capfound) {
-			capfound = capfound ? 2 * capfound : 64;
-			found = gw_xrealloc(found, capfound * sizeof(*found));
-		}
-		found[nfound++] = e;
-	}
-	free(buf);
-	qsort(found, nfound, sizeof(*found), ev_seq_cmp);
-	gw_audit_ev *list = NULL, **tail = &list;
-	long count = 0;
-	uint8_t h[32];
-	for (size_t i = 0; i < nfound; i++) {
-		gw_audit_ev *e = found[i];
-		found[i] = NULL;
-		bool links = false;
-		if (e->seq == a->seq + 1 && memcmp(e->prev, a->prev, 32) == 0) {
-			chain_hash(e->prev, e->body, e->blen, h);
-			links = memcmp(h, e->hash, 32) == 0;
-		}
-		if (!links) {
-			if (e->seq > a->seq + 1 && !*broken) {
-				*broken = true;
-				gw_error("audit: the journal %s does not continue the record at seq %lld (found seq %lld); the rest "
-					"of it is not moved into the store", a->jpath, (long long)a->seq + 1, (long long)e->seq);
-			}
+		chain_hash(e->prev, e->body, e->blen, h);
+		if (e->seq != a->seq + 1 || memcmp(e->prev, a->prev, 32) != 0 || memcmp(h, e->hash, 32)) {
+			gw_error("audit: the journal %s does not continue the record at seq %lld (found seq %lld); the rest of "
+				"it is not moved into the store — keep the file for inspection", a->jpath, (long long)a->seq + 1,
+				(long long)e->seq);
 			gw_audit_ev_free(e);
-			continue;
+			break;
 		}
 		a->seq = e->seq;
 		a->last_ts = e->col_ts > a->last_ts ? e->col_ts : a->last_ts;
@@ -1055,7 +923,7 @@ static long recover_journal(gw_audit *a, bool *broken, char *err, size_t errlen)
 		tail = &e->next;
 		count++;
 	}
-	free(found);
+	free(buf);
 	if (list && ingest(a, list) < 0) {
 		gw_audit_healthy(a, err, errlen);
 		gw_audit_ev_free(list);
@@ -1081,31 +949,23 @@ gw_audit *gw_audit_open(const gw_config *cfg, char *err, size_t errlen)
 	pthread_mutex_init(&a->hmu, NULL);
 	pthread_mutex_init(&a->wlock, NULL);
 	*err = 0;
-	if (db_open(a, a->prev, &a->last_ts, err, errlen) < 0 || (cfg->audit_jsonl && jsonl_open(a) < 0)) {
+	if (db_open(a, a->prev, &a->last_ts, err, errlen) < 0 || journal_open(a, err, errlen) < 0 ||
+		(cfg->audit_jsonl && jsonl_open(a) < 0)) {
 		if (!*err)
 			snprintf(err, errlen, "cannot open audit.jsonl %s: %s", cfg->audit_jsonl, strerror(errno));
 		gw_audit_close(a);
 		return NULL;
 	}
 	a->seq = a->db_seq;
-	bool broken;
-	long moved = recover_journal(a, &broken, err, errlen);
+	long moved = recover_journal(a, err, errlen);
 	if (moved < 0) {
 		gw_audit_close(a);
 		return NULL;
 	}
 	if (moved)
 		gw_info("audit: %ld record(s) from the journal moved into the store (the gateway had stopped before)", moved);
-	if (broken) {
-		char *keep = gw_xasprintf("%s.broken-%lld", a->jpath, (long long)time(NULL));
-		if (rename(a->jpath, keep) == 0)
-			gw_error("audit: the journal is kept as %s for inspection", keep);
-		free(keep);
-	}
-	if (journal_create(a, err, errlen) < 0) {
-		gw_audit_close(a);
-		return NULL;
-	}
+	if (ftruncate(a->jfd, 0) == 0)
+		a->jsize = 0;
 	/* The checkpoint should name the last record; when it does not, the record was altered while stopped. */
 	sqlite3_stmt *q = NULL;
 	if (sqlite3_prepare_v2(a->db, "SELECT seq FROM audit_checkpoint WHERE id = 1", -1, &q, NULL) == SQLITE_OK &&
@@ -1139,7 +999,8 @@ void gw_audit_close(gw_audit *a)
 	gw_audit_ev_free(a->ing);
 	db_close(a);
 	jsonl_close(a);
-	journal_close(a);
+	if (a->jfd >= 0)
+		close(a->jfd);
 	gw_buf_free(&a->jbuf);
 	gw_buf_free(&a->lines);
 	pthread_mutex_destroy(&a->mu);

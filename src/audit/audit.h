@@ -12,12 +12,11 @@
  *
  * The session builds events (gw_audit_ev_*); a worker gathers those of one
  * batch of socket events and appends them in one go: numbered (seq), chained
- * (hash = SHA-256(prev ‖ body)) and copied into the journal, a ring in a file
- * allocated at start and mapped (no system call per commit). That append is
- * the commit a held statement waits for; when it fails the statements are
- * refused (58030). The writer thread moves appended records into SQLite in
- * large transactions, freeing their room in the ring; at start-up it first
- * moves in whatever the journal holds beyond SQLite (a crash).
+ * (hash = SHA-256(prev ‖ body)) and written to the journal with one write(2).
+ * That append is the commit a held statement waits for; when it fails the
+ * statements are refused (58030). The writer thread moves appended records
+ * into SQLite in large transactions and empties the journal; at start-up it
+ * first moves in whatever the journal holds beyond SQLite (a crash).
  *
  * On disk one row per event: seq (1, 2, 3, ... without gaps), ts, event,
  * session, identity, n (statement number in its session), body (the
@@ -66,7 +65,6 @@ typedef struct gw_audit_ev {
 	char identity[128];
 	/* set when appended (the recorder's) */
 	int64_t seq, col_ts;
-	size_t jlen;             /* bytes of the journal ring it holds (its line, and a skipped end before it) */
 	uint8_t prev[32], hash[32];
 	char *body;              /* {"seq":N,<fields>} inside buf */
 	size_t blen;

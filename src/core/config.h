@@ -153,7 +153,6 @@ typedef struct gw_config {
 	size_t audit_checkpoint_key_len;
 	bool audit_fsync;        /* fsync every commit (survives power loss), else a process crash only */
 	int audit_queue_max;     /* events waiting for the writer before statements are refused (58030) */
-	size_t audit_journal_bytes; /* the journal ring's size (0: 64 MiB; not a config key: tests set it) */
 	/* limits (pgmoat extension, see README) */
 	size_t max_message_size;
 	size_t max_startup_size;

@@ -3,8 +3,6 @@
 	X(buf_grow_consume) \
 	X(audit_chain_and_tampering) \
 	X(audit_journal_recovered_after_crash) \
-	X(audit_journal_ring_wraps_and_recovers) \
-	X(audit_journal_removed_is_replaced) \
 	X(json_text_and_utf8) \
 	X(sql_fingerprint) \
 	X(buf_msg_builder) \
