@@ -917,7 +917,10 @@ static long recover_journal(gw_audit *a, char *err, size_t errlen)
 			break;
 		}
 		a->seq = e->seq;
-		a->last_ts = e->col_ts > a->last_ts ? e->col_ts : a->last_ts;
+		/* stored ts never goes back (readers binary-search it), as when it was appended */
+		if (e->col_ts < a->last_ts)
+			e->col_ts = a->last_ts;
+		a->last_ts = e->col_ts;
 		memcpy(a->prev, e->hash, 32);
 		*tail = e;
 		tail = &e->next;
