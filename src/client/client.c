@@ -370,6 +370,9 @@ static int on_password(gw_client *c, const uint8_t *body, size_t n)
 		refuse(c, GW_AUTH_DISABLED, "token", why, NULL);
 		return -1;
 	}
+	/* a token issued with a ttl ends its sessions when it expires, as a JWT's exp does */
+	if (gw->cfg->session_follows_token_expiry && ident.expires_at > 0)
+		ident.session_until_us = (uint64_t)ident.expires_at * 1000000u;
 	hand_over(c, &ident, "token");
 	return -1;
 }

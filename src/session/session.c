@@ -3421,10 +3421,11 @@ void gw_session_tick(gw_worker *wk)
 				continue;
 			}
 		}
-		/* session_follows_token_expiry: a JWT's exp, a client certificate's notAfter */
+		/* session_follows_token_expiry: a JWT's exp, a client certificate's notAfter, an API token's ttl */
 		if (s->ident.session_until_us && !s->closing && gw_wall_us() >= s->ident.session_until_us) {
 			session_fatal(s, "57P01", "pgmoat: the %s that opened this session expired",
-				!strcmp(s->auth_method, "cert") ? "client certificate" : "token (JWT)");
+				!strcmp(s->auth_method, "cert") ? "client certificate" :
+				!strcmp(s->auth_method, "jwt") ? "token (JWT)" : "API token");
 			continue;
 		}
 		if (s->wait && now - s->wait_since > wait_max) {

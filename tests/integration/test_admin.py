@@ -2,6 +2,7 @@
 """The HTTP API and the admin CLI verbs (issue 2): /healthz and /metrics, bearer auth (401, 403,
 admins by group), `identity add|list|disable`, `token issue|list|revoke`, `sessions`, `kill`
 (FATAL 57P01 within a second), exit codes 0/1/2, `--help` everywhere, and `pgmoat check`."""
+import calendar
 import json
 import os
 import re
@@ -255,6 +256,28 @@ def test_token_revoke_ends_its_sessions():
     for bad in ("000000000000", tok1[4:16]):
         r = cli("token", "revoke", bad)
         assert r.returncode == 1 and r.stderr.startswith("pgmoat: "), (bad, r.returncode, r.stderr)
+
+
+def test_token_ttl_ends_its_sessions():
+    """A token issued with a ttl ends the sessions it opened when it expires (57P01), as a JWT's exp does."""
+    ok("identity", "add", "short-lived")
+    tok = ok("token", "issue", "short-lived", "--ttl", "3s").stdout.strip()
+    data = json.loads(ok("token", "list", "--json").stdout)
+    exp = [x for x in data if x["id"] == tok[4:16]][0]["expires_at"]
+    c = connect("short-lived", tok, autocommit=True)
+    assert c.execute("SELECT 1").fetchone() == (1,)
+    try:
+        c.execute("SELECT pg_sleep(10)")
+        raise AssertionError("the session outlived its token")
+    except psycopg.OperationalError as e:
+        assert "pgmoat: the API token that opened this session expired" in str(e), e
+        assert "57P01" in str(e), e
+    ended = time.time()
+    c.close()
+    exp_s = calendar.timegm(time.strptime(exp[:19], "%Y-%m-%dT%H:%M:%S"))
+    assert exp_s - 0.05 <= ended <= exp_s + 1.5, (ended, exp)
+    kind, f = raw_login(S["gw"], "short-lived", tok)
+    assert kind == "error" and f["C"] == "28P01" and "expired" in f["M"], f
 
 
 # ---- sessions and kill ----
