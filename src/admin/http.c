@@ -411,7 +411,25 @@ static const gw_identity *actor_of(const caller *c)
 	return c->bootstrap ? NULL : &c->id;
 }
 
-/* Who is calling? Returns 0 (who filled) or -1 none/bad. */
+/* The caller's address (for the failed-token limit); false when MHD does not say. */
+static bool client_addr(struct MHD_Connection *conn, struct sockaddr_storage *ss)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	memset(ss, 0, sizeof(*ss));
+	if (!ci || !ci->client_addr)
+		return false;
+	size_t n = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+		ci->client_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in) : 0;
+	memcpy(ss, ci->client_addr, n);
+	return n > 0;
+}
+
+/*
+ * Who is calling? Returns 0 (who filled), -1 none/bad, -2 refused unseen: the
+ * address presented auth_failures_per_minute bad tokens within the minute
+ * (counted apart from PostgreSQL logins, so a script with a stale token does
+ * not lock agents out of the database).
+ */
 static int authenticate(gw_gateway *gw, struct MHD_Connection *conn, caller *who)
 {
 	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
@@ -420,6 +438,10 @@ static int authenticate(gw_gateway *gw, struct MHD_Connection *conn, caller *who
 	const char *tok = h + 7;
 	while (*tok == ' ')
 		tok++;
+	struct sockaddr_storage ss;
+	bool have_addr = client_addr(conn, &ss);
+	if (have_addr && gw_ratelimit_blocked(gw->http_rl, &ss))
+		return -2;
 	memset(who, 0, sizeof(*who));
 	const char *at = gw->cfg->admin_token;
 	if (at && strlen(at) == strlen(tok) && gw_ct_equal(at, tok, strlen(at))) {
@@ -427,19 +449,25 @@ static int authenticate(gw_gateway *gw, struct MHD_Connection *conn, caller *who
 		who->bootstrap = who->admin = true;
 		return 0;
 	}
+	bool ok = true;
 	if (gw_jwt_shape(tok, strlen(tok))) {
 		/* a JWT of a trusted issuer; an unknown kid may wait here (this thread) for one refetch */
 		char why[400];
 		if (gw_identity_verify_jwt(gw->oidc, gw->store, tok, strlen(tok), NULL, NULL, &who->id, why, sizeof(why),
 				NULL) != GW_AUTH_OK) {
 			gw_info("HTTP API: bearer JWT refused: %s", why);
-			return -1;
+			ok = false;
 		}
 	} else if (!gw->cfg->identity_tokens || gw_identity_verify_token(gw->store, tok, NULL, &who->id) != GW_AUTH_OK) {
+		ok = false;
+	}
+	if (ok && !strcmp(who->id.kind, "relay"))
+		ok = false; /* a relay's token opens tunnels, nothing else */
+	if (!ok) {
+		if (have_addr)
+			gw_ratelimit_fail(gw->http_rl, &ss);
 		return -1;
 	}
-	if (!strcmp(who->id.kind, "relay"))
-		return -1; /* a relay's token opens tunnels, nothing else */
 	who->admin = gw_identity_is_admin(&who->id, gw->cfg->admins, gw->cfg->n_admins);
 	return 0;
 }
@@ -1017,7 +1045,11 @@ static reply route(gw_gateway *gw, struct MHD_Connection *conn, const char *meth
 		return jerr(404, "no such route: %s %s", method, url);
 
 	caller who_c;
-	if (authenticate(gw, conn, &who_c) < 0)
+	int auth = authenticate(gw, conn, &who_c);
+	if (auth == -2)
+		return jerr(429, "too many invalid bearer tokens from this address within a minute "
+			"(limits.auth_failures_per_minute); wait a minute and check the token");
+	if (auth < 0)
 		return jerr(401, "missing or invalid bearer token (set PGMOAT_TOKEN, or use --token-file)");
 	const gw_identity who = who_c.id;
 	if (rq->too_big)

@@ -185,6 +185,7 @@ int gw_serve(const char *config_path)
 	if (!gw->oidc)
 		goto out;
 	gw->rl = gw_ratelimit_new(cfg->auth_failures_per_minute);
+	gw->http_rl = gw_ratelimit_new(cfg->auth_failures_per_minute);
 	gw->reg = gw_registry_new();
 	gw->pools = gw_xcalloc(cfg->n_conns + 1, sizeof(gw_pool *));
 	gw->catcaches = gw_xcalloc(cfg->n_conns + 1, sizeof(gw_catcache *));
@@ -291,6 +292,7 @@ out:
 	gw_grants_free(gw->grants);
 	gw_registry_free(gw->reg);
 	gw_ratelimit_free(gw->rl);
+	gw_ratelimit_free(gw->http_rl);
 	gw_oidc_free(gw->oidc);
 	gw_tls_ctx_free(gw->tls);
 	gw_store_close(gw->store);

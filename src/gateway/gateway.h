@@ -57,7 +57,8 @@ struct gw_gateway {
 	const gw_config *cfg;
 	gw_store *store;
 	gw_tls_ctx *tls;        /* NULL: no TLS configured */
-	gw_ratelimit *rl;
+	gw_ratelimit *rl;       /* failed logins per source address (PostgreSQL clients, relays) */
+	gw_ratelimit *http_rl;  /* failed bearer tokens per source address (the HTTP API) */
 	struct gw_oidc *oidc;   /* identity.oidc: trusted issuers and their keys (identity/oidc.h) */
 	gw_pool **pools;        /* one per cfg->conns[i] */
 	gw_registry *reg;

@@ -225,6 +225,30 @@ def test_rate_limit_after_failed_logins():
     gw.stop()
 
 
+def test_rate_limit_after_bad_bearer_tokens():
+    """The HTTP API counts bad bearer tokens per address, apart from PostgreSQL logins: past the limit it
+    answers 429, even to a good token, and psql still logs in."""
+    pg = S["pg"]
+    gw = Gateway(pg, tls=S["certs"], connections=S["conns"][:1], plaintext_loopback=False, env=S["env"],
+                 extra="limits:\n  auth_failures_per_minute: 3\n").start()
+    name, tok = gw.agent("rl-http")
+    st, _ = gw.api("GET", "/v1/identities", token=tok)
+    assert st in (200, 403), st
+    for i in range(3):
+        st, body = gw.api("GET", "/v1/identities", token="pgm_000000000000_" + "A" * 43)
+        assert st == 401, (i, st, body)
+    st, body = gw.api("GET", "/v1/identities")  # the admin token, from the same address
+    assert st == 429 and "too many invalid bearer tokens" in body["error"], (st, body)
+    st, body = gw.api("GET", "/v1/identities", token="pgm_000000000000_" + "B" * 43)
+    assert st == 429, (st, body)
+    # PostgreSQL logins have their own budget
+    assert raw_login(gw, name, tok)[0] == "ok"
+    # metrics and health need no token and stay open
+    st, _ = gw.api("GET", "/healthz", token="")
+    assert st == 200, st
+    gw.stop()
+
+
 def test_session_usable_after_sql_error():
     gw = S["gw"]
     with psycopg.connect(gw.dsn(S["ident"], S["token"]), autocommit=True) as c:
