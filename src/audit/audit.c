@@ -880,8 +880,9 @@ static gw_audit_ev *line_event(const char *line, size_t n)
  * moving them in) go in now, checked link by link. Returns how many, -1 on
  * a store error (err).
  */
-static long recover_journal(gw_audit *a, char *err, size_t errlen)
+static long recover_journal(gw_audit *a, bool *broken, char *err, size_t errlen)
 {
+	*broken = false;
 	struct stat st;
 	if (fstat(a->jfd, &st) < 0 || st.st_size == 0)
 		return 0;
@@ -910,9 +911,14 @@ static long recover_journal(gw_audit *a, char *err, size_t errlen)
 		}
 		chain_hash(e->prev, e->body, e->blen, h);
 		if (e->seq != a->seq + 1 || memcmp(e->prev, a->prev, 32) != 0 || memcmp(h, e->hash, 32)) {
-			gw_error("audit: the journal %s does not continue the record at seq %lld (found seq %lld); the rest of "
-				"it is not moved into the store — keep the file for inspection", a->jpath, (long long)a->seq + 1,
-				(long long)e->seq);
+			if (e->seq == a->seq + 1)
+				gw_error("audit: the journal %s does not continue the record at seq %lld (its line for that seq does "
+					"not hash to what it claims or does not link to the record before); the rest of it is not moved "
+					"into the store", a->jpath, (long long)e->seq);
+			else
+				gw_error("audit: the journal %s does not continue the record at seq %lld (found seq %lld); the rest "
+					"of it is not moved into the store", a->jpath, (long long)a->seq + 1, (long long)e->seq);
+			*broken = true;
 			gw_audit_ev_free(e);
 			break;
 		}
@@ -960,13 +966,29 @@ gw_audit *gw_audit_open(const gw_config *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	a->seq = a->db_seq;
-	long moved = recover_journal(a, err, errlen);
+	bool broken;
+	long moved = recover_journal(a, &broken, err, errlen);
 	if (moved < 0) {
 		gw_audit_close(a);
 		return NULL;
 	}
 	if (moved)
 		gw_info("audit: %ld record(s) from the journal moved into the store (the gateway had stopped before)", moved);
+	if (broken) {
+		/* what did not link is kept aside for inspection, never emptied */
+		char *keep = gw_xasprintf("%s.broken-%lld", a->jpath, (long long)time(NULL));
+		int rc = rename(a->jpath, keep);
+		if (rc == 0)
+			gw_error("audit: the journal is kept as %s for inspection; a new one is started", keep);
+		else
+			snprintf(err, errlen, "cannot set the audit journal %s aside as %s: %s (it holds lines that do not "
+				"continue the record; move it away to start)", a->jpath, keep, strerror(errno));
+		free(keep);
+		if (rc != 0 || journal_open(a, err, errlen) < 0) {
+			gw_audit_close(a);
+			return NULL;
+		}
+	}
 	if (ftruncate(a->jfd, 0) == 0)
 		a->jsize = 0;
 	/* The checkpoint should name the last record; when it does not, the record was altered while stopped. */

@@ -71,6 +71,19 @@ static int64_t verify_bad(const char *path, const char *key)
 	return r.ok ? 0 : r.bad_seq;
 }
 
+static int64_t count_records(const char *path)
+{
+	sqlite3 *db;
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	sqlite3_stmt *q;
+	CHECK(sqlite3_prepare_v2(db, "SELECT count(*) FROM audit", -1, &q, NULL) == SQLITE_OK);
+	CHECK(sqlite3_step(q) == SQLITE_ROW);
+	int64_t n = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return n;
+}
+
 GW_TEST(audit_chain_and_tampering)
 {
 	char dir[] = "/tmp/pgmoat-audit-XXXXXX", path[256], err[256];
@@ -157,6 +170,60 @@ GW_TEST(audit_journal_recovered_after_crash)
 	CHECK(verify_bad(path, KEY) == 0);
 	gw_store_close(st);
 	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK(system(cmd) == 0);
+}
+
+/* A journal whose lines stop linking: what links is moved in, the file is set aside (not emptied). */
+GW_TEST(audit_journal_break_is_kept_aside)
+{
+	char dir[] = "/tmp/pgmoat-audit-XXXXXX", path[256], jpath[300], err[256];
+	gw_config cfg;
+	gw_store *st;
+	setup(dir, path, sizeof(path), &cfg, &st);
+	gw_store_close(st);
+	snprintf(jpath, sizeof(jpath), "%s-audit-journal", path);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		gw_store *cst = gw_store_open(path, err, sizeof(err));
+		gw_audit *a = cst ? gw_audit_open(&cfg, err, sizeof(err)) : NULL;
+		if (!a)
+			_exit(2);
+		append_n(a, 1, 10);
+		gw_audit_close(a);
+		a = gw_audit_open(&cfg, err, sizeof(err));
+		if (!a)
+			_exit(3);
+		append_n(a, 11, 5);
+		_exit(0);
+	}
+	int status = -1;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* change the text of seq 13 in the journal: 11 and 12 still link, 13 does not */
+	FILE *f = fopen(jpath, "r+");
+	CHECK(f);
+	char buf[65536];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	char *at = strstr(buf, "SELECT 13");
+	CHECK(at);
+	at[7] = '9';
+	CHECK(fseek(f, 0, SEEK_SET) == 0 && fwrite(buf, 1, n, f) == n);
+	fclose(f);
+	st = gw_store_open(path, err, sizeof(err));
+	CHECK(st);
+	gw_audit *a = gw_audit_open(&cfg, err, sizeof(err));
+	CHECK(a);
+	append_n(a, 13, 1);
+	gw_audit_close(a);
+	CHECK(count_records(path) == 13);
+	CHECK(verify_bad(path, KEY) == 0);
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "grep -q 'SELECT 93' %s.broken-*", jpath);
+	CHECK(system(cmd) == 0);
+	gw_store_close(st);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK(system(cmd) == 0);
 }

@@ -3,6 +3,7 @@
 	X(buf_grow_consume) \
 	X(audit_chain_and_tampering) \
 	X(audit_journal_recovered_after_crash) \
+	X(audit_journal_break_is_kept_aside) \
 	X(json_text_and_utf8) \
 	X(sql_fingerprint) \
 	X(buf_msg_builder) \
