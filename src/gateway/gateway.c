@@ -249,9 +249,17 @@ int gw_serve(const char *config_path)
 		int sig = 0;
 		sigwait(&set, &sig);
 		if (sig == SIGHUP) {
-			gw_info("SIGHUP: reopening audit.jsonl, reading jwks_file keys again");
+			gw_info("SIGHUP: reopening audit.jsonl, reading jwks_file keys%s again", cfg->tls_crl ? " and tls.crl" : "");
 			gw_audit_reopen(gw->audit);
 			gw_oidc_reload_files(gw->oidc);
+			if (gw->tls && cfg->tls_client_ca && cfg->tls_crl) {
+				char cerr[400];
+				if (gw_tls_server_ctx_reload_crl(gw->tls, cfg->tls_client_ca, cfg->tls_crl, cerr, sizeof(cerr)) == 0)
+					gw_info("tls.crl read again: client certificates are checked against it from now on (sessions "
+						"already open are not: `pgmoat identity disable` ends them)");
+				else
+					gw_error("tls.crl not read again: %s; the one read before stays in force", cerr);
+			}
 			continue;
 		}
 		gw_info("signal %d: shutting down", sig);

@@ -27,6 +27,7 @@
 struct gw_tls_ctx {
 	SSL_CTX *ctx;
 	int verify;
+	pthread_rwlock_t lock;  /* SSL_new (read) against a reload of the client CAs and CRL (write) */
 };
 
 struct gw_tls {
@@ -87,6 +88,7 @@ gw_tls_ctx *gw_tls_server_ctx_new(const char *cert_file, const char *key_pem, ch
 	EVP_PKEY_free(pkey);
 	gw_tls_ctx *t = gw_xcalloc(1, sizeof(*t));
 	t->ctx = ctx;
+	pthread_rwlock_init(&t->lock, NULL);
 	return t;
 }
 
@@ -108,6 +110,7 @@ gw_tls_ctx *gw_tls_client_ctx_new(int verify, const char *ca_file, char *err, si
 	gw_tls_ctx *t = gw_xcalloc(1, sizeof(*t));
 	t->ctx = ctx;
 	t->verify = verify;
+	pthread_rwlock_init(&t->lock, NULL);
 	return t;
 }
 
@@ -116,6 +119,7 @@ void gw_tls_ctx_free(gw_tls_ctx *ctx)
 	if (!ctx)
 		return;
 	SSL_CTX_free(ctx->ctx);
+	pthread_rwlock_destroy(&ctx->lock);
 	free(ctx);
 }
 
@@ -161,10 +165,45 @@ int gw_tls_server_ctx_client_ca(gw_tls_ctx *t, const char *ca_file, const char *
 		}
 		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
 	}
-	/* Session resumption with a client certificate needs an id context. */
+	/*
+	 * No session resumption: a resumed session carries a certificate checked
+	 * against the CRL of its first handshake, and tls.crl is read again on
+	 * SIGHUP. (PostgreSQL clients do not resume sessions anyway.) OpenSSL
+	 * still wants an id context once a client certificate is asked for.
+	 */
 	static const unsigned char sid[] = "pgmoat";
 	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, peer_verify_cb);
+	return 0;
+}
+
+int gw_tls_server_ctx_reload_crl(gw_tls_ctx *t, const char *ca_file, const char *crl_file, char *err, size_t errlen)
+{
+	X509_STORE *store = X509_STORE_new();
+	X509_LOOKUP *lk = store ? X509_STORE_add_lookup(store, X509_LOOKUP_file()) : NULL;
+	if (!lk || X509_STORE_load_file(store, ca_file) != 1) {
+		ossl_err(err, errlen, "cannot load tls.client_ca (PEM CA certificates)");
+		X509_STORE_free(store);
+		return -1;
+	}
+	if (X509_load_crl_file(lk, crl_file, X509_FILETYPE_PEM) < 1) {
+		ossl_err(err, errlen, "cannot load tls.crl (a PEM file of CRLs)");
+		X509_STORE_free(store);
+		return -1;
+	}
+	X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+	/* handshakes that began keep the store they started with (each SSL holds a reference) */
+	pthread_rwlock_wrlock(&t->lock);
+	int ok = SSL_CTX_set1_verify_cert_store(t->ctx, store);
+	pthread_rwlock_unlock(&t->lock);
+	X509_STORE_free(store);
+	if (ok != 1) {
+		ossl_err(err, errlen, "cannot install the new tls.crl");
+		return -1;
+	}
 	return 0;
 }
 
@@ -227,7 +266,9 @@ void gw_tls_peer_get(const gw_tls *t, gw_tls_peer *out)
 
 gw_tls *gw_tls_new(gw_tls_ctx *ctx, int fd, bool server, const char *host)
 {
+	pthread_rwlock_rdlock(&ctx->lock);
 	SSL *ssl = SSL_new(ctx->ctx);
+	pthread_rwlock_unlock(&ctx->lock);
 	if (!ssl)
 		return NULL;
 	gw_tls *t = gw_xcalloc(1, sizeof(*t));

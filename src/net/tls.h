@@ -35,6 +35,13 @@ gw_tls_ctx *gw_tls_server_ctx_new(const char *cert_file, const char *key_pem, ch
  * PostgreSQL error instead of a TLS alert. 0, or -1 with err set.
  */
 int gw_tls_server_ctx_client_ca(gw_tls_ctx *ctx, const char *ca_file, const char *crl_file, char *err, size_t errlen);
+/*
+ * Read ca_file and crl_file again (SIGHUP) for the handshakes that start from
+ * now on; on failure (err set, -1) the ones in force stay. Thread-safe
+ * against gw_tls_new.
+ */
+int gw_tls_server_ctx_reload_crl(gw_tls_ctx *ctx, const char *ca_file, const char *crl_file, char *err,
+	size_t errlen);
 /* Client context for upstream connections; verify: 0 none, 1 chain, 2 chain+name. */
 gw_tls_ctx *gw_tls_client_ctx_new(int verify, const char *ca_file, char *err, size_t errlen);
 void gw_tls_ctx_free(gw_tls_ctx *ctx);

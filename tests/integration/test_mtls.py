@@ -11,6 +11,7 @@ with 57P01 within 1 s of its notAfter.
 """
 import datetime
 import os
+import signal
 import sys
 import time
 
@@ -77,7 +78,7 @@ def client_cert(name, cn=None, uris=(), not_before=None, not_after=None, ca=None
     return crt, kf, serial
 
 
-def write_crl(revoked_serials):
+def write_crl(revoked_serials, name="ca.crl"):
     ca_cert, ca_key = S["ca"]
     now = datetime.datetime.now(UTC)
     b = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject).last_update(now - datetime.timedelta(hours=1))
@@ -86,9 +87,10 @@ def write_crl(revoked_serials):
         b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(s)
                                       .revocation_date(now - datetime.timedelta(minutes=5)).build())
     crl = b.sign(ca_key, hashes.SHA256())
-    path = os.path.join(S["dir"], "ca.crl")
-    with open(path, "wb") as f:
+    path = os.path.join(S["dir"], name)
+    with open(path + ".tmp", "wb") as f:
         f.write(crl.public_bytes(serialization.Encoding.PEM))
+    os.replace(path + ".tmp", path)
     return path
 
 
@@ -221,6 +223,41 @@ def test_certificate_expiry_ends_session():
         c.close()
     na = not_after.timestamp()
     assert na - 0.05 <= ended <= na + 1.0, ended - na
+
+
+def test_crl_read_again_on_sighup():
+    """SIGHUP reads tls.crl again: a certificate revoked since is refused at its next login; a CRL file that
+    does not load keeps the one in force. No TLS session resumption could carry a certificate past it."""
+    later = client_cert("later", cn="agent-later")
+    crl = write_crl([S["revoked"][2]], name="reload.crl")
+    gw = Gateway(S["pg"], tls=S["certs"], plaintext_loopback=False,
+                 tls_extra=["client_ca: file:%s" % S["certs"].ca, "crl: file:%s" % crl],
+                 extra="identity:\n  mtls: {identity_from: cn}\n").start()
+    try:
+        gw.add_identity("agent-later")
+        gw.add_identity("agent-cn")
+        assert cert_login(gw, "agent-later", later) == "gw_scram"
+        write_crl([S["revoked"][2], later[2]], name="reload.crl")
+        gw.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 5
+        while "tls.crl read again" not in gw.read_log() and time.time() < deadline:
+            time.sleep(0.05)
+        assert "tls.crl read again" in gw.read_log(), gw.read_log()[-2000:]
+        msg = cert_refused(gw, "agent-later", later)
+        assert "client certificate refused: certificate revoked" in msg, msg
+        assert cert_login(gw, "agent-cn", client_cert("cn2", cn="agent-cn")) == "gw_scram"
+        # a CRL that does not load: logged, the one in force stays
+        with open(crl, "w") as f:
+            f.write("not a CRL\n")
+        gw.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 5
+        while "tls.crl not read again" not in gw.read_log() and time.time() < deadline:
+            time.sleep(0.05)
+        assert "tls.crl not read again" in gw.read_log(), gw.read_log()[-2000:]
+        assert "certificate revoked" in cert_refused(gw, "agent-later", later)
+        assert cert_login(gw, "agent-cn", client_cert("cn3", cn="agent-cn")) == "gw_scram"
+    finally:
+        assert gw.stop() == 0
 
 
 def test_zz_stop_clean():
