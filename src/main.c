@@ -4,6 +4,7 @@
  */
 #include "cli/cli.h"
 #include "core/config.h"
+#include "core/util.h"
 #include "demo/demo.h"
 #include "doctor/doctor.h"
 #include "gateway/gateway.h"
@@ -102,6 +103,8 @@ int main(int argc, char **argv)
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	const char *cmd = argv[1];
+	if (!strcmp(cmd, "serve") || !strcmp(cmd, "relay") || !strcmp(cmd, "demo"))
+		gw_malloc_tune();
 	int rc;
 	if (!strcmp(cmd, "serve"))
 		rc = cmd_serve(argc, argv);

@@ -6,12 +6,20 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+void gw_malloc_tune(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
+	mallopt(M_TRIM_THRESHOLD, 32 << 20);
+	mallopt(M_TOP_PAD, 1 << 20);
+}
 
 void gw_die(const char *fmt, ...)
 {
