@@ -122,6 +122,34 @@ GW_TEST(audit_chain_and_tampering)
 	CHECK(system(sql) == 0);
 }
 
+/*
+ * A gateway (a child process) that records 10, stops cleanly, then records 5
+ * more and dies at once, as with kill -9: the writer had no time to move
+ * those (it does every 20 ms), they are only in the journal.
+ */
+static void record_then_die(const gw_config *cfg)
+{
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		char err[256];
+		gw_store *st = gw_store_open(cfg->state_path, err, sizeof(err));
+		gw_audit *a = st ? gw_audit_open(cfg, err, sizeof(err)) : NULL;
+		if (!a)
+			_exit(2);
+		append_n(a, 1, 10);
+		gw_audit_close(a);
+		a = gw_audit_open(cfg, err, sizeof(err));
+		if (!a)
+			_exit(3);
+		append_n(a, 11, 5);
+		_exit(0);
+	}
+	int status = -1;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 GW_TEST(audit_journal_recovered_after_crash)
 {
 	char dir[] = "/tmp/pgmoat-audit-XXXXXX", path[256], err[256];
@@ -133,25 +161,7 @@ GW_TEST(audit_journal_recovered_after_crash)
 	cfg.audit_queue_max = 100000;
 	cfg.audit_checkpoint_key = (char *)KEY;
 	cfg.audit_checkpoint_key_len = strlen(KEY);
-	/* a gateway that records 10, stops cleanly, then records 5 more and dies at once (as with kill -9) */
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		gw_store *st = gw_store_open(path, err, sizeof(err));
-		gw_audit *a = st ? gw_audit_open(&cfg, err, sizeof(err)) : NULL;
-		if (!a)
-			_exit(2);
-		append_n(a, 1, 10);
-		gw_audit_close(a);
-		a = gw_audit_open(&cfg, err, sizeof(err));
-		if (!a)
-			_exit(3);
-		append_n(a, 11, 5);
-		_exit(0); /* the writer had no time to move them (it does every 20 ms): they are only in the journal */
-	}
-	int status = -1;
-	waitpid(pid, &status, 0);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	record_then_die(&cfg);
 	gw_store *st = gw_store_open(path, err, sizeof(err));
 	CHECK(st);
 	gw_audit *a = gw_audit_open(&cfg, err, sizeof(err));
@@ -183,24 +193,7 @@ GW_TEST(audit_journal_break_is_kept_aside)
 	setup(dir, path, sizeof(path), &cfg, &st);
 	gw_store_close(st);
 	snprintf(jpath, sizeof(jpath), "%s-audit-journal", path);
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		gw_store *cst = gw_store_open(path, err, sizeof(err));
-		gw_audit *a = cst ? gw_audit_open(&cfg, err, sizeof(err)) : NULL;
-		if (!a)
-			_exit(2);
-		append_n(a, 1, 10);
-		gw_audit_close(a);
-		a = gw_audit_open(&cfg, err, sizeof(err));
-		if (!a)
-			_exit(3);
-		append_n(a, 11, 5);
-		_exit(0);
-	}
-	int status = -1;
-	waitpid(pid, &status, 0);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	record_then_die(&cfg);
 	/* change the text of seq 13 in the journal: 11 and 12 still link, 13 does not */
 	FILE *f = fopen(jpath, "r+");
 	CHECK(f);
