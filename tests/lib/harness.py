@@ -6,6 +6,7 @@ test fails. Used with Debian's /usr/bin/python3 (psycopg 3 from python3-psycopg)
 import atexit
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -44,7 +45,33 @@ def _run_cleanups():
     return errors
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_port_rng = random.Random(os.urandom(16))  # not the tests' random: a seeded one would repeat ports
+
+
 def free_port():
+    """A loopback port nothing listens on, chosen below the kernel's ephemeral range: a port the kernel hands
+    out (bind to 0) can be taken again by any outgoing connection before the server binds it."""
+    lo, _ = _ephemeral_range()
+    first = 20000 if lo > 21000 else 1024
+    last = lo - 1 if lo > 21000 else 19999
+    for _ in range(200):
+        port = _port_rng.randint(first, last)
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
