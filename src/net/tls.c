@@ -156,15 +156,9 @@ int gw_tls_server_ctx_client_ca(gw_tls_ctx *t, const char *ca_file, const char *
 		return -1;
 	}
 	SSL_CTX_set_client_CA_list(ctx, names);
-	if (crl_file) {
-		X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-		X509_LOOKUP *lk = X509_STORE_add_lookup(store, X509_LOOKUP_file());
-		if (!lk || X509_load_crl_file(lk, crl_file, X509_FILETYPE_PEM) < 1) {
-			ossl_err(err, errlen, "cannot load tls.crl (a PEM file of CRLs)");
-			return -1;
-		}
-		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
-	}
+	/* with a CRL, client certificates are verified against a store of their own, the one SIGHUP replaces */
+	if (crl_file && gw_tls_server_ctx_reload_crl(t, ca_file, crl_file, err, errlen) < 0)
+		return -1;
 	/*
 	 * No session resumption: a resumed session carries a certificate checked
 	 * against the CRL of its first handshake, and tls.crl is read again on
